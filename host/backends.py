@@ -1,0 +1,255 @@
+"""Backends: where a host call runs.
+
+Every backend takes the same validated, time-major float64 NumPy arrays and returns float64
+NumPy arrays; the modules of :mod:`.modules` do all argument checking and conversion before
+any backend sees the data.
+
+* ``golden``: the bit-exact fixed-point model (NumPy). Inputs are converted to the data format
+  (round half up, saturate), results are the exact values of the output codes.
+* ``numpy``: the float64 reference.
+* ``torch``: float, on CUDA when available, else the CPU; ``torch:cuda`` / ``torch:cpu`` force
+  one. PyTorch's own ``nn.GRU`` where it has the form asked for, a loop of tensor operations
+  where it has not (``linear_before_reset=False``, a lone reverse direction).
+* ``auto``: the best backend that is available; for now torch if it imports, else numpy.
+"""
+
+import logging
+import warnings
+
+import numpy as np
+
+from ..golden.fixed import SaturationCounter
+from ..golden.glu import glu_fixed, glu_float
+from ..golden.gru import gru_fixed, gru_float, quantize_gru
+
+
+__all__ = ["SaturationWarning", "Backend", "GoldenBackend", "NumpyBackend", "TorchBackend",
+           "resolve_device", "DEVICE_NAMES"]
+
+
+logger = logging.getLogger("gatework")
+
+DEVICE_NAMES = ("auto", "golden", "numpy", "torch", "torch:cpu", "torch:cuda")
+
+
+class SaturationWarning(UserWarning):
+    """Values fell outside a fixed-point format and were saturated (never wrapped)."""
+
+
+class Backend:
+    """A place where models run. Subclasses set ``name`` and ``fixed_point``."""
+
+    name = None
+    fixed_point = False
+
+    def gru(self, weights, formats, x, h0, lengths):
+        """Run a GRU: ``x`` ``(T, N, D)``, ``h0`` ``(L*dirs, N, H)`` or None, ``lengths``
+        ``(N,)`` -> ``(output, h_n)``, all float64 NumPy, time-major."""
+        raise NotImplementedError
+
+    def glu(self, formats, x, dim):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    def gru(self, weights, formats, x, h0, lengths):
+        return gru_float(weights, x, h0, lengths)
+
+    def glu(self, formats, x, dim):
+        return glu_float(x, dim)
+
+
+class GoldenBackend(Backend):
+    name = "golden"
+    fixed_point = True
+
+    def __init__(self):
+        self._quantized = {}
+
+    def _quantize(self, weights, formats):
+        key = (id(weights), formats)
+        cached = self._quantized.get(key)
+        if cached is None or cached[0] is not weights:
+            counter = SaturationCounter()
+            cached = (weights, quantize_gru(weights, formats, counter))
+            self._quantized = {key: cached}
+            _warn_saturation(counter, "loading the weights")
+        return cached[1]
+
+    def gru(self, weights, formats, x, h0, lengths):
+        qweights = self._quantize(weights, formats)
+        counter = SaturationCounter()
+        x_codes = formats.data.quantize(x, counter, "inputs")
+        h0_codes = None if h0 is None else formats.data.quantize(h0, counter, "h0 values")
+        out, h_n = gru_fixed(qweights, x_codes, h0_codes, lengths, counter)
+        _warn_saturation(counter, "this call")
+        return formats.data.to_float(out), formats.data.to_float(h_n)
+
+    def glu(self, formats, x, dim):
+        counter = SaturationCounter()
+        codes = formats.data.quantize(x, counter, "inputs")
+        out = glu_fixed(codes, dim, formats, counter)
+        _warn_saturation(counter, "this call")
+        return formats.data.to_float(out)
+
+
+def _warn_saturation(counter, when):
+    if counter.total:
+        warnings.warn(f"during {when}: {counter.report()}", SaturationWarning, stacklevel=5)
+
+
+class TorchBackend(Backend):
+    """Float GRU and GLU in PyTorch (float32)."""
+
+    def __init__(self, device):
+        import torch
+        self._torch = torch
+        self.device = torch.device(device)
+        self.name = f"torch:{self.device.type}"
+        self._modules = {}
+
+    def _tensor(self, array):
+        return self._torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
+
+    def _nn_gru(self, weights):
+        cached = self._modules.get(id(weights))
+        if cached is not None and cached[0] is weights:
+            return cached[1]
+        torch = self._torch
+        module = torch.nn.GRU(weights.input_size, weights.hidden_size, weights.num_layers,
+                              bias=weights.bias,
+                              bidirectional=weights.direction == "bidirectional")
+        with torch.no_grad():
+            for k, layer in enumerate(weights.layers):
+                for d, cell in enumerate(layer):
+                    suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
+                    getattr(module, "weight_ih" + suffix).copy_(self._tensor(cell.weight_ih))
+                    getattr(module, "weight_hh" + suffix).copy_(self._tensor(cell.weight_hh))
+                    if cell.bias:
+                        getattr(module, "bias_ih" + suffix).copy_(self._tensor(cell.bias_ih))
+                        getattr(module, "bias_hh" + suffix).copy_(self._tensor(cell.bias_hh))
+        module = module.to(self.device).eval()
+        self._modules = {id(weights): (weights, module)}
+        return module
+
+    def gru(self, weights, formats, x, h0, lengths):
+        torch = self._torch
+        with torch.no_grad():
+            if weights.linear_before_reset and weights.direction != "reverse":
+                out, h_n = self._gru_native(weights, x, h0, lengths)
+            else:
+                out, h_n = self._gru_loop(weights, x, h0, lengths)
+        return (out.to(torch.float64).cpu().numpy(), h_n.to(torch.float64).cpu().numpy())
+
+    def _gru_native(self, weights, x, h0, lengths):
+        torch = self._torch
+        module = self._nn_gru(weights)
+        x_t = self._tensor(x)
+        h0_t = None if h0 is None else self._tensor(h0)
+        if lengths is None or np.all(lengths == x.shape[0]):
+            return module(x_t, h0_t)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            x_t, torch.as_tensor(lengths, dtype=torch.int64), enforce_sorted=False)
+        out, h_n = module(packed, h0_t)
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[0])
+        return out, h_n
+
+    def _gru_loop(self, weights, x, h0, lengths):
+        torch = self._torch
+        steps, batch, _ = x.shape
+        hidden = weights.hidden_size
+        lengths_t = torch.as_tensor(lengths if lengths is not None else np.full(batch, steps),
+                                    device=self.device)
+        layer_input = self._tensor(x)
+        states = []
+        for k, layer in enumerate(weights.layers):
+            outputs = []
+            for d, cell in enumerate(layer):
+                w_ih, w_hh = self._tensor(cell.weight_ih), self._tensor(cell.weight_hh)
+                b_ih = self._tensor(cell.bias_ih) if cell.bias else 0.0
+                b_hh = self._tensor(cell.bias_hh) if cell.bias else torch.zeros(
+                    3 * hidden, device=self.device)
+                index = k * weights.num_directions + d
+                h = (torch.zeros(batch, hidden, device=self.device) if h0 is None
+                     else self._tensor(h0[index]))
+                gi_all = layer_input @ w_ih.T + b_ih
+                out = torch.zeros(steps, batch, hidden, device=self.device)
+                order = (range(steps - 1, -1, -1) if weights.direction_reversed(d)
+                         else range(steps))
+                for t in order:
+                    gi_r, gi_z, gi_n = gi_all[t].chunk(3, dim=-1)
+                    gh = h @ w_hh[:2 * hidden].T + b_hh[:2 * hidden]
+                    r = torch.sigmoid(gi_r + gh[:, :hidden])
+                    z = torch.sigmoid(gi_z + gh[:, hidden:])
+                    w_hn, b_hn = w_hh[2 * hidden:], b_hh[2 * hidden:]
+                    if weights.linear_before_reset:
+                        n = torch.tanh(gi_n + r * (h @ w_hn.T + b_hn))
+                    else:
+                        n = torch.tanh(gi_n + (r * h) @ w_hn.T + b_hn)
+                    h_new = n + z * (h - n)
+                    active = (t < lengths_t)[:, None]
+                    h = torch.where(active, h_new, h)
+                    out[t] = torch.where(active, h_new, torch.zeros_like(h_new))
+                outputs.append(out)
+                states.append(h)
+            layer_input = torch.cat(outputs, dim=-1)
+        return layer_input, torch.stack(states)
+
+    def glu(self, formats, x, dim):
+        torch = self._torch
+        with torch.no_grad():
+            out = torch.nn.functional.glu(self._tensor(x), dim)
+        return out.to(torch.float64).cpu().numpy()
+
+
+_announced = set()
+
+
+def _announce(backend, requested):
+    if backend.name not in _announced:
+        _announced.add(backend.name)
+        how = f" (device={requested!r})" if requested != backend.name else ""
+        logger.info("gatework runs on the %s backend%s", backend.name, how)
+
+
+def _torch_backend(requested):
+    try:
+        import torch
+    except ImportError as error:
+        raise RuntimeError(
+            f"device={requested!r} needs PyTorch, which is not installed: install it "
+            f"(`pip install torch`, or the CUDA build from pytorch.org) or choose "
+            f"device='golden' or 'numpy'") from error
+    if requested == "torch:cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='torch:cuda' was asked for, but PyTorch sees no CUDA device "
+                           "(torch.cuda.is_available() is False); use device='torch:cpu'")
+    if requested == "torch":
+        return TorchBackend("cuda" if torch.cuda.is_available() else "cpu")
+    return TorchBackend(requested.split(":", 1)[1])
+
+
+def resolve_device(device):
+    """Turn a ``device=`` argument into a backend, and log the choice once per backend."""
+    if isinstance(device, Backend):
+        return device
+    if not isinstance(device, str) or device not in DEVICE_NAMES:
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICE_NAMES))}, "
+                         f"not {device!r}")
+    if device == "golden":
+        backend = GoldenBackend()
+    elif device == "numpy":
+        backend = NumpyBackend()
+    elif device.startswith("torch"):
+        backend = _torch_backend(device)
+    else:
+        try:
+            backend = _torch_backend("torch")
+        except RuntimeError:
+            backend = NumpyBackend()
+    _announce(backend, device)
+    return backend
