@@ -98,14 +98,18 @@ class ActivationTable:
         """Bits a slope entry needs (signed, though every slope is >= 0)."""
         return int(self.slopes.max()).bit_length() + 1
 
+    @cached_property
+    def _lookup(self):
+        # values and slopes with one more entry, (end_value, 0), that every index past the
+        # table is clamped to: the same result as the saturation rule, without a select.
+        return (np.append(self.values, self.end_value), np.append(self.slopes, 0))
+
     def _tanh_magnitude(self, magnitude, offset_bits):
-        segment = magnitude >> offset_bits
-        inside = segment < self.segments
-        index = np.where(inside, segment, 0)
+        values, slopes = self._lookup
+        index = np.minimum(magnitude >> offset_bits, self.segments)
         offset = magnitude & ((1 << offset_bits) - 1)
-        interpolated = (self.values[index] +
-                        ((self.slopes[index] * offset + (1 << (offset_bits - 1))) >> offset_bits))
-        return np.where(inside, interpolated, self.end_value)
+        return values[index] + ((slopes[index] * offset + (1 << (offset_bits - 1)))
+                                >> offset_bits)
 
     def tanh(self, codes):
         """``tanh`` of pre-activation codes, as output codes (int64, same shape)."""

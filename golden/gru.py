@@ -241,6 +241,34 @@ def gru_cell_float(cell, x, h, linear_before_reset, gi=None):
     return n + z * (h - n)
 
 
+class _PreparedCell:
+    """Weight codes of one cell laid out for the per-step products.
+
+    The matrices are kept transposed as float64 copies of the integer codes: BLAS multiplies
+    them exactly (see :func:`.fixed.exact_matmul`), and preparing them once per sequence
+    instead of once per step is what keeps the bit-exact model near float speed.
+    """
+
+    def __init__(self, cell, formats):
+        hidden = cell.hidden_size
+        acc_f = formats.product_fraction_bits
+
+        def bias(codes):
+            return align(codes, formats.bias.fraction_bits, acc_f)
+        self.hidden_size = hidden
+        self.weight_ih_t = np.asarray(cell.weight_ih, dtype=np.float64).T
+        self.weight_hrz_t = np.asarray(cell.weight_hh[:2 * hidden], dtype=np.float64).T
+        self.weight_hn_t = np.asarray(cell.weight_hh[2 * hidden:], dtype=np.float64).T
+        zeros = np.zeros(3 * hidden, dtype=np.int64)
+        self.bias_ih = bias(cell.bias_ih) if cell.bias else zeros
+        bias_hh = bias(cell.bias_hh) if cell.bias else zeros
+        self.bias_hrz, self.bias_hn = bias_hh[:2 * hidden], bias_hh[2 * hidden:]
+
+    def input_projection(self, x, formats):
+        """``W_i x + b_i`` for a batch of input codes, as accumulator codes."""
+        return exact_matmul(x, self.weight_ih_t, formats.data, formats.weight) + self.bias_ih
+
+
 def gru_cell_fixed(cell, x, h, linear_before_reset, formats, counter=None, gi=None):
     """One bit-exact fixed-point GRU step: integer codes in, integer codes out.
 
@@ -248,47 +276,37 @@ def gru_cell_fixed(cell, x, h, linear_before_reset, formats, counter=None, gi=No
     the input projection accumulator ``W_i x + b_i`` (fraction bits ``formats.data.F +
     formats.weight.F``), which may be passed in precomputed. See the module docstring.
     """
+    if not isinstance(cell, _PreparedCell):
+        cell = _PreparedCell(cell, formats)
     data, weight, preact = formats.data, formats.weight, formats.preactivation
     act = formats.activation
     table = formats.table
     acc_f = formats.product_fraction_bits
     hidden = cell.hidden_size
     if gi is None:
-        gi = _input_projection_fixed(cell, x, formats)
-    gh_rz = exact_matmul(h, cell.weight_hh[:2 * hidden].T, data, weight)
-    if cell.bias:
-        gh_rz = gh_rz + align(cell.bias_hh[:2 * hidden], formats.bias.fraction_bits, acc_f)
-    gi_r, gi_z, gi_n = _split(gi)
-    r = table.sigmoid(rescale(gi_r + gh_rz[:, :hidden], acc_f, preact, counter,
-                              "gate pre-activations"))
-    z = table.sigmoid(rescale(gi_z + gh_rz[:, hidden:], acc_f, preact, counter,
-                              "gate pre-activations"))
-    w_hn = cell.weight_hh[2 * hidden:]
-    b_hn = (align(cell.bias_hh[2 * hidden:], formats.bias.fraction_bits, acc_f)
-            if cell.bias else 0)
+        gi = cell.input_projection(np.asarray(x, dtype=np.int64), formats)
+    h = np.asarray(h, dtype=np.int64)
+    gh_rz = exact_matmul(h, cell.weight_hrz_t, data, weight) + cell.bias_hrz
+    rz = table.sigmoid(rescale(gi[:, :2 * hidden] + gh_rz, acc_f, preact, counter,
+                               "gate pre-activations"))
+    r, z = rz[:, :hidden], rz[:, hidden:]
+    gi_n = gi[:, 2 * hidden:]
     if linear_before_reset:
-        hn = rescale(exact_matmul(h, w_hn.T, data, weight) + b_hn, acc_f, preact, counter,
-                     "gate pre-activations")
+        hn = rescale(exact_matmul(h, cell.weight_hn_t, data, weight) + cell.bias_hn, acc_f,
+                     preact, counter, "gate pre-activations")
         reset_f = act.fraction_bits + preact.fraction_bits
         common_f = max(acc_f, reset_f)
         n_acc = align(gi_n, acc_f, common_f) + align(r * hn, reset_f, common_f)
         n = table.tanh(rescale(n_acc, common_f, preact, counter, "gate pre-activations"))
     else:
         rh = rescale(r * h, act.fraction_bits + data.fraction_bits, data)
-        n_acc = gi_n + exact_matmul(rh, w_hn.T, data, weight) + b_hn
+        n_acc = gi_n + exact_matmul(rh, cell.weight_hn_t, data, weight) + cell.bias_hn
         n = table.tanh(rescale(n_acc, acc_f, preact, counter, "gate pre-activations"))
     update_f = max(data.fraction_bits, act.fraction_bits)
     n_u = align(n, act.fraction_bits, update_f)
     h_u = align(h, data.fraction_bits, update_f)
     blended = align(n_u, 0, act.fraction_bits) + z * (h_u - n_u)
     return rescale(blended, update_f + act.fraction_bits, data, counter, "hidden states")
-
-
-def _input_projection_fixed(cell, x, formats):
-    gi = exact_matmul(x, cell.weight_ih.T, formats.data, formats.weight)
-    if cell.bias:
-        gi = gi + align(cell.bias_ih, formats.bias.fraction_bits, formats.product_fraction_bits)
-    return gi
 
 
 def _input_projection_float(cell, x):
@@ -317,7 +335,7 @@ def check_lengths(lengths, steps, batch):
     return lengths
 
 
-def _run_layers(weights, x, h0, lengths, step, project, zero_state):
+def _run_layers(weights, x, h0, lengths, step, project, zero_state, prepare=lambda cell: cell):
     steps, batch, _ = x.shape
     lengths = check_lengths(lengths, steps, batch)
     directions = weights.num_directions
@@ -327,6 +345,7 @@ def _run_layers(weights, x, h0, lengths, step, project, zero_state):
     for k, layer in enumerate(weights.layers):
         outputs = []
         for d, cell in enumerate(layer):
+            cell = prepare(cell)
             index = k * directions + d
             h = zero_state((batch, hidden)) if h0 is None else h0[index]
             gi_all = project(cell, layer_input.reshape(steps * batch, -1))
@@ -399,6 +418,7 @@ def gru_fixed(qweights, x, h0=None, lengths=None, counter=None):
     return _run_layers(
         weights, x, h0, lengths,
         step=lambda cell, xt, h, gi: gru_cell_fixed(cell, xt, h, lbr, formats, counter, gi=gi),
-        project=lambda cell, x2: _input_projection_fixed(cell, x2, formats),
-        zero_state=lambda shape: np.zeros(shape, dtype=np.int64))
+        project=lambda cell, x2: cell.input_projection(x2, formats),
+        zero_state=lambda shape: np.zeros(shape, dtype=np.int64),
+        prepare=lambda cell: _PreparedCell(cell, formats))
 

@@ -1,0 +1,175 @@
+"""The ``gatework`` command line: ``demo``, ``info`` and ``bench``."""
+
+import argparse
+import logging
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+
+def _write(text, out):
+    if out == "-":
+        sys.stdout.write(text)
+        return
+    path = pathlib.Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def demo(args):
+    """Run one GRU on every available backend and compare them."""
+    from .backends import resolve_device
+    from .modules import GRU
+
+    rng = np.random.default_rng(args.seed)
+    steps, batch = args.steps, args.batch
+    x = rng.standard_normal((steps, batch, args.input_size))
+    lengths = rng.integers(1, steps + 1, size=batch)
+    lengths[0] = steps
+    devices = ["numpy", "golden"]
+    try:
+        resolve_device("torch")
+        devices.append("torch")
+    except RuntimeError as error:
+        print(f"(torch backend skipped: {error})")
+    print(f"GRU input_size={args.input_size} hidden_size={args.hidden_size} "
+          f"num_layers={args.num_layers} bidirectional={args.bidirectional}, batch {batch}, "
+          f"lengths {lengths.tolist()}, PyTorch-style random weights (seed {args.seed})\n")
+    results = {}
+    for device in devices:
+        gru = GRU(args.input_size, args.hidden_size, args.num_layers,
+                  bidirectional=args.bidirectional, device=device, seed=args.seed)
+        start = time.perf_counter()
+        output, h_n = gru(x, lengths=lengths)
+        results[gru.device] = (output, h_n, time.perf_counter() - start)
+    reference, reference_h, _ = results["numpy"]
+    print(f"{'backend':<12} {'arithmetic':<28} {'time':>9} {'max |out - float64|':>20} "
+          f"{'mean':>9}  h_n[0, 0, :3]")
+    for name, (output, h_n, seconds) in results.items():
+        error = np.abs(output - reference)
+        kind = ("fixed point, bit-exact" if name == "golden" else
+                "float64" if name == "numpy" else "float32")
+        print(f"{name:<12} {kind:<28} {seconds * 1e3:7.1f}ms {error.max():20.2e} "
+              f"{error.mean():9.2e}  {np.array2string(h_n[0, 0, :3], precision=5)}")
+    print("\nThe golden model is the specification the gateware must match bit for bit; "
+          "its distance from float64 is the cost of 16-bit fixed point.")
+    return 0
+
+
+def info(args):
+    """Print the number formats and what backends are available."""
+    from ..golden.formats import DEFAULT_FORMATS
+    from .backends import DEVICE_NAMES, resolve_device
+
+    formats = DEFAULT_FORMATS
+    print(f"number formats: {formats.describe()}")
+    print(f"accumulator:    {formats.accumulator(128)} for input_size + hidden_size = 128")
+    print(f"activations:    {formats.table.describe()}")
+    for device in DEVICE_NAMES[1:]:
+        try:
+            backend = resolve_device(device)
+        except RuntimeError as error:
+            print(f"device {device!r:<13} unavailable: {error}")
+        else:
+            print(f"device {device!r:<13} -> {backend.name}")
+    return 0
+
+
+def bench_accuracy(args):
+    from ..golden.formats import DEFAULT_FORMATS
+    from . import bench
+
+    sizes = bench.ACCURACY_SIZES[:3] if args.quick else bench.ACCURACY_SIZES
+    candidates = bench.ACCURACY_FORMATS[:1] if args.quick else bench.ACCURACY_FORMATS
+    print("measuring the fixed-point GRU against float...", file=sys.stderr)
+    results = bench.measure_accuracy(sizes, candidates, seed=args.seed)
+    report = bench.accuracy_report(results, DEFAULT_FORMATS.table.measure(), seed=args.seed)
+    _write(report, args.out)
+    worst = [r for r in results if r.formats == DEFAULT_FORMATS]
+    max_error = max(r.max_error for r in worst)
+    mean_error = max(r.mean_error for r in worst)
+    print(f"default formats: worst max error {max_error:.2e} (bound 5e-3), worst mean "
+          f"{mean_error:.2e} (bound 1e-3)")
+    return 0 if max_error <= 5e-3 and mean_error <= 1e-3 else 1
+
+
+def bench_golden(args):
+    from . import bench
+
+    print("timing the golden model beside the float models...", file=sys.stderr)
+    timings = bench.measure_speed(seed=args.seed)
+    report = bench.speed_report(timings)
+    _write(report, args.out)
+    ratio = (timings["golden fixed point (bit-exact)"] / timings["NumPy float64 reference"])
+    print(f"bit-exact model / float NumPy model: {ratio:.2f}x (bound 3x)")
+    return 0 if ratio <= 3 else 1
+
+
+def bench_digits(args):
+    from . import bench
+
+    print("training a GRU classifier on scikit-learn's digits...", file=sys.stderr)
+    result = bench.train_digits(seed=args.seed, epochs=args.epochs)
+    row = bench.digits_report(result)
+    header = ("| model | float test accuracy | fixed-point test accuracy | change | "
+              "test images |\n|---|---|---|---|---|\n")
+    _write(header + row + "\n", args.out)
+    print(f"float {100 * result.float_accuracy:.2f} %, fixed point "
+          f"{100 * result.fixed_accuracy:.2f} %, drop {result.drop_points:.2f} points "
+          f"(bound 0.5)")
+    return 0 if result.drop_points <= 0.5 else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="gatework",
+        description="Gated sequence models (GRU, GLU) in FPGA gateware, bit-exact against "
+                    "a NumPy golden model.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what is chosen")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("demo", help="run a GRU on every backend and compare")
+    p.add_argument("--input-size", type=int, default=8)
+    p.add_argument("--hidden-size", type=int, default=16)
+    p.add_argument("--num-layers", type=int, default=2)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=demo)
+
+    p = commands.add_parser("info", help="show number formats and available backends")
+    p.set_defaults(run=info)
+
+    bench = commands.add_parser("bench", help="measure and write the numbers in docs/")
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    p = benches.add_parser("accuracy", help="fixed-point GRU against float, formats x sizes")
+    p.add_argument("--out", default="docs/numerics.md", help="Markdown output ('-': stdout)")
+    p.add_argument("--quick", action="store_true", help="default formats, small sizes only")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=bench_accuracy)
+    p = benches.add_parser("golden", help="speed of the bit-exact model beside float models")
+    p.add_argument("--out", default="docs/golden-speed.md", help="Markdown output ('-': stdout)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=bench_golden)
+    p = benches.add_parser("digits", help="train on scikit-learn digits; float vs fixed accuracy")
+    p.add_argument("--out", default="docs/digits.md", help="Markdown output ('-': stdout)")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=bench_digits)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except (ValueError, RuntimeError, ImportError) as error:
+        print(f"gatework {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
