@@ -115,7 +115,8 @@ def bench_digits(args):
     result = bench.train_digits(seed=args.seed, epochs=args.epochs)
     row = bench.digits_report(result)
     header = ("| model | float test accuracy | fixed-point test accuracy | change | "
-              "test images |\n|---|---|---|---|---|\n")
+              "test images | predictions that differ | saturated values |\n"
+              "|---|---|---|---|---|---|---|\n")
     _write(header + row + "\n", args.out)
     print(f"float {100 * result.float_accuracy:.2f} %, fixed point "
           f"{100 * result.fixed_accuracy:.2f} %, drop {result.drop_points:.2f} points "

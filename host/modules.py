@@ -191,7 +191,8 @@ class GRU:
         Every attribute of the node is honoured: ``linear_before_reset``, ``direction``
         (``reverse`` gives ``reverse=True``), ``layout`` (1 gives ``batch_first=True``), a
         constant ``initial_h`` becomes the default ``h0``. Outputs and states keep this API's
-        PyTorch conventions: output ``(T, N, dirs*H)``, states ``(dirs, N, H)``.
+        PyTorch conventions: output ``(T, N, dirs*H)``, states ``(dirs, N, H)``. A constant
+        ``sequence_lens`` becomes the default ``lengths``.
         """
         from ..golden.importers import gru_from_onnx
         imported = gru_from_onnx(model, node=node)
@@ -208,9 +209,12 @@ class GRU:
                   linear_before_reset=weights.linear_before_reset,
                   reverse=weights.direction == "reverse", weights=weights, **kwargs)
         gru.default_h0 = imported.initial_h
+        gru.default_lengths = imported.sequence_lens
         return gru
 
+    # Inputs that an imported model fixes; a call's own arguments take precedence.
     default_h0 = None
+    default_lengths = None
 
     def __call__(self, x, h0=None, lengths=None):
         """Run the GRU.
@@ -251,6 +255,8 @@ class GRU:
                              f"{converted.array.shape}")
         if h0 is None and self.default_h0 is not None:
             h0 = self.default_h0
+        if lengths is None and self.default_lengths is not None and not unbatched:
+            lengths = self.default_lengths
         if h0 is not None:
             h0 = _Converted(h0, "h0").array
             expected = (states, self.hidden_size) if unbatched else (states, batch,
