@@ -1,0 +1,75 @@
+"""The command line and the benchmarks behind it, run as a user would."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gatework.golden.formats import DEFAULT_FORMATS
+from gatework.host import bench
+from gatework.host.cli import main
+
+
+def test_demo_prints_every_backend(capsys):
+    assert main(["demo", "--steps", "6", "--batch", "3"]) == 0
+    out = capsys.readouterr().out
+    for backend in ("numpy", "golden", "torch:cpu"):
+        assert f"\n{backend} " in out
+    golden_line = next(line for line in out.splitlines() if line.startswith("golden"))
+    max_error, mean_error = map(float, re.findall(r"\d\.\d\de[-+]\d\d", golden_line))
+    assert 0 < mean_error <= max_error, golden_line
+    assert 0 < max_error < 5e-3, golden_line
+
+
+def test_console_script_is_installed():
+    result = subprocess.run([sys.executable, "-m", "gatework.host.cli", "info"],
+                            capture_output=True, text=True, check=True)
+    assert str(DEFAULT_FORMATS.data) in result.stdout
+    assert "'golden'" in result.stdout
+
+
+def test_bench_accuracy_quick_writes_markdown(tmp_path):
+    out = tmp_path / "numerics.md"
+    assert main(["bench", "accuracy", "--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| sigmoid |" in text and "| tanh |" in text
+    assert "(default)" in text
+    assert "Worst case at the default formats" in text
+
+
+def test_accuracy_bound_at_default_formats():
+    # The bound the defaults were chosen for, at the largest size: D = H = 64, T = 100.
+    results = bench.measure_accuracy(sizes=((64, 64, 100),), candidates=(
+        (str(DEFAULT_FORMATS.data), str(DEFAULT_FORMATS.weight), str(DEFAULT_FORMATS.bias)),),
+        progress=lambda message: None)
+    for result in results:
+        print(result.linear_before_reset, result.max_error, result.mean_error)
+        assert result.max_error <= 5e-3
+        assert result.mean_error <= 1e-3
+        assert result.max_error > 0
+        assert result.saturated == 0
+
+
+def test_digits_float_vs_fixed():
+    result = bench.train_digits(seed=0, progress=lambda message: None)
+    print(result)
+    assert result.float_accuracy > 0.9, "the classifier did not learn"
+    assert result.drop_points <= 0.5
+    assert result.saturated == 0
+
+
+def test_bad_arguments_exit_with_a_message(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "nonsense"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_speed_report_relative_column():
+    text = bench.speed_report({"golden fixed point (bit-exact)": 0.3,
+                               "NumPy float64 reference": 0.1})
+    assert "| 3.00x |" in text and "| 1.00x |" in text
+    assert np.isclose(float(text.split("| golden fixed point (bit-exact) | ")[1].split(" ms")[0]),
+                      300.0)
