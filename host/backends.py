@@ -100,7 +100,7 @@ class GoldenBackend(Backend):
 
 def _warn_saturation(counter, when):
     if counter.total:
-        warnings.warn(f"during {when}: {counter.report()}", SaturationWarning, stacklevel=5)
+        warnings.warn(f"during {when}: {counter.report()}", SaturationWarning, stacklevel=4)
 
 
 class TorchBackend(Backend):
