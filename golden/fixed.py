@@ -105,7 +105,7 @@ class QFormat:
         if terms < 1:
             raise ValueError(f"terms must be >= 1, not {terms}")
         magnitude_bits = (self.total_bits - 1) + (other.total_bits - 1)
-        total = magnitude_bits + max(terms - 1, 0).bit_length() + 1
+        total = magnitude_bits + terms.bit_length() + 1
         fraction = self.fraction_bits + other.fraction_bits
         return QFormat(total - fraction, fraction)
 
@@ -196,7 +196,9 @@ def rescale(ints, from_fraction, fmt, counter=None, what="intermediate values"):
     ints = np.asarray(ints, dtype=np.int64)
     shift = from_fraction - fmt.fraction_bits
     if shift > 0:
-        ints = (ints + (1 << (shift - 1))) >> shift
+        # floor(v / 2**s) plus the first dropped bit: the same as (v + 2**(s-1)) >> s, but
+        # without the addition that could wrap an int64 near its limits.
+        ints = (ints >> shift) + ((ints >> (shift - 1)) & 1)
     elif shift < 0:
         ints = ints << -shift
     return fmt.saturate(ints, counter, what)
