@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import torch
+import onnx
 
 from gatework.golden.gru import GRUDirectionWeights, GRUWeights, gru_float
 from gatework.golden.importers import (
@@ -9,9 +11,6 @@ from gatework.golden.importers import (
     gru_weights_to_keras, onnx_gru_model,
 )
 
-
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
 
 STEPS, BATCH, INPUTS, HIDDEN = 6, 4, 3, 5
 # Unsorted, with a length-1 and a full-length sequence.

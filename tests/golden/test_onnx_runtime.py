@@ -6,13 +6,12 @@ against ONNX's own reference evaluator instead, which ignores ``sequence_lens``.
 
 import numpy as np
 import pytest
+import onnx
+import onnxruntime as ort
 
 from gatework.golden.gru import gru_float
 from gatework.golden.importers import gru_from_onnx, onnx_gru_model
 
-
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 STEPS, BATCH, INPUTS, HIDDEN = 7, 5, 3, 6
 # Unsorted, with a length-1 and a full-length sequence.
