@@ -1,0 +1,65 @@
+"""Fixed-point arithmetic in gateware against golden, in the Amaranth simulator."""
+
+import numpy as np
+import pytest
+
+from gatework.golden.fixed import QFormat, rescale as golden_rescale
+from gatework.hdl.arith import MultiplyAccumulate, Rescale
+from gatework.sim.streams import run
+
+
+@pytest.mark.parametrize("input_width, from_fraction, fmt", [
+    (40, 25, "q4.12"), (24, 16, "q4.12"), (24, 13, "q5.13"), (20, 8, "q4.12"),
+    (12, 3, "q8.4")])
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_rescale_matches_golden(input_width, from_fraction, fmt, stall):
+    seed = 5 + input_width
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    fmt = QFormat.parse(fmt)
+    low, high = -(1 << (input_width - 1)), (1 << (input_width - 1)) - 1
+    # Random values of every magnitude, the extremes, and exact rounding ties.
+    values = np.concatenate([
+        rng.integers(low, high, 150, endpoint=True),
+        (rng.integers(-1000, 1000, 50) << max(from_fraction - fmt.fraction_bits, 0)) +
+        (1 << max(from_fraction - fmt.fraction_bits - 1, 0)),
+        [low, high, 0, -1, 1]])
+    values = np.clip(values, low, high)
+    expected = golden_rescale(values, from_fraction, fmt)
+    dut = Rescale(input_width, from_fraction, fmt)
+    (received,), cycles = run(dut, inputs=[(dut.i, values.tolist())],
+                              outputs=[(dut.o, len(values))], seed=seed, stall=stall)
+    assert received == expected.tolist()
+    if stall == 0:
+        assert cycles <= len(values) + 2
+
+
+@pytest.mark.parametrize("data_format, weight_format, terms", [
+    ("q4.12", "q3.13", 130), ("q4.12", "q2.14", 7), ("q8.8", "q1.7", 33)])
+@pytest.mark.parametrize("stall", [0.0, 0.25])
+def test_multiply_accumulate_is_exact(data_format, weight_format, terms, stall):
+    seed = 17 + terms
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    data_format, weight_format = QFormat.parse(data_format), QFormat.parse(weight_format)
+    dut = MultiplyAccumulate(data_format, weight_format, terms)
+    operands, expected = [], []
+    # Sums of random lengths, including the worst case: every operand at its most negative.
+    lengths = [terms, 1, *rng.integers(1, terms, 6, endpoint=True).tolist()]
+    for index, length in enumerate(lengths):
+        if index == 0:
+            a = np.full(length, data_format.min_int)
+            b = np.full(length, weight_format.min_int)
+        else:
+            a = rng.integers(data_format.min_int, data_format.max_int, length, endpoint=True)
+            b = rng.integers(weight_format.min_int, weight_format.max_int, length,
+                             endpoint=True)
+        expected.append(int(np.dot(a.astype(object), b.astype(object))))
+        for k in range(length):
+            operands.append({"data": int(a[k]), "weight": int(b[k]),
+                             "first": int(k == 0), "last": int(k == length - 1)})
+    (received,), cycles = run(dut, inputs=[(dut.i, operands)],
+                              outputs=[(dut.o, len(lengths))], seed=seed, stall=stall)
+    assert received == expected
+    if stall == 0:
+        assert cycles <= len(operands) + 3
