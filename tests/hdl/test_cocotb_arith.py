@@ -1,0 +1,24 @@
+"""The generated Verilog of the arithmetic units under cocotb on Icarus Verilog."""
+
+import pathlib
+
+import pytest
+
+from gatework.sim.verilog import build_component, icarus_available, run_cocotb
+
+
+BENCHES = pathlib.Path(__file__).parent / "benches"
+
+pytestmark = pytest.mark.skipif(not icarus_available(),
+                                reason="Icarus Verilog is not installed (apt-get install iverilog)")
+
+
+@pytest.mark.parametrize("input_width, from_fraction, fmt, stall", [
+    (40, 25, "q4.12", 0.0), (24, 16, "q4.12", 0.3)])
+def test_rescale_on_icarus(input_width, from_fraction, fmt, stall, tmp_path):
+    spec = {"component": "gatework.hdl.arith:Rescale",
+            "args": {"input_width": input_width, "from_fraction": from_fraction, "fmt": fmt},
+            "seed": input_width, "stall": stall}
+    print(f"seed {spec['seed']}")
+    run_cocotb(build_component(spec), test_module="bench_arith", test_dir=BENCHES,
+               build_dir=tmp_path / "build", parameters=spec)
