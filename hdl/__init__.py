@@ -1,1 +1,35 @@
-"""gatework.hdl."""
+"""Amaranth gateware of gatework.
+
+Every block is a ``wiring.Component`` with ``lib.stream`` interfaces whose numerics come from
+:mod:`gatework.golden`. :data:`BLOCKS` names the blocks that ``gatework verilog`` exports,
+with their constructor's default arguments.
+"""
+
+from dataclasses import dataclass, field
+import importlib
+
+
+__all__ = ["Block", "BLOCKS"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block that can be built by name: ``path`` is ``"module:Class"``."""
+
+    path: str
+    summary: str
+    defaults: dict = field(default_factory=dict)
+
+    def build(self, **arguments):
+        module, name = self.path.split(":")
+        return getattr(importlib.import_module(module), name)(**{**self.defaults, **arguments})
+
+
+BLOCKS = {
+    "rescale": Block("gatework.hdl.arith:Rescale",
+                     "narrow wide values to a fixed-point format (round half up, saturate)",
+                     {"input_width": 40, "from_fraction": 25, "fmt": "q4.12"}),
+    "mac": Block("gatework.hdl.arith:MultiplyAccumulate",
+                 "exact multiply-accumulate of data x weight products",
+                 {"data_format": "q4.12", "weight_format": "q3.13", "terms": 130}),
+}

@@ -1,4 +1,4 @@
-"""The ``gatework`` command line: ``demo``, ``info`` and ``bench``."""
+"""The ``gatework`` command line: ``demo``, ``info``, ``bench`` and ``verilog``."""
 
 import argparse
 import logging
@@ -124,6 +124,49 @@ def bench_digits(args):
     return 0 if result.drop_points <= 0.5 else 1
 
 
+def export_verilog(args):
+    """Write one gateware block as Verilog."""
+    from ..golden.formats import NumberFormats
+    from ..hdl import BLOCKS
+    from ..sim.verilog import convert
+
+    block = BLOCKS[args.block]
+    arguments = {name: getattr(args, name) for name in block.defaults
+                 if getattr(args, name, None) is not None}
+    if "formats" in block.defaults:
+        arguments["formats"] = NumberFormats(**{
+            name: getattr(args, f"{name}_format") for name in _FORMAT_FIELDS
+            if getattr(args, f"{name}_format") is not None})
+    component = block.build(**arguments)
+    text = convert(component, name=args.name)
+    _write(text, args.output)
+    return 0
+
+
+_FORMAT_FIELDS = ("data", "weight", "bias", "preactivation", "activation")
+
+
+def _add_verilog_parser(commands):
+    from ..hdl import BLOCKS
+
+    parser = commands.add_parser("verilog", help="export a gateware block as Verilog")
+    blocks = parser.add_subparsers(dest="block", required=True, metavar="BLOCK")
+    for name, block in BLOCKS.items():
+        p = blocks.add_parser(name, help=block.summary, description=block.summary)
+        for argument, default in block.defaults.items():
+            if argument == "formats":
+                for field in _FORMAT_FIELDS:
+                    p.add_argument(f"--{field}-format", metavar="qI.F",
+                                   help=f"{field} format (default: gatework's default)")
+                continue
+            p.add_argument(f"--{argument.replace('_', '-')}", dest=argument,
+                           type=type(default), metavar=type(default).__name__.upper(),
+                           help=f"default: {default}")
+        p.add_argument("-o", "--output", required=True, help="Verilog file ('-': stdout)")
+        p.add_argument("--name", default="top", help="name of the Verilog module")
+        p.set_defaults(run=export_verilog)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="gatework",
@@ -161,6 +204,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=bench_digits)
+
+    _add_verilog_parser(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
