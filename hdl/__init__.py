@@ -22,7 +22,10 @@ class Block:
 
     def build(self, **arguments):
         module, name = self.path.split(":")
-        return getattr(importlib.import_module(module), name)(**{**self.defaults, **arguments})
+        # A default of None means "the constructor's own default".
+        merged = {key: value for key, value in {**self.defaults, **arguments}.items()
+                  if value is not None}
+        return getattr(importlib.import_module(module), name)(**merged)
 
 
 BLOCKS = {
@@ -32,4 +35,9 @@ BLOCKS = {
     "mac": Block("gatework.hdl.arith:MultiplyAccumulate",
                  "exact multiply-accumulate of data x weight products",
                  {"data_format": "q4.12", "weight_format": "q3.13", "terms": 130}),
+    "activation": Block("gatework.hdl.activation:Activation",
+                        "sigmoid and tanh from the interpolated table ROM, pipelined",
+                        {"formats": None}),
+    "glu": Block("gatework.hdl.glu:GLUUnit", "a * sigmoid(b) on vectors, one word per cycle",
+                 {"formats": None, "max_channels": 64}),
 }

@@ -108,6 +108,7 @@ def run_cocotb(component, *, test_module, test_dir, build_dir, parameters=None,
                  timescale=("1ns", "1ps"), always=True, waves=waves)
     runner.test(hdl_toplevel=toplevel, test_module=test_module, test_dir=test_dir,
                 build_dir=build_dir, waves=waves,
+                results_xml=str((build_dir / "results.xml").resolve()),
                 extra_env={BENCH_ENVIRONMENT: json.dumps(parameters or {})})
 
 
