@@ -124,6 +124,36 @@ def bench_digits(args):
     return 0 if result.drop_points <= 0.5 else 1
 
 
+def bench_blocks(args):
+    """Synthesise every registered block for iCE40 and ECP5 and tabulate its cells."""
+    from ..boards.synthesis import synthesize
+    from ..hdl import BLOCKS
+
+    groups = {
+        "ice40": (("LUT4", "SB_LUT4"), ("flip-flops", "SB_DFF"), ("carry", "SB_CARRY"),
+                  ("DSP", "SB_MAC16"), ("block RAM", "SB_RAM40_4K")),
+        "ecp5": (("LUT4", "LUT4"), ("flip-flops", "TRELLIS_FF"), ("carry", "CCU2C"),
+                 ("DSP", "MULT18X18D"), ("block RAM", "DP16KD"), ("LUT RAM", "TRELLIS_DPR16X4")),
+    }
+    lines = ["# Gateware blocks: synthesis results", "",
+             "Produced by `gatework bench blocks`: each block at its default parameters, "
+             "synthesised alone with YoWASP Yosys (`synth_ice40 -dsp`, `synth_ecp5`), no place "
+             "and route. Cell counts by kind; flip-flops count every variant.", ""]
+    for family, kinds in groups.items():
+        lines += [f"## {family}", "",
+                  "| block | " + " | ".join(name for name, _ in kinds) + " |",
+                  "|---|" + "---|" * len(kinds)]
+        for name, block in BLOCKS.items():
+            print(f"  synthesising {name} for {family}...", file=sys.stderr)
+            cells = synthesize(block.build(), family)
+            counts = [sum(n for cell, n in cells.items() if cell.startswith(prefix))
+                      for _, prefix in kinds]
+            lines.append(f"| {name} | " + " | ".join(map(str, counts)) + " |")
+        lines.append("")
+    _write("\n".join(lines), args.out)
+    return 0
+
+
 def export_verilog(args):
     """Write one gateware block as Verilog."""
     from ..golden.formats import NumberFormats
@@ -204,6 +234,9 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=bench_digits)
+    p = benches.add_parser("blocks", help="synthesise each gateware block; cells per chip")
+    p.add_argument("--out", default="docs/gateware.md", help="Markdown output ('-': stdout)")
+    p.set_defaults(run=bench_blocks)
 
     _add_verilog_parser(commands)
 
