@@ -40,4 +40,10 @@ BLOCKS = {
                         {"formats": None}),
     "glu": Block("gatework.hdl.glu:GLUUnit", "a * sigmoid(b) on vectors, one word per cycle",
                  {"formats": None, "max_channels": 64}),
+    "pack": Block("gatework.hdl.transposer:SequencePack",
+                  "ragged batch-major sequences -> time-major zero-padded steps",
+                  {"width": 16, "max_batch": 8, "max_steps": 32, "max_features": 16}),
+    "unpack": Block("gatework.hdl.transposer:SequenceUnpack",
+                    "time-major padded steps -> ragged batch-major sequences",
+                    {"width": 16, "max_batch": 8, "max_steps": 32, "max_features": 16}),
 }

@@ -104,8 +104,12 @@ def run_cocotb(component, *, test_module, test_dir, build_dir, parameters=None,
     source.write_text(convert(component, name=toplevel))
     waves = os.environ.get("GATEWORK_WAVES", "") not in ("", "0")
     runner = get_runner("icarus")
+    # Yosys writes Verilog-2005 and starts every ``always @*`` block at time 0 through a
+    # register initialised in its declaration. Under the runner's default ``-g2012`` that is
+    # no event, so a block whose inputs stay constant (a state machine's first state) would
+    # stay X; a later ``-g2005`` overrides it.
     runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                 timescale=("1ns", "1ps"), always=True, waves=waves)
+                 timescale=("1ns", "1ps"), always=True, waves=waves, build_args=["-g2005"])
     runner.test(hdl_toplevel=toplevel, test_module=test_module, test_dir=test_dir,
                 build_dir=build_dir, waves=waves,
                 results_xml=str((build_dir / "results.xml").resolve()),
