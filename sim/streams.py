@@ -79,6 +79,10 @@ def _vcd_path(name):
     folder = os.environ.get("GATEWORK_VCD")
     if not folder:
         return None
+    # Under pytest, name the file after the test that ran the simulation.
+    test = os.environ.get("PYTEST_CURRENT_TEST")
+    if test:
+        name = f"{test.split(' ')[0].split('::')[-1]}-{name}"
     path = pathlib.Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     return path / (re.sub(r"[^\w.-]+", "_", name) + ".vcd")

@@ -6,7 +6,8 @@ module against it, passing parameters as JSON in the ``GATEWORK_BENCH`` environm
 variable. Payload layouts are packed and unpacked in one place, :func:`pack_payload` and
 :func:`unpack_payload`, which the cocotb side (:mod:`.cocotb_streams`) uses.
 
-Set ``GATEWORK_WAVES=1`` to have Icarus write an FST waveform into the build folder.
+Set ``GATEWORK_WAVES=1`` to have Icarus write an FST waveform, ``top.fst``, into the build
+folder.
 """
 
 import json
@@ -102,14 +103,28 @@ def run_cocotb(component, *, test_module, test_dir, build_dir, parameters=None,
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / f"{toplevel}.v"
     source.write_text(convert(component, name=toplevel))
+    sources = [source]
+    build_args = ["-g2005"]
     waves = os.environ.get("GATEWORK_WAVES", "") not in ("", "0")
+    if waves:
+        # cocotb's own dump module is SystemVerilog, which -g2005 below rules out.
+        dump = build_dir / "waves.v"
+        dump.write_text(f"module gatework_waves();\n"
+                        f"  initial begin\n"
+                        f"    $dumpfile(\"{(build_dir / toplevel).resolve()}.fst\");\n"
+                        f"    $dumpvars(0, {toplevel});\n"
+                        f"  end\n"
+                        f"endmodule\n")
+        sources.append(dump)
+        build_args += ["-s", "gatework_waves"]
     runner = get_runner("icarus")
     # Yosys writes Verilog-2005 and starts every ``always @*`` block at time 0 through a
     # register initialised in its declaration. Under the runner's default ``-g2012`` that is
     # no event, so a block whose inputs stay constant (a state machine's first state) would
     # stay X; a later ``-g2005`` overrides it.
-    runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                 timescale=("1ns", "1ps"), always=True, waves=waves, build_args=["-g2005"])
+    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                 timescale=("1ns", "1ps"), always=True, build_args=build_args)
+    # ``waves`` here only makes vvp write FST instead of discarding the dump.
     runner.test(hdl_toplevel=toplevel, test_module=test_module, test_dir=test_dir,
                 build_dir=build_dir, waves=waves,
                 results_xml=str((build_dir / "results.xml").resolve()),

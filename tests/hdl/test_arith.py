@@ -63,3 +63,12 @@ def test_multiply_accumulate_is_exact(data_format, weight_format, terms, stall):
     assert received == expected
     if stall == 0:
         assert cycles <= len(operands) + 3
+
+
+def test_vcd_on_demand(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATEWORK_VCD", str(tmp_path))
+    dut = Rescale(20, 14, "q4.12")
+    run(dut, inputs=[(dut.i, [1, 2, 3])], outputs=[(dut.o, 3)], name="waves")
+    files = list(tmp_path.glob("test_vcd_on_demand*waves.vcd"))
+    assert len(files) == 1
+    assert "$var" in files[0].read_text()

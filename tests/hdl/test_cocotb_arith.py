@@ -22,3 +22,14 @@ def test_rescale_on_icarus(input_width, from_fraction, fmt, stall, tmp_path):
     print(f"seed {spec['seed']}")
     run_cocotb(build_component(spec), test_module="bench_arith", test_dir=BENCHES,
                build_dir=tmp_path / "build", parameters=spec)
+
+
+def test_waves_on_demand(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATEWORK_WAVES", "1")
+    spec = {"component": "gatework.hdl.arith:Rescale",
+            "args": {"input_width": 20, "from_fraction": 14, "fmt": "q4.12"},
+            "seed": 1, "stall": 0.0}
+    run_cocotb(build_component(spec), test_module="bench_arith", test_dir=BENCHES,
+               build_dir=tmp_path / "build", parameters=spec)
+    waves = tmp_path / "build" / "top.fst"
+    assert waves.exists() and waves.stat().st_size > 100
