@@ -24,6 +24,18 @@ def test_rescale_on_icarus(input_width, from_fraction, fmt, stall, tmp_path):
                build_dir=tmp_path / "build", parameters=spec)
 
 
+@pytest.mark.parametrize("data_format, weight_format, terms, stall", [
+    ("q4.12", "q3.13", 130, 0.0), ("q8.8", "q1.7", 9, 0.3)])
+def test_multiply_accumulate_on_icarus(data_format, weight_format, terms, stall, tmp_path):
+    spec = {"component": "gatework.hdl.arith:MultiplyAccumulate",
+            "args": {"data_format": data_format, "weight_format": weight_format,
+                     "terms": terms},
+            "seed": terms, "stall": stall}
+    print(f"seed {spec['seed']}")
+    run_cocotb(build_component(spec), test_module="bench_arith", test_dir=BENCHES,
+               build_dir=tmp_path / "build", parameters=spec)
+
+
 def test_waves_on_demand(tmp_path, monkeypatch):
     monkeypatch.setenv("GATEWORK_WAVES", "1")
     spec = {"component": "gatework.hdl.arith:Rescale",
