@@ -9,6 +9,7 @@ Set ``GATEWORK_VCD`` to a folder to get a VCD waveform of every simulation run t
 :func:`run` (one file per run, named after the test).
 """
 
+import enum
 import os
 import pathlib
 import random
@@ -26,12 +27,15 @@ class SimulationTimeout(AssertionError):
 
 
 def to_python(value):
-    """Turn a value read from a simulation (int or ``data.Const``) into ints and dicts."""
+    """Turn a value read from a simulation (int or ``data.Const``) into ints and dicts;
+    enumeration fields stay members of their enumeration."""
     if isinstance(value, data.Const):
         layout = data.Layout.cast(value.shape())
         if isinstance(layout, data.ArrayLayout):
             return [to_python(value[index]) for index in range(layout.length)]
         return {name: to_python(value[name]) for name, _ in layout}
+    if isinstance(value, enum.Enum):
+        return value
     return int(value)
 
 

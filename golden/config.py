@@ -1,0 +1,93 @@
+"""The configuration of a build: maxima, lanes and numerics, frozen.
+
+One :class:`BuildConfig` describes what a bitstream (or a simulation of one) can run: the
+largest sizes, how many multiply-accumulate lanes it has, and its number formats. The
+gateware is sized from it; the device reports it so that the host can refuse a model that
+does not fit, before anything is sent.
+"""
+
+from dataclasses import dataclass, field
+
+from .formats import DEFAULT_FORMATS, NumberFormats
+
+
+__all__ = ["BuildConfig"]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Maxima, parallelism and numerics of one accelerator build.
+
+    Parameters
+    ----------
+    lanes : int
+        Parallel multiply-accumulate lanes of the GRU engine.
+    max_input_size, max_hidden_size, max_batch, max_steps : int
+        Largest ``D``, ``H``, ``N`` and ``T`` a run may have. A second layer of a
+        bidirectional GRU takes ``2 * H`` inputs, so ``max_input_size`` bounds that too.
+    max_layers : int
+        Layers whose weights fit in the engine's banks at once.
+    bidirectional : bool
+        Whether every layer has a bank for the reverse direction as well.
+    formats : NumberFormats
+    """
+
+    lanes: int = 8
+    max_input_size: int = 64
+    max_hidden_size: int = 64
+    max_batch: int = 8
+    max_steps: int = 128
+    max_layers: int = 2
+    bidirectional: bool = True
+    formats: NumberFormats = field(default_factory=lambda: DEFAULT_FORMATS)
+
+    def __post_init__(self):
+        for name in ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
+                     "max_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.formats, NumberFormats):
+            raise TypeError(f"formats must be a NumberFormats, not {type(self.formats).__name__}")
+
+    @property
+    def directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def weight_sets(self):
+        """Banks of weights: one per layer and direction."""
+        return self.max_layers * self.directions
+
+    @property
+    def groups(self):
+        """Passes per gate at the largest hidden size: each lane owns one row of a group."""
+        return -(-self.max_hidden_size // self.lanes)
+
+    @property
+    def max_terms(self):
+        """Terms of the longest dot product, ``max_input_size + max_hidden_size``."""
+        return self.max_input_size + self.max_hidden_size
+
+    @property
+    def accumulator(self):
+        """Accumulator format: never overflows for the longest dot product and its biases."""
+        return self.formats.accumulator(self.max_terms)
+
+    def weight_set(self, layer, direction):
+        """Bank index of ``layer``'s weights in ``direction`` (0 forward, 1 reverse)."""
+        if not 0 <= layer < self.max_layers or not 0 <= direction < self.directions:
+            raise ValueError(f"layer {layer}, direction {direction} is beyond this build's "
+                             f"{self.max_layers} layers and {self.directions} direction(s)")
+        return layer * self.directions + direction
+
+    def memory_words(self):
+        """On-chip words the GRU engine keeps, by purpose."""
+        return {
+            "weights": self.lanes * self.weight_sets * 3 * self.groups * self.max_terms,
+            "biases": self.lanes * self.weight_sets * 3 * self.groups * 2,
+            "hidden state": 2 * self.max_batch * self.max_hidden_size,
+            "gate buffers": 3 * self.max_hidden_size,
+            "input buffer": 2 * self.max_input_size,
+            "activation table": self.formats.table.segments + 1,
+        }

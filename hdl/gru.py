@@ -1,0 +1,801 @@
+"""The GRU layer engine: lanes of multiply-accumulate, weights in block RAM, golden's numerics.
+
+One :class:`GRUEngine` runs one layer in one direction over a batch of sequences; a model of
+several layers and directions is run by time-multiplexing it over its weight banks (one bank
+per layer and direction, chosen per run), each run's outputs feeding the next. One engine and
+many banks costs block RAM only, where an engine per layer and direction would multiply the
+lanes, the element-wise stage and the state memory as well.
+
+How a step is computed (the "job" of one sequence at one step)
+----------------------------------------------------------------
+
+The ``3H`` rows of ``[W_i | W_h]`` are cut into passes: for each gate ``r``, ``z``, ``n`` in
+turn, ``ceil(H / lanes)`` groups of ``lanes`` rows, lane ``l`` of group ``g`` owning hidden
+unit ``j = g * lanes + l``. A pass takes ``D + H`` cycles: in cycle ``k`` one element of the
+vector ``[x; h]`` (``[x; r * h]`` for the ``n`` rows of the original form) is broadcast to
+every lane, and each lane multiplies it by the weight of its own row, read from its own weight
+bank, so the lanes never wait for weights. The biases enter the accumulators at ``k = 0``
+(``b_i``) and ``k = D`` (``b_h``); for the ``n`` rows of PyTorch's form the accumulator is
+taken aside at ``k = D`` (``W_in x + b_in``) and restarted for ``W_hn h + b_hn``.
+
+When a pass ends its sums move to a holding register, and an element-wise pipeline takes them
+one unit per cycle while the lanes start the next pass: sigmoid of ``r`` and ``z``, tanh of
+``n``, the update ``h' = n + z (h - n)`` and, for the original form, ``r * h`` for the ``n``
+passes. All numerics are :func:`gatework.golden.gru.gru_cell_fixed`'s, bit for bit.
+
+Cycles per job: ``3 * ceil(H / lanes) * (D + H)`` when ``D + H >= lanes`` (the element-wise
+stage keeps up), which is the ideal ``3 H (D + H) / lanes`` when ``lanes`` divides ``H``.
+A job waits only where a dependency is not yet met: the state of the same sequence one step
+earlier (with a batch of one), and, before its ``n`` passes, the ``r`` and ``z`` of its own
+units.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..golden.config import BuildConfig
+from .activation import Activation, Function
+from .arith import rescale
+
+
+__all__ = ["GRUEngine", "LoadRegion", "Refusal", "engine_load_words"]
+
+
+class LoadRegion(enum.Enum, shape=2):
+    """Which memory a load word goes to."""
+
+    WEIGHT = 0
+    BIAS = 1
+    STATE = 2
+
+
+class Refusal(enum.Enum, shape=3):
+    """Why a run command was refused (nothing was computed)."""
+
+    NONE = 0
+    BATCH = 1
+    INPUT_SIZE = 2
+    HIDDEN_SIZE = 3
+    WEIGHT_SET = 4
+    STEPS = 5
+    LENGTH = 6
+
+
+class _Gate(enum.Enum, shape=2):
+    R = 0
+    Z = 1
+    N = 2
+
+
+class _Kind(enum.Enum, shape=3):
+    """What an entry of the element-wise stage is."""
+
+    R = 0
+    Z = 1
+    N = 2
+    SKIP = 3     # a sequence past its length: emits zeros, keeps its state
+    FINAL = 4    # reads a sequence's final state out
+
+
+def _bits_for(count):
+    return max(1, (count - 1).bit_length())
+
+
+def engine_load_words(config, weights, weight_set, *, h0=None):
+    """Load-port payloads that put one layer-direction's weight codes into ``weight_set``.
+
+    Parameters
+    ----------
+    config : BuildConfig
+    weights : GRUDirectionWeights
+        Integer codes (weights in ``formats.weight``, biases in ``formats.bias``), rows
+        ``r | z | n``; biases may be None (zeros are loaded).
+    weight_set : int
+        The bank, see :meth:`BuildConfig.weight_set`.
+    h0 : numpy.ndarray, optional
+        ``(N, H)`` data codes: initial states to load (bank 0 of the state memory).
+
+    Returns
+    -------
+    list of dict
+        ``{"region", "lane", "address", "data"}`` payloads in a fixed order.
+
+    The layout is the engine's: for lane ``l``, the row of unit ``j = g * lanes + l`` of
+    gate ``G`` is pass ``p = G * ceil(H / lanes) + g`` and lies at words
+    ``set_base + p * (D + H) + k`` (``k < D``: input weights, then recurrent weights).
+    """
+    lanes = config.lanes
+    hidden, inputs = weights.hidden_size, weights.input_size
+    terms = inputs + hidden
+    groups = -(-hidden // lanes)
+    weight_base = weight_set * 3 * config.groups * config.max_terms
+    bias_base = weight_set * 3 * config.groups * 2
+    words = []
+    for gate in range(3):
+        for j in range(hidden):
+            group, lane = divmod(j, lanes)
+            row = gate * hidden + j
+            pass_index = gate * groups + group
+            for k in range(inputs):
+                words.append({"region": LoadRegion.WEIGHT, "lane": lane,
+                              "address": weight_base + pass_index * terms + k,
+                              "data": int(weights.weight_ih[row, k])})
+            for k in range(hidden):
+                words.append({"region": LoadRegion.WEIGHT, "lane": lane,
+                              "address": weight_base + pass_index * terms + inputs + k,
+                              "data": int(weights.weight_hh[row, k])})
+            for which, bias in enumerate((weights.bias_ih, weights.bias_hh)):
+                words.append({"region": LoadRegion.BIAS, "lane": lane,
+                              "address": bias_base + pass_index * 2 + which,
+                              "data": 0 if bias is None else int(bias[row])})
+    if h0 is not None:
+        for b, state in enumerate(h0):
+            for j, value in enumerate(state):
+                words.append({"region": LoadRegion.STATE, "lane": 0,
+                              "address": b * config.max_hidden_size + j, "data": int(value)})
+    return words
+
+
+class GRUEngine(wiring.Component):
+    """Run one GRU layer in one direction over a batch of ragged sequences, bit-exact.
+
+    Parameters
+    ----------
+    config : BuildConfig
+        Lanes, maxima, weight banks (``config.weight_sets``) and formats.
+
+    Members
+    -------
+    load : In(stream.Signature(StructLayout({"region", "lane", "address", "data"})))
+        Writes one word of a weight bank, a bias bank or the state memory (initial states
+        ``h0`` at ``b * max_hidden_size + j``); see :func:`engine_load_words` for the layout.
+        Taken only between runs. A word addressed beyond the build's memories is not
+        written and raises ``load_error`` until the next run command.
+    command : In(stream.Signature(StructLayout({...})))
+        Starts a run: ``input_size``, ``hidden_size``, ``batch``, ``steps``, ``weight_set``,
+        ``linear_before_reset``, ``reverse`` (the steps arrive last first; outputs leave in
+        the same order), ``initial_state`` (1: start from the loaded ``h0``; 0: from zeros)
+        and ``emit_steps`` (1: every step's states; 0: the final states only).
+    lengths : In(stream.Signature(unsigned))
+        Then the ``batch`` sequence lengths, each in ``1..steps``.
+    x : In(stream.Signature(signed(data bits)))
+        Then ``steps * batch * input_size`` data codes, time-major in processing order: for
+        each step, for each sequence, its input vector (padding past a length is ignored).
+    o : Out(stream.Signature(StructLayout({"data", "final", "last"})))
+        With ``emit_steps``, for each step and sequence ``hidden_size`` codes of the new
+        state (zeros past the sequence's length); then, with ``final`` set, each sequence's
+        final state. ``last`` marks the run's last word.
+    status : Out(stream.Signature(StructLayout({"error", "refusal", "load_error"})))
+        One per command, after its last output word. A refused run computes nothing and
+        emits nothing on ``o``; it consumes its command only when a size is beyond the
+        build, or also its lengths and inputs when a length is out of range.
+    load_error : Out(1)
+
+    Throughput: ``lanes`` multiply-accumulates per cycle while a pass runs; a step of one
+    sequence takes ``3 * ceil(H / lanes) * (D + H)`` cycles when ``D + H >= lanes`` (see the
+    module docstring). Resources: ``lanes`` multipliers and accumulators, a weight and a
+    bias bank per lane (:meth:`BuildConfig.memory_words`), a state memory of
+    ``2 * max_batch * max_hidden_size`` words, the activation ROM and two multipliers in the
+    element-wise stage.
+    """
+
+    def __init__(self, config=BuildConfig()):
+        self._config = config
+        formats = config.formats
+        self._weight_depth = config.weight_sets * 3 * config.groups * config.max_terms
+        self._bias_depth = config.weight_sets * 3 * config.groups * 2
+        self._state_depth = 2 * config.max_batch * config.max_hidden_size
+        word_bits = max(formats.weight.total_bits, formats.bias.total_bits,
+                        formats.data.total_bits)
+        address_depth = max(self._weight_depth, self._bias_depth, self._state_depth)
+        super().__init__({
+            "load": In(stream.Signature(data.StructLayout({
+                "region": LoadRegion,
+                "lane": range(config.lanes),
+                "address": range(address_depth),
+                "data": signed(word_bits)}))),
+            "command": In(stream.Signature(data.StructLayout({
+                "input_size": range(config.max_input_size + 1),
+                "hidden_size": range(config.max_hidden_size + 1),
+                "batch": range(config.max_batch + 1),
+                "steps": range(config.max_steps + 1),
+                "weight_set": range(config.weight_sets),
+                "linear_before_reset": 1,
+                "reverse": 1,
+                "initial_state": 1,
+                "emit_steps": 1}))),
+            "lengths": In(stream.Signature(range(config.max_steps + 1))),
+            "x": In(stream.Signature(signed(formats.data.total_bits))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "data": signed(formats.data.total_bits), "final": 1, "last": 1}))),
+            "status": Out(stream.Signature(data.StructLayout({
+                "error": 1, "refusal": Refusal, "load_error": 1}))),
+            "load_error": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        formats = config.formats
+        lanes = config.lanes
+        max_b, max_h, max_d = config.max_batch, config.max_hidden_size, config.max_input_size
+        data_bits = formats.data.total_bits
+        acc_format = config.accumulator
+        acc_bits = acc_format.total_bits
+        acc_fraction = formats.product_fraction_bits
+
+        # ---- memories ------------------------------------------------------------------
+        weight_banks, bias_banks = [], []
+        for lane in range(lanes):
+            bank = Memory(shape=signed(formats.weight.total_bits), depth=self._weight_depth,
+                          init=[])
+            biases = Memory(shape=signed(formats.bias.total_bits), depth=self._bias_depth,
+                            init=[])
+            m.submodules[f"weights_{lane}"] = bank
+            m.submodules[f"biases_{lane}"] = biases
+            weight_banks.append((bank.read_port(), bank.write_port()))
+            bias_banks.append((biases.read_port(), biases.write_port()))
+        m.submodules.state = state_memory = Memory(shape=signed(data_bits),
+                                                   depth=self._state_depth, init=[])
+        state_vector = state_memory.read_port()       # the broadcast h of the lanes
+        state_update = state_memory.read_port()       # h of the element-wise stage
+        state_write = state_memory.write_port()
+        m.submodules.inputs = input_memory = Memory(shape=signed(data_bits), depth=2 * max_d,
+                                                    init=[])
+        input_read, input_write = input_memory.read_port(), input_memory.write_port()
+        m.submodules.reset_state = rh_memory = Memory(shape=signed(data_bits), depth=max_h,
+                                                      init=[])
+        rh_read, rh_write = rh_memory.read_port(), rh_memory.write_port()
+        activation_bits = formats.activation.total_bits
+        m.submodules.r_gate = r_memory = Memory(shape=signed(activation_bits), depth=max_h,
+                                                init=[])
+        r_write = r_memory.write_port()
+        r_read = r_memory.read_port(transparent_for=(r_write,))
+        m.submodules.z_gate = z_memory = Memory(shape=signed(activation_bits), depth=max_h,
+                                                init=[])
+        z_write = z_memory.write_port()
+        z_read = z_memory.read_port(transparent_for=(z_write,))
+
+        def state_address(bank, sequence, unit):
+            return bank * (max_b * max_h) + sequence * max_h + unit
+
+        # ---- run parameters ------------------------------------------------------------
+        command = Signal.like(self.command.payload)
+        inputs = command.input_size
+        hidden = command.hidden_size
+        terms = Signal(range(config.max_terms + 1))
+        lengths = Array(Signal(range(config.max_steps + 1), name=f"length_{b}")
+                        for b in range(max_b))
+        parity = Array(Signal(name=f"parity_{b}") for b in range(max_b))
+        started = Array(Signal(name=f"started_{b}") for b in range(max_b))
+        refusal = Signal(Refusal)
+        running = Signal()
+
+        # ---- input buffer: two slots of one input vector -------------------------------
+        slot_full = Signal(2)
+        write_slot = Signal()
+        write_index = Signal(range(max_d + 1))
+        inputs_expected = Signal(range(config.max_steps * max_b + 1))
+        m.d.comb += [
+            input_write.addr.eq(write_slot * max_d + write_index),
+            input_write.data.eq(self.x.payload),
+            self.x.ready.eq(running & (inputs_expected != 0) & ~slot_full.bit_select(
+                write_slot, 1)),
+            input_write.en.eq(self.x.valid & self.x.ready),
+        ]
+        free_slot = Signal()          # the front is done with its slot this cycle
+        read_slot = Signal()
+        with m.If(self.x.valid & self.x.ready):
+            with m.If(write_index == inputs - 1):
+                m.d.sync += [write_index.eq(0), write_slot.eq(~write_slot),
+                             inputs_expected.eq(inputs_expected - 1)]
+            with m.Else():
+                m.d.sync += write_index.eq(write_index + 1)
+        fill = Signal(2)
+        clear = Signal(2)
+        with m.If(self.x.valid & self.x.ready & (write_index == inputs - 1)):
+            m.d.comb += fill.eq(Mux(write_slot, 0b10, 0b01))
+        with m.If(free_slot):
+            m.d.comb += clear.eq(Mux(read_slot, 0b10, 0b01))
+        m.d.sync += slot_full.eq((slot_full | fill) & ~clear)
+
+        # ---- the front: jobs, passes, terms --------------------------------------------
+        step = Signal(range(config.max_steps + 1))
+        sequence = Signal(range(max_b + 1))
+        gate = Signal(_Gate)
+        group_base = Signal(range(max_h + lanes + 1))    # g * lanes
+        group = Signal(range(config.groups + 1))
+        term = Signal(range(config.max_terms + 1))
+        pass_base = Signal(range(self._weight_depth + 1))
+        bias_base = Signal(range(self._bias_depth + 1))
+        job_read_bank = Signal()
+        job_active = Signal()
+        outstanding = Signal(range(max_b + 2))
+        z_pending = Signal()
+        in_job = Signal()
+        finals = Signal()             # issuing the final-state tokens
+        final_sequence = Signal(range(max_b + 1))
+
+        time_index = Mux(command.reverse, command.steps - 1 - step, step)
+        sequence_active = time_index < lengths[sequence]
+        last_group = group_base + lanes >= hidden
+        last_term = term == terms - 1
+
+        # The issue stage says what it issues this cycle; M and A stages follow.
+        issue = Signal()
+        issue_token = Signal(_Kind)
+        issue_is_token = Signal()
+        front_advance = Signal()
+
+        # Pipeline registers: M (memories read), A (accumulate).
+        term_layout = data.StructLayout({
+            "valid": 1, "token": 1, "kind": _Kind, "first": 1, "split": 1, "last": 1,
+            "restart": 1, "use_input": 1, "use_rh": 1, "h_valid": 1, "sequence":
+            range(max_b), "group_base": range(max_h + lanes + 1), "read_bank": 1,
+            "last_group": 1})
+        at_m = Signal(term_layout)
+        at_a = Signal(term_layout)
+        issued = Signal(term_layout)
+
+        # Conditions for starting a job or a pass.
+        job_ready = slot_full.bit_select(read_slot, 1) & (outstanding < command.batch)
+        n_ready = ~z_pending
+
+        with m.If(running & ~finals):
+            with m.If(~in_job):
+                with m.If(job_ready):
+                    m.d.comb += issue.eq(1)
+                    with m.If(~sequence_active):
+                        # A sequence past its length: one token, its input slot freed.
+                        m.d.comb += [issue_is_token.eq(1), issue_token.eq(_Kind.SKIP),
+                                     free_slot.eq(front_advance)]
+            with m.Else():
+                m.d.comb += issue.eq((term != 0) | (gate != _Gate.N) | (group != 0) | n_ready)
+        with m.Elif(running & finals):
+            m.d.comb += [issue.eq(outstanding == 0), issue_is_token.eq(1),
+                         issue_token.eq(_Kind.FINAL)]
+
+        issuing = issue & front_advance
+        m.d.comb += issued.valid.eq(issue)
+
+        # Counters of the front.
+        job_started = Signal()
+        m.d.comb += job_started.eq(issuing & ~finals & ~in_job)
+        with m.If(issuing):
+            with m.If(finals):
+                m.d.sync += final_sequence.eq(final_sequence + 1)
+                with m.If(final_sequence == command.batch - 1):
+                    m.d.sync += [finals.eq(0), running.eq(0)]
+            with m.Elif(~in_job & ~sequence_active):
+                self._next_job(m, step, sequence, read_slot, command, finals)
+            with m.Else():
+                with m.If(~in_job):
+                    m.d.sync += [in_job.eq(1), job_read_bank.eq(parity[sequence])]
+                with m.If(last_term):
+                    m.d.sync += [term.eq(0), pass_base.eq(pass_base + terms),
+                                 bias_base.eq(bias_base + 2)]
+                    with m.If(last_group):
+                        m.d.sync += [group.eq(0), group_base.eq(0)]
+                        with m.If(gate == _Gate.N):
+                            # Job done: its slot is free, its state flips banks.
+                            m.d.comb += free_slot.eq(1)
+                            m.d.sync += [in_job.eq(0), gate.eq(_Gate.R),
+                                         parity[sequence].eq(~parity[sequence]),
+                                         started[sequence].eq(1),
+                                         pass_base.eq(0), bias_base.eq(0)]
+                            self._next_job(m, step, sequence, read_slot, command, finals)
+                        with m.Else():
+                            m.d.sync += gate.eq(gate.as_value() + 1)
+                    with m.Else():
+                        m.d.sync += [group.eq(group + 1), group_base.eq(group_base + lanes)]
+                with m.Else():
+                    m.d.sync += term.eq(term + 1)
+        # Jobs started and not yet through the element-wise stage; z of the current job.
+        job_done = Signal()
+        m.d.sync += outstanding.eq(outstanding + job_started - job_done)
+        z_done = Signal()
+        with m.If(job_started & sequence_active):
+            m.d.sync += z_pending.eq(1)
+        with m.Elif(z_done):
+            m.d.sync += z_pending.eq(0)
+
+        # Addresses of what the issued term needs.
+        pass_base_start = command.weight_set * (3 * config.groups * config.max_terms)
+        bias_base_start = command.weight_set * (3 * config.groups * 2)
+        unit = term - inputs
+        use_input = term < inputs
+        use_rh = (gate == _Gate.N) & ~command.linear_before_reset & ~use_input
+        read_bank = Mux(in_job, job_read_bank, parity[sequence])
+        m.d.comb += [
+            input_read.addr.eq(read_slot * max_d + term),
+            input_read.en.eq(front_advance),
+            rh_read.addr.eq(unit),
+            rh_read.en.eq(front_advance),
+            state_vector.addr.eq(state_address(read_bank, sequence, unit)),
+            state_vector.en.eq(front_advance),
+        ]
+        for lane, ((weight_read, _), (bias_read, _)) in enumerate(zip(weight_banks,
+                                                                      bias_banks)):
+            m.d.comb += [
+                weight_read.addr.eq(pass_base_start + pass_base + term),
+                weight_read.en.eq(front_advance),
+                bias_read.addr.eq(bias_base_start + bias_base + (term != 0)),
+                bias_read.en.eq(front_advance),
+            ]
+        kind = Mux(issue_is_token, issue_token.as_value(), gate.as_value())
+        m.d.comb += [
+            issued.token.eq(issue_is_token),
+            issued.kind.eq(kind),
+            issued.first.eq(term == 0),
+            issued.split.eq(term == inputs),
+            issued.last.eq(last_term),
+            issued.restart.eq((gate == _Gate.N) & command.linear_before_reset),
+            issued.use_input.eq(use_input),
+            issued.use_rh.eq(use_rh),
+            issued.h_valid.eq(started[sequence] | command.initial_state),
+            issued.sequence.eq(Mux(finals, final_sequence, sequence)),
+            issued.group_base.eq(group_base),
+            issued.read_bank.eq(Mux(finals, parity[final_sequence], read_bank)),
+            issued.last_group.eq(last_group),
+        ]
+        with m.If(front_advance):
+            m.d.sync += [at_m.eq(issued), at_m.valid.eq(issue), at_a.eq(at_m)]
+
+        # M stage: the broadcast element and each lane's product.
+        vector = Signal(signed(data_bits))
+        m.d.comb += vector.eq(Mux(at_m.use_input, input_read.data,
+                                  Mux(at_m.use_rh, rh_read.data,
+                                      Mux(at_m.h_valid, state_vector.data, 0))))
+        product_bits = data_bits + formats.weight.total_bits
+        products = [Signal(signed(product_bits), name=f"product_{lane}")
+                    for lane in range(lanes)]
+        biases_a = [Signal(signed(formats.bias.total_bits), name=f"bias_{lane}")
+                    for lane in range(lanes)]
+        with m.If(front_advance):
+            for lane in range(lanes):
+                m.d.sync += [products[lane].eq(vector * weight_banks[lane][0].data),
+                             biases_a[lane].eq(bias_banks[lane][0].data)]
+
+        # A stage: accumulate; at a pass's end, hand the sums over.
+        accumulators = [Signal(signed(acc_bits), name=f"accumulator_{lane}")
+                        for lane in range(lanes)]
+        captured = [Signal(signed(acc_bits), name=f"captured_{lane}") for lane in range(lanes)]
+        holding_a = Array(Signal(signed(acc_bits), name=f"holding_a_{lane}")
+                          for lane in range(lanes))
+        holding_b = Array(Signal(signed(acc_bits), name=f"holding_b_{lane}")
+                          for lane in range(lanes))
+        holding_busy = Signal()
+        holding = Signal(term_layout)
+        release = Signal()
+        handover = at_a.valid & at_a.last
+        token_handover = at_a.valid & at_a.token
+        m.d.comb += front_advance.eq(~((handover | token_handover) & holding_busy))
+        bias_shift = acc_fraction - formats.bias.fraction_bits
+        with m.If(front_advance & at_a.valid & ~at_a.token):
+            for lane in range(lanes):
+                bias = biases_a[lane].as_signed() << bias_shift
+                base = Mux(at_a.first, bias,
+                           Mux(at_a.split,
+                               Mux(at_a.restart, 0, accumulators[lane]) + bias,
+                               accumulators[lane]))
+                total = Signal(signed(acc_bits), name=f"total_{lane}")
+                m.d.comb += total.eq(base + products[lane])
+                m.d.sync += accumulators[lane].eq(total)
+                with m.If(at_a.split):
+                    m.d.sync += captured[lane].eq(accumulators[lane])
+                with m.If(at_a.last):
+                    first_value = Mux(at_a.restart,
+                                      Mux(at_a.split, accumulators[lane], captured[lane]),
+                                      total)
+                    m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
+        with m.If(front_advance & (handover | token_handover)):
+            m.d.sync += [holding.eq(at_a), holding_busy.eq(1)]
+        with m.Elif(release):
+            m.d.sync += holding_busy.eq(0)
+
+        # ---- the element-wise stage ----------------------------------------------------
+        back_advance = Signal()
+        m.d.comb += back_advance.eq(self.o.ready | ~self.o.valid)
+        item_layout = data.StructLayout({
+            "valid": 1, "kind": _Kind, "sequence": range(max_b), "unit": range(max_h + lanes),
+            "read_bank": 1, "h_valid": 1, "last_unit": 1, "last_group": 1,
+            "linear_before_reset": 1, "emit": 1, "final_run": 1})
+        # Serializer: one unit of the holding register per cycle.
+        position = Signal(range(max(lanes, max_h) + 1))
+        count = Signal(range(max(lanes, max_h) + 1))
+        units_left = hidden - holding.group_base
+        m.d.comb += count.eq(Mux(holding.token, Mux((holding.kind == _Kind.SKIP) &
+                                                    ~command.emit_steps, 1, hidden),
+                                 Mux(units_left < lanes, units_left, lanes)))
+        item_0 = Signal(item_layout)
+        value_a_0 = Signal(signed(acc_bits))
+        value_b_0 = Signal(signed(acc_bits))
+        last_position = position == count - 1
+        with m.If(back_advance):
+            m.d.sync += item_0.valid.eq(holding_busy)
+            with m.If(holding_busy):
+                m.d.comb += release.eq(last_position)
+                m.d.sync += [
+                    position.eq(Mux(last_position, 0, position + 1)),
+                    item_0.kind.eq(holding.kind),
+                    item_0.sequence.eq(holding.sequence),
+                    item_0.unit.eq(Mux(holding.token, position, holding.group_base + position)),
+                    item_0.read_bank.eq(holding.read_bank),
+                    item_0.h_valid.eq(holding.h_valid | (holding.kind == _Kind.FINAL)),
+                    item_0.last_unit.eq(last_position),
+                    item_0.last_group.eq(holding.last_group | holding.token),
+                    item_0.linear_before_reset.eq(command.linear_before_reset),
+                    item_0.emit.eq(Mux(holding.kind == _Kind.FINAL, 1,
+                                       command.emit_steps & ((holding.kind == _Kind.N) |
+                                                             (holding.kind == _Kind.SKIP)))),
+                    item_0.final_run.eq((holding.kind == _Kind.FINAL) &
+                                        (holding.sequence == command.batch - 1)),
+                    value_a_0.eq(holding_a[position]),
+                    value_b_0.eq(holding_b[position]),
+                ]
+
+        preact = formats.preactivation
+        activation_format = formats.activation
+        # E0 -> E1: read r and h.
+        m.d.comb += [
+            r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance),
+            state_update.addr.eq(state_address(item_0.read_bank, item_0.sequence,
+                                               item_0.unit)),
+            state_update.en.eq(back_advance),
+        ]
+        stages = [item_0] + [Signal(item_layout, name=f"item_{index}") for index in range(1, 10)]
+        with m.If(back_advance):
+            for before, after in zip(stages, stages[1:]):
+                m.d.sync += after.eq(before)
+        item_1, item_2, item_3, item_4, item_5, item_6, item_7, item_8, item_9 = stages[1:]
+
+        def delayed(signal, start, stop, name):
+            """``signal`` of stage ``start`` carried to stage ``stop``, one register a stage."""
+            chain = [signal]
+            for index in range(start + 1, stop + 1):
+                register = Signal.like(signal, name=f"{name}_{index}")
+                with m.If(back_advance):
+                    m.d.sync += register.eq(chain[-1])
+                chain.append(register)
+            return chain[-1]
+
+        h_1 = Signal(signed(data_bits))
+        m.d.comb += h_1.eq(Mux(item_1.h_valid, state_update.data, 0))
+        value_a_1 = delayed(value_a_0, 0, 1, "value_a")
+        value_b_1 = delayed(value_b_0, 0, 1, "value_b")
+        r_1 = r_read.data
+        # E1: pre-activations, and W_hn h + b_hn of PyTorch's form.
+        pre_2 = Signal(signed(preact.total_bits))
+        hn_2 = Signal(signed(preact.total_bits))
+        r_2 = Signal.like(r_1)
+        gi_2 = Signal(signed(acc_bits))
+        with m.If(back_advance):
+            m.d.sync += [pre_2.eq(rescale(value_a_1, acc_fraction, preact)),
+                         hn_2.eq(rescale(value_b_1, acc_fraction, preact)),
+                         r_2.eq(r_1), gi_2.eq(value_a_1)]
+        h_2 = delayed(h_1, 1, 2, "h")
+        # E2: r * (W_hn h + b_hn).
+        reset_fraction = activation_format.fraction_bits + preact.fraction_bits
+        reset_3 = Signal(signed(activation_bits + preact.total_bits))
+        with m.If(back_advance):
+            m.d.sync += reset_3.eq(r_2 * hn_2)
+        pre_3 = delayed(pre_2, 2, 3, "pre")
+        gi_3 = delayed(gi_2, 2, 3, "gi")
+        # E3: n's pre-activation in PyTorch's form (one rounding of the exact sum), then
+        # sigmoid or tanh. The activation unit is always fed, so it moves in lockstep with
+        # these stages; items carry their own valid bit.
+        common_fraction = max(acc_fraction, reset_fraction)
+        n_sum = ((gi_3 << (common_fraction - acc_fraction)) +
+                 (reset_3 << (common_fraction - reset_fraction)))
+        n_pre = rescale(n_sum, common_fraction, preact)
+        m.submodules.activation = activation = Activation(formats)
+        is_n_3 = item_3.kind == _Kind.N
+        m.d.comb += [
+            activation.i.valid.eq(1),
+            activation.i.payload.value.eq(Mux(is_n_3 & item_3.linear_before_reset, n_pre,
+                                              pre_3)),
+            activation.i.payload.function.eq(Mux(is_n_3, Function.TANH, Function.SIGMOID)),
+            activation.o.ready.eq(back_advance),
+        ]
+        h_7 = delayed(h_2, 2, 7, "h")
+        # E6 -> E7: read z.
+        m.d.comb += [z_read.addr.eq(item_6.unit), z_read.en.eq(back_advance)]
+        a_7 = activation.o.payload
+        z_7 = z_read.data
+        # E7: store r and z; prepare the update or r * h.
+        update_fraction = max(formats.data.fraction_bits, activation_format.fraction_bits)
+        n_u = a_7 << (update_fraction - activation_format.fraction_bits)
+        h_u = h_7 << (update_fraction - formats.data.fraction_bits)
+        is_r_7 = item_7.valid & (item_7.kind == _Kind.R)
+        is_z_7 = item_7.valid & (item_7.kind == _Kind.Z)
+        m.d.comb += [
+            r_write.addr.eq(item_7.unit), r_write.data.eq(a_7),
+            r_write.en.eq(back_advance & is_r_7),
+            z_write.addr.eq(item_7.unit), z_write.data.eq(a_7),
+            z_write.en.eq(back_advance & is_z_7),
+        ]
+        # h - n, both at the update's fraction bits, and r * h share one multiplier.
+        operand_bits = max(data_bits + update_fraction - formats.data.fraction_bits,
+                           activation_bits + update_fraction - activation_format.fraction_bits,
+                           data_bits) + 1
+        multiplicand_8 = Signal(signed(activation_bits))
+        multiplier_8 = Signal(signed(operand_bits))
+        n_8 = Signal(signed(operand_bits))
+        with m.If(back_advance):
+            m.d.sync += [
+                multiplicand_8.eq(Mux(item_7.kind == _Kind.R, a_7, z_7)),
+                multiplier_8.eq(Mux(item_7.kind == _Kind.R, h_7, h_u - n_u)),
+                n_8.eq(n_u),
+            ]
+        h_8 = delayed(h_7, 7, 8, "h")
+        # E8: the one multiplier of r * h and z * (h - n).
+        product_9 = Signal(signed(activation_bits + operand_bits))
+        with m.If(back_advance):
+            m.d.sync += product_9.eq(multiplicand_8 * multiplier_8)
+        n_9 = delayed(n_8, 8, 9, "n")
+        h_9 = delayed(h_8, 8, 9, "h")
+        # E9: write r * h or the new state, and emit.
+        rh = rescale(product_9, activation_format.fraction_bits + formats.data.fraction_bits,
+                     formats.data)
+        new_state = rescale((n_9 << activation_format.fraction_bits) + product_9,
+                            update_fraction + activation_format.fraction_bits, formats.data)
+        is_n_9 = item_9.valid & (item_9.kind == _Kind.N)
+        m.d.comb += [
+            rh_write.addr.eq(item_9.unit), rh_write.data.eq(rh),
+            rh_write.en.eq(back_advance & item_9.valid & (item_9.kind == _Kind.R) &
+                           ~item_9.linear_before_reset),
+        ]
+        load_state = Signal()
+        with m.If(~load_state):
+            m.d.comb += [
+                state_write.addr.eq(state_address(~item_9.read_bank, item_9.sequence,
+                                                  item_9.unit)),
+                state_write.data.eq(new_state),
+                state_write.en.eq(back_advance & is_n_9),
+            ]
+        output = Mux(item_9.kind == _Kind.N, new_state,
+                     Mux(item_9.kind == _Kind.FINAL, h_9, 0))
+        with m.If(back_advance):
+            m.d.sync += [
+                self.o.valid.eq(item_9.valid & item_9.emit),
+                self.o.payload.data.eq(output),
+                self.o.payload.final.eq(item_9.kind == _Kind.FINAL),
+                self.o.payload.last.eq(item_9.final_run & item_9.last_unit),
+            ]
+        ends_job = (item_9.valid & item_9.last_unit & item_9.last_group &
+                    ((item_9.kind == _Kind.N) | (item_9.kind == _Kind.SKIP)))
+        m.d.comb += [
+            job_done.eq(back_advance & ends_job),
+            z_done.eq(back_advance & item_9.valid & item_9.last_unit & item_9.last_group &
+                      (item_9.kind == _Kind.Z)),
+        ]
+        run_finished = Signal()
+        m.d.comb += run_finished.eq(back_advance & item_9.valid & item_9.final_run &
+                                    item_9.last_unit)
+
+        # ---- commands, lengths, loads, status -----------------------------------------
+        length_index = Signal(range(max_b + 1))
+        length_bad = Signal()
+        m.d.comb += terms.eq(command.input_size + command.hidden_size)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [self.command.ready.eq(1), self.load.ready.eq(1),
+                             load_state.eq(1)]
+                self._load(m, weight_banks, bias_banks, state_write)
+                with m.If(self.command.valid):
+                    payload = self.command.payload
+                    m.d.sync += [command.eq(payload), self.load_error.eq(0),
+                                 refusal.eq(Refusal.NONE), length_index.eq(0),
+                                 length_bad.eq(0)]
+                    with m.If((payload.batch == 0) | (payload.batch > max_b)):
+                        m.d.sync += refusal.eq(Refusal.BATCH)
+                        m.next = "STATUS"
+                    with m.Elif((payload.input_size == 0) | (payload.input_size > max_d)):
+                        m.d.sync += refusal.eq(Refusal.INPUT_SIZE)
+                        m.next = "STATUS"
+                    with m.Elif((payload.hidden_size == 0) | (payload.hidden_size > max_h)):
+                        m.d.sync += refusal.eq(Refusal.HIDDEN_SIZE)
+                        m.next = "STATUS"
+                    with m.Elif(payload.weight_set >= config.weight_sets):
+                        m.d.sync += refusal.eq(Refusal.WEIGHT_SET)
+                        m.next = "STATUS"
+                    with m.Elif((payload.steps == 0) | (payload.steps > config.max_steps)):
+                        m.d.sync += refusal.eq(Refusal.STEPS)
+                        m.next = "STATUS"
+                    with m.Else():
+                        m.next = "LENGTHS"
+            with m.State("LENGTHS"):
+                m.d.comb += self.lengths.ready.eq(1)
+                with m.If(self.lengths.valid):
+                    value = self.lengths.payload
+                    m.d.sync += [lengths[length_index].eq(value),
+                                 length_index.eq(length_index + 1)]
+                    with m.If((value == 0) | (value > command.steps)):
+                        m.d.sync += length_bad.eq(1)
+                    with m.If(length_index == command.batch - 1):
+                        m.next = "START"
+            with m.State("START"):
+                m.d.sync += [
+                    step.eq(0), sequence.eq(0), gate.eq(_Gate.R), group.eq(0),
+                    group_base.eq(0), term.eq(0), pass_base.eq(0), bias_base.eq(0),
+                    in_job.eq(0), finals.eq(0), final_sequence.eq(0), z_pending.eq(0),
+                    slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),
+                    inputs_expected.eq(command.steps * command.batch),
+                ]
+                for b in range(max_b):
+                    m.d.sync += [parity[b].eq(0), started[b].eq(0)]
+                with m.If(length_bad):
+                    m.d.sync += refusal.eq(Refusal.LENGTH)
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.d.sync += running.eq(1)
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(run_finished):
+                    m.next = "STATUS"
+            with m.State("DRAIN"):
+                # A refused length: the request's inputs are consumed and dropped.
+                drained = Signal(range(config.max_steps * max_b * max_d + 1))
+                total = command.steps * command.batch * command.input_size
+                m.d.comb += self.x.ready.eq(1)
+                with m.If(self.x.valid):
+                    m.d.sync += drained.eq(drained + 1)
+                with m.If((drained == total) | (self.x.valid & (drained == total - 1))):
+                    m.d.sync += drained.eq(0)
+                    m.next = "STATUS"
+            with m.State("STATUS"):
+                m.d.comb += [
+                    self.status.valid.eq(1),
+                    self.status.payload.error.eq(refusal != Refusal.NONE),
+                    self.status.payload.refusal.eq(refusal),
+                    self.status.payload.load_error.eq(self.load_error),
+                ]
+                with m.If(self.status.ready):
+                    m.d.sync += running.eq(0)
+                    m.next = "IDLE"
+        return m
+
+    def _next_job(self, m, step, sequence, read_slot, command, finals):
+        m.d.sync += read_slot.eq(~read_slot)
+        with m.If(sequence == command.batch - 1):
+            m.d.sync += [sequence.eq(0), step.eq(step + 1)]
+            with m.If(step == command.steps - 1):
+                m.d.sync += finals.eq(1)
+        with m.Else():
+            m.d.sync += sequence.eq(sequence + 1)
+
+    def _load(self, m, weight_banks, bias_banks, state_write):
+        load = self.load.payload
+        in_range = Signal()
+        with m.Switch(load.region):
+            with m.Case(LoadRegion.WEIGHT):
+                m.d.comb += in_range.eq((load.address < self._weight_depth) &
+                                        (load.lane < self._config.lanes))
+            with m.Case(LoadRegion.BIAS):
+                m.d.comb += in_range.eq((load.address < self._bias_depth) &
+                                        (load.lane < self._config.lanes))
+            with m.Case(LoadRegion.STATE):
+                m.d.comb += in_range.eq(load.address < self._config.max_batch *
+                                        self._config.max_hidden_size)
+        write = self.load.valid & in_range
+        for lane, ((_, weight_write), (_, bias_write)) in enumerate(zip(weight_banks,
+                                                                       bias_banks)):
+            selected = write & (load.lane == lane)
+            m.d.comb += [
+                weight_write.addr.eq(load.address), weight_write.data.eq(load.data),
+                weight_write.en.eq(selected & (load.region == LoadRegion.WEIGHT)),
+                bias_write.addr.eq(load.address), bias_write.data.eq(load.data),
+                bias_write.en.eq(selected & (load.region == LoadRegion.BIAS)),
+            ]
+        m.d.comb += [
+            state_write.addr.eq(load.address), state_write.data.eq(load.data),
+            state_write.en.eq(write & (load.region == LoadRegion.STATE)),
+        ]
+        with m.If(self.load.valid & ~in_range):
+            m.d.sync += self.load_error.eq(1)
