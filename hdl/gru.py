@@ -681,6 +681,7 @@ class GRUEngine(wiring.Component):
 
         # ---- commands, lengths, loads, status -----------------------------------------
         length_index = Signal(range(max_b + 1))
+        reported_load_error = Signal()
         length_bad = Signal()
         m.d.comb += terms.eq(command.input_size + command.hidden_size)
         with m.FSM():
@@ -691,6 +692,7 @@ class GRUEngine(wiring.Component):
                 with m.If(self.command.valid):
                     payload = self.command.payload
                     m.d.sync += [command.eq(payload), self.load_error.eq(0),
+                                 reported_load_error.eq(self.load_error),
                                  refusal.eq(Refusal.NONE), length_index.eq(0),
                                  length_bad.eq(0)]
                     with m.If((payload.batch == 0) | (payload.batch > max_b)):
@@ -754,7 +756,7 @@ class GRUEngine(wiring.Component):
                     self.status.valid.eq(1),
                     self.status.payload.error.eq(refusal != Refusal.NONE),
                     self.status.payload.refusal.eq(refusal),
-                    self.status.payload.load_error.eq(self.load_error),
+                    self.status.payload.load_error.eq(reported_load_error),
                 ]
                 with m.If(self.status.ready):
                     m.d.sync += running.eq(0)

@@ -70,9 +70,7 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
     runs = []
     for k, layer in enumerate(weights.layers):
         for d, cell in enumerate(layer):
-            reverse = weights.direction_reversed(d)
-            bank = config.weight_set(k, 1 if reverse and directions == 1 else d)
-            load_words += engine_load_words(config, cell, bank)
+            load_words += engine_load_words(config, cell, config.weight_set(k, d))
             runs.append(EngineRun(k, d))
 
     # What the producer and the consumer share: each run's inputs and outputs.
@@ -89,11 +87,6 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
         reverse = weights.direction_reversed(run.direction)
         return inputs[::-1] if reverse else inputs, reverse
 
-    def bank_of(run):
-        reverse = weights.direction_reversed(run.direction)
-        return config.weight_set(run.layer, 1 if reverse and directions == 1 else
-                                 run.direction)
-
     async def producer(ctx):
         rng = random.Random(seed)
         await put(ctx, engine.load, load_words, rng=rng, stall=stall)
@@ -107,7 +100,7 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
                      "address": b * config.max_hidden_size + j, "data": int(h0[index, b, j])}
                     for b in range(batch) for j in range(hidden)], rng=rng, stall=stall)
             command = {"input_size": inputs.shape[2], "hidden_size": hidden, "batch": batch,
-                       "steps": steps, "weight_set": bank_of(run),
+                       "steps": steps, "weight_set": config.weight_set(run.layer, run.direction),
                        "linear_before_reset": int(weights.linear_before_reset),
                        "reverse": int(reverse), "initial_state": int(h0 is not None),
                        "emit_steps": 1}

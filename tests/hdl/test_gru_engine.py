@@ -1,0 +1,264 @@
+# amaranth: UnusedElaboratable=no
+"""The GRU engine against golden's fixed-point GRU, integer for integer, in the Amaranth
+simulator: randomised sizes, lanes, batches, lengths, both forms, layers, directions, h0."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from gatework.golden.config import BuildConfig
+from gatework.golden.gru import GRUDirectionWeights, GRUWeights, gru_fixed, quantize_gru
+from gatework.hdl.gru import GRUEngine, LoadRegion, Refusal, engine_load_words
+from gatework.sim.gru import simulate_gru
+from gatework.sim.streams import get, put
+
+
+def random_model(rng, input_size, hidden_size, num_layers, direction, linear_before_reset,
+                 bias=True):
+    """Float weights drawn like PyTorch's initialisation, a little wider to reach saturation."""
+    bound = 1.5 / np.sqrt(hidden_size)
+    directions = 2 if direction == "bidirectional" else 1
+    layers = []
+    for k in range(num_layers):
+        inputs = input_size if k == 0 else hidden_size * directions
+        layers.append(tuple(GRUDirectionWeights(
+            rng.uniform(-bound, bound, (3 * hidden_size, inputs)),
+            rng.uniform(-bound, bound, (3 * hidden_size, hidden_size)),
+            rng.uniform(-bound, bound, 3 * hidden_size) if bias else None,
+            rng.uniform(-bound, bound, 3 * hidden_size) if bias else None)
+            for _ in range(directions)))
+    return GRUWeights(tuple(layers), linear_before_reset, direction)
+
+
+def estimated_cycles(input_size, hidden_size, lanes, batch, steps, num_layers, directions):
+    groups = -(-hidden_size // lanes)
+    run = steps * batch * 3 * groups * (input_size + hidden_size + 1) + batch * hidden_size
+    loads = 3 * hidden_size * (input_size + hidden_size + 2) * num_layers * directions
+    return loads + run * num_layers * directions
+
+
+def draw_case(rng, budget):
+    """A random configuration within the sweep's ranges whose simulation fits ``budget``."""
+    while True:
+        case = {
+            "input_size": int(rng.integers(1, 33)), "hidden_size": int(rng.integers(1, 33)),
+            "lanes": int(rng.integers(1, 9)), "batch": int(rng.integers(1, 9)),
+            "steps": int(rng.integers(1, 5)), "num_layers": int(rng.integers(1, 3)),
+            "direction": str(rng.choice(["forward", "bidirectional", "reverse"])),
+            "linear_before_reset": bool(rng.integers(2)), "h0": bool(rng.integers(2)),
+            "bias": bool(rng.random() < 0.85)}
+        directions = 2 if case["direction"] == "bidirectional" else 1
+        if estimated_cycles(case["input_size"], case["hidden_size"], case["lanes"],
+                            case["batch"], case["steps"], case["num_layers"],
+                            directions) <= budget:
+            return case
+
+
+def check_case(case, seed, stall=0.0):
+    print(f"seed {seed}: {case}")
+    rng = np.random.default_rng(seed)
+    directions = 2 if case["direction"] == "bidirectional" else 1
+    hidden = case["hidden_size"]
+    config = BuildConfig(
+        lanes=case["lanes"],
+        max_input_size=max(case["input_size"], hidden * directions) + int(rng.integers(0, 3)),
+        max_hidden_size=hidden + int(rng.integers(0, 3)),
+        max_batch=case["batch"] + int(rng.integers(0, 2)),
+        max_steps=case["steps"] + int(rng.integers(0, 3)),
+        max_layers=case["num_layers"], bidirectional=directions == 2)
+    weights = random_model(rng, case["input_size"], hidden, case["num_layers"],
+                           case["direction"], case["linear_before_reset"], case["bias"])
+    formats = config.formats
+    qweights = quantize_gru(weights, formats)
+    steps, batch = case["steps"], case["batch"]
+    # Inputs of N(0, 2) reach past q4.12's range now and then: saturated codes on purpose.
+    x = formats.data.quantize(rng.normal(0, 2, (steps, batch, case["input_size"])))
+    lengths = rng.integers(1, steps + 1, batch)
+    lengths[rng.integers(batch)] = steps
+    h0 = None
+    if case["h0"]:
+        h0 = formats.data.quantize(rng.uniform(-1, 1, (case["num_layers"] * directions, batch,
+                                                        hidden)))
+    expected, expected_h_n = gru_fixed(qweights, x, h0, lengths)
+    output, h_n, runs = simulate_gru(config, qweights, x, h0, lengths, seed=seed, stall=stall)
+    mismatches = np.count_nonzero(output != expected) + np.count_nonzero(h_n != expected_h_n)
+    print(f"  {sum(run.cycles for run in runs)} cycles, {mismatches} mismatches")
+    assert mismatches == 0
+    assert np.any(expected != 0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_configurations(seed):
+    check_case(draw_case(np.random.default_rng(1000 + seed), budget=14_000), 1000 + seed)
+
+
+@pytest.mark.parametrize("case", [
+    # One unit, one lane; more lanes than units; units a multiple of the lanes.
+    dict(input_size=1, hidden_size=1, lanes=1, batch=1, steps=3, num_layers=1,
+         direction="forward", linear_before_reset=True, h0=False, bias=True),
+    dict(input_size=3, hidden_size=3, lanes=8, batch=2, steps=3, num_layers=1,
+         direction="forward", linear_before_reset=False, h0=True, bias=True),
+    dict(input_size=5, hidden_size=8, lanes=4, batch=3, steps=3, num_layers=2,
+         direction="bidirectional", linear_before_reset=True, h0=True, bias=False),
+    dict(input_size=4, hidden_size=6, lanes=3, batch=4, steps=4, num_layers=2,
+         direction="reverse", linear_before_reset=False, h0=False, bias=True),
+], ids=["tiny", "wide-lanes", "stacked-bidirectional", "reverse-original-form"])
+def test_corner_configurations(case):
+    check_case(case, seed=7)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_random_backpressure(seed):
+    case = dict(input_size=4, hidden_size=5, lanes=2, batch=3, steps=3, num_layers=1,
+                direction="bidirectional", linear_before_reset=bool(seed % 2), h0=True,
+                bias=True)
+    check_case(case, seed, stall=0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(40))
+def test_random_configurations_long(seed):
+    check_case(draw_case(np.random.default_rng(5000 + seed), budget=120_000), 5000 + seed)
+
+
+def test_cycles_per_step_near_ideal():
+    # H >= 4 * lanes and batch >= 2: at least 90 % of the multipliers' cycles do work.
+    config = BuildConfig(lanes=4, max_input_size=8, max_hidden_size=16, max_batch=2,
+                         max_steps=4, max_layers=1, bidirectional=False)
+    rng = np.random.default_rng(11)
+    weights = quantize_gru(random_model(rng, 8, 16, 1, "forward", True), config.formats)
+    x = config.formats.data.quantize(rng.normal(0, 1, (4, 2, 8)))
+    _, _, (run,) = simulate_gru(config, weights, x)
+    per_step = np.diff(run.step_ends).mean()
+    ideal = 3 * 16 * (8 + 16) * 2 / 4
+    print(f"{per_step} cycles per step, ideal {ideal}")
+    assert ideal / per_step >= 0.90
+    assert per_step >= ideal
+
+
+def _engine_session(config, script, inputs):
+    """Simulate ``config``'s engine with ``script(ctx, engine)`` as the testbench.
+
+    ``inputs`` go to the ``x`` stream from a testbench of their own, in order: the engine
+    takes them as its runs need them, while the script collects outputs.
+    """
+    engine = GRUEngine(config)
+    sim = Simulator(engine)
+    sim.add_clock(1e-8)
+    result = {}
+
+    async def feeder(ctx):
+        await put(ctx, engine.x, inputs)
+    sim.add_testbench(feeder, background=True)
+
+    async def testbench(ctx):
+        result["value"] = await script(ctx, engine)
+    sim.add_testbench(testbench)
+    sim.run()
+    return result["value"]
+
+
+SMALL = BuildConfig(lanes=2, max_input_size=3, max_hidden_size=4, max_batch=2, max_steps=3,
+                    max_layers=1, bidirectional=False)
+
+
+def _command(**changes):
+    command = {"input_size": 2, "hidden_size": 3, "batch": 2, "steps": 2, "weight_set": 0,
+               "linear_before_reset": 1, "reverse": 0, "initial_state": 0, "emit_steps": 1}
+    command.update(changes)
+    return command
+
+
+@pytest.mark.parametrize("changes, refusal", [
+    (dict(batch=0), Refusal.BATCH),
+    (dict(hidden_size=0), Refusal.HIDDEN_SIZE),
+    (dict(input_size=0), Refusal.INPUT_SIZE),
+    (dict(steps=0), Refusal.STEPS),
+])
+def test_refused_runs_and_recovery(changes, refusal):
+    rng = np.random.default_rng(2)
+    weights = quantize_gru(random_model(rng, 2, 3, 1, "forward", True), SMALL.formats)
+    cell = weights.weights.layers[0][0]
+    x = SMALL.formats.data.quantize(rng.normal(0, 1, (2, 2, 2)))
+    expected, expected_h_n = gru_fixed(weights, x, lengths=[2, 1])
+
+    async def script(ctx, engine):
+        await put(ctx, engine.load, engine_load_words(SMALL, cell, 0))
+        await put(ctx, engine.command, [_command(**changes)])
+        (bad,), _ = await get(ctx, engine.status, 1, timeout=100)
+        # The next good request runs as if nothing had happened.
+        await put(ctx, engine.command, [_command()])
+        await put(ctx, engine.lengths, [2, 1])
+        words, _ = await get(ctx, engine.o, 2 * 2 * 3 + 2 * 3, timeout=5000)
+        (good,), _ = await get(ctx, engine.status, 1, timeout=100)
+        return bad, good, words
+
+    bad, good, words = _engine_session(SMALL, script, x.reshape(-1).tolist())
+    assert bad["error"] == 1 and bad["refusal"] == refusal
+    assert good["error"] == 0 and good["refusal"] == Refusal.NONE
+    data = np.array([w["data"] for w in words])
+    assert np.array_equal(data[:12].reshape(2, 2, 3), expected)
+    assert np.array_equal(data[12:].reshape(1, 2, 3), expected_h_n)
+
+
+def test_bad_length_drains_its_inputs_and_bad_load_is_flagged():
+    rng = np.random.default_rng(4)
+    weights = quantize_gru(random_model(rng, 2, 3, 1, "forward", False), SMALL.formats)
+    cell = weights.weights.layers[0][0]
+    x = SMALL.formats.data.quantize(rng.normal(0, 1, (2, 2, 2)))
+    expected, _ = gru_fixed(weights, x, lengths=[1, 2])
+
+    async def script(ctx, engine):
+        await put(ctx, engine.load, engine_load_words(SMALL, cell, 0))
+        # A word beyond the state memory: not written, flagged.
+        await put(ctx, engine.load, [{"region": LoadRegion.STATE, "lane": 0,
+                                      "address": SMALL.max_batch * SMALL.max_hidden_size,
+                                      "data": 1}])
+        await ctx.tick()
+        flagged = ctx.get(engine.load_error)
+        # Lengths of 0 and beyond the steps: refused, and its 8 inputs are consumed.
+        await put(ctx, engine.command, [_command(linear_before_reset=0)])
+        await put(ctx, engine.lengths, [0, 3])
+        (bad,), _ = await get(ctx, engine.status, 1, timeout=100)
+        await put(ctx, engine.command, [_command(linear_before_reset=0)])
+        await put(ctx, engine.lengths, [1, 2])
+        words, _ = await get(ctx, engine.o, 2 * 2 * 3 + 2 * 3, timeout=5000)
+        (good,), _ = await get(ctx, engine.status, 1, timeout=100)
+        return flagged, bad, good, words
+
+    # The refused request's 8 inputs come first; the engine must drop exactly those.
+    flagged, bad, good, words = _engine_session(SMALL, script,
+                                                list(range(8)) + x.reshape(-1).tolist())
+    assert flagged == 1
+    assert bad["error"] == 1 and bad["refusal"] == Refusal.LENGTH and bad["load_error"] == 1
+    assert good["error"] == 0 and good["load_error"] == 0
+    data = np.array([w["data"] for w in words])
+    assert np.array_equal(data[:12].reshape(2, 2, 3), expected)
+
+
+def test_memory_words_match_the_build():
+    config = BuildConfig(lanes=8, max_input_size=64, max_hidden_size=64, max_batch=8,
+                         max_layers=2, bidirectional=True)
+    words = config.memory_words()
+    # 4 banks of 3 * 64 rows of 128 weights, spread over 8 lanes without padding.
+    assert words["weights"] == 4 * 3 * 64 * 128
+    assert words["hidden state"] == 2 * 8 * 64
+    engine = GRUEngine(config)
+    assert engine._weight_depth * config.lanes == words["weights"]
+
+
+def test_load_words_cover_every_weight_once():
+    config = BuildConfig(lanes=3, max_input_size=5, max_hidden_size=7, max_batch=2,
+                         max_layers=1, bidirectional=False)
+    rng = np.random.default_rng(0)
+    cell = quantize_gru(random_model(rng, 5, 7, 1, "forward", True),
+                        config.formats).weights.layers[0][0]
+    words = engine_load_words(config, cell, 0)
+    weights = [w for w in words if w["region"] == LoadRegion.WEIGHT]
+    assert len(weights) == 3 * 7 * (5 + 7)
+    assert len({(w["lane"], w["address"]) for w in weights}) == len(weights)
+    assert max(w["address"] for w in weights) < 3 * config.groups * config.max_terms
+    assert random.Random(0).choice(weights)["data"] in set(
+        np.concatenate([cell.weight_ih.ravel(), cell.weight_hh.ravel()]).tolist())
