@@ -26,8 +26,8 @@ passes. All numerics are :func:`gatework.golden.gru.gru_cell_fixed`'s, bit for b
 Cycles per job: ``3 * ceil(H / lanes) * (D + H)`` when ``D + H >= lanes`` (the element-wise
 stage keeps up), which is the ideal ``3 H (D + H) / lanes`` when ``lanes`` divides ``H``.
 A job waits only where a dependency is not yet met: the state of the same sequence one step
-earlier (with a batch of one), and, before its ``n`` passes, the ``r`` and ``z`` of its own
-units.
+earlier (with a batch of one), and, before its ``n`` passes, the ``r`` of its own units,
+which is ready by then unless a pass is shorter than the element-wise pipeline.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -317,7 +317,7 @@ class GRUEngine(wiring.Component):
         job_read_bank = Signal()
         job_active = Signal()
         outstanding = Signal(range(max_b + 2))
-        z_pending = Signal()
+        r_pending = Signal()
         in_job = Signal()
         finals = Signal()             # issuing the final-state tokens
         final_sequence = Signal(range(max_b + 1))
@@ -345,7 +345,7 @@ class GRUEngine(wiring.Component):
 
         # Conditions for starting a job or a pass.
         job_ready = slot_full.bit_select(read_slot, 1) & (outstanding < command.batch)
-        n_ready = ~z_pending
+        n_ready = ~r_pending
 
         with m.If(running & ~finals):
             with m.If(~in_job):
@@ -396,14 +396,18 @@ class GRUEngine(wiring.Component):
                         m.d.sync += [group.eq(group + 1), group_base.eq(group_base + lanes)]
                 with m.Else():
                     m.d.sync += term.eq(term + 1)
-        # Jobs started and not yet through the element-wise stage; z of the current job.
+        # Jobs started and not yet through the element-wise stage. The n passes of a job wait
+        # for its r: the original form reads r * h from the lanes, and the element-wise
+        # stage reads r of an n unit early. r * h and r are stored by the time the last r
+        # unit leaves the pipeline; z is read late enough that its order in the pipeline
+        # alone guarantees it.
         job_done = Signal()
         m.d.sync += outstanding.eq(outstanding + job_started - job_done)
-        z_done = Signal()
+        r_done = Signal()
         with m.If(job_started & sequence_active):
-            m.d.sync += z_pending.eq(1)
-        with m.Elif(z_done):
-            m.d.sync += z_pending.eq(0)
+            m.d.sync += r_pending.eq(1)
+        with m.Elif(r_done):
+            m.d.sync += r_pending.eq(0)
 
         # Addresses of what the issued term needs.
         pass_base_start = command.weight_set * (3 * config.groups * config.max_terms)
@@ -672,8 +676,8 @@ class GRUEngine(wiring.Component):
                     ((item_9.kind == _Kind.N) | (item_9.kind == _Kind.SKIP)))
         m.d.comb += [
             job_done.eq(back_advance & ends_job),
-            z_done.eq(back_advance & item_9.valid & item_9.last_unit & item_9.last_group &
-                      (item_9.kind == _Kind.Z)),
+            r_done.eq(back_advance & item_9.valid & item_9.last_unit & item_9.last_group &
+                      (item_9.kind == _Kind.R)),
         ]
         run_finished = Signal()
         m.d.comb += run_finished.eq(back_advance & item_9.valid & item_9.final_run &
@@ -726,7 +730,7 @@ class GRUEngine(wiring.Component):
                 m.d.sync += [
                     step.eq(0), sequence.eq(0), gate.eq(_Gate.R), group.eq(0),
                     group_base.eq(0), term.eq(0), pass_base.eq(0), bias_base.eq(0),
-                    in_job.eq(0), finals.eq(0), final_sequence.eq(0), z_pending.eq(0),
+                    in_job.eq(0), finals.eq(0), final_sequence.eq(0), r_pending.eq(0),
                     slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),
                     inputs_expected.eq(command.steps * command.batch),
                 ]

@@ -307,3 +307,79 @@ def digits_report(result, formats=DEFAULT_FORMATS):
             f"({result.train_seconds:.0f} s on the CPU) | {100 * result.float_accuracy:.2f} % | "
             f"{100 * result.fixed_accuracy:.2f} % | {0.0 - result.drop_points:+.2f} points "
             f"| {result.test_samples} | {result.disagreements} | {result.saturated} |")
+
+
+# (input_size, hidden_size, lanes, batch): the engine's cycle sweep. D = H = 64 at the lane
+# counts the boards use (8 on the iCEBreaker, 64 on the ULX3S), batch 1 and more.
+CYCLE_SWEEP = ((64, 64, 8, 1), (64, 64, 8, 2), (64, 64, 8, 8), (64, 64, 64, 1),
+               (64, 64, 64, 2), (64, 64, 64, 8), (32, 32, 8, 1), (32, 32, 8, 2),
+               (16, 32, 4, 4), (16, 16, 4, 2), (16, 16, 8, 2), (8, 8, 8, 2))
+
+
+def measure_cycles(sweep=CYCLE_SWEEP, steps=3, seed=0, progress=_progress):
+    """Simulate the GRU engine and count cycles per step against the ideal.
+
+    The ideal is ``3 H (D + H) batch / lanes`` (every multiplier busy every cycle); cycles
+    per step are measured between the ends of consecutive steps, every sequence full length.
+    """
+    from ..golden.config import BuildConfig
+    from ..sim.gru import simulate_gru
+
+    records = []
+    for input_size, hidden_size, lanes, batch in sweep:
+        config = BuildConfig(lanes=lanes, max_input_size=input_size,
+                             max_hidden_size=hidden_size, max_batch=batch, max_steps=steps,
+                             max_layers=1, bidirectional=False)
+        weights = quantize_gru(pytorch_initialised_gru(input_size, hidden_size, seed=seed),
+                               config.formats)
+        x = config.formats.data.quantize(
+            np.random.default_rng(seed).standard_normal((steps, batch, input_size)))
+        start = time.perf_counter()
+        output, _, (run,) = simulate_gru(config, weights, x)
+        expected, _ = gru_fixed(weights, x)
+        per_step = float(np.mean(np.diff(run.step_ends)))
+        ideal = 3 * hidden_size * (input_size + hidden_size) * batch / lanes
+        record = {
+            "input_size": input_size, "hidden_size": hidden_size, "lanes": lanes,
+            "batch": batch, "cycles_per_step": per_step, "ideal_cycles_per_step": ideal,
+            "utilization": ideal / per_step, "bit_exact": bool(np.array_equal(output, expected)),
+            "memory_words": config.memory_words(),
+            "simulated_seconds": round(time.perf_counter() - start, 1),
+        }
+        records.append(record)
+        progress(f"  D={input_size} H={hidden_size} lanes={lanes} batch={batch}: "
+                 f"{per_step:.0f} cycles/step, ideal {ideal:.0f}, utilization "
+                 f"{record['utilization']:.3f}")
+    return records
+
+
+def cycles_report(records):
+    """Markdown for ``docs/performance.md`` from :func:`measure_cycles` records."""
+    lines = [
+        "# Performance",
+        "",
+        "## GRU engine: cycles per step",
+        "",
+        "Produced by `gatework bench cycles` (edit the command, not this file): the engine's "
+        "RTL in the Amaranth simulator, a PyTorch-initialised GRU, every sequence full "
+        "length, cycles counted between the ends of consecutive steps. The ideal is "
+        "`3 H (D + H) batch / lanes`, every multiplier busy every cycle; utilization is "
+        "ideal / measured. Every run is also checked bit-exact against golden.",
+        "",
+        "| D | H | lanes | batch | cycles / step | ideal | utilization | bit-exact |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        lines.append(f"| {r['input_size']} | {r['hidden_size']} | {r['lanes']} | {r['batch']} "
+                     f"| {r['cycles_per_step']:.0f} | {r['ideal_cycles_per_step']:.0f} | "
+                     f"{r['utilization']:.3f} | {'yes' if r['bit_exact'] else 'NO'} |")
+    lines += ["", "## On-chip memory of each build above (words)", "",
+              "| D | H | lanes | batch | weights | biases | hidden state | gate buffers | "
+              "input buffer | activation table |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        words = r["memory_words"]
+        lines.append(f"| {r['input_size']} | {r['hidden_size']} | {r['lanes']} | "
+                     f"{r['batch']} | " + " | ".join(str(words[key]) for key in (
+                         "weights", "biases", "hidden state", "gate buffers", "input buffer",
+                         "activation table")) + " |")
+    return "\n".join(lines) + "\n"

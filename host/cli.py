@@ -124,6 +124,24 @@ def bench_digits(args):
     return 0 if result.drop_points <= 0.5 else 1
 
 
+def bench_cycles(args):
+    """Cycles per step of the GRU engine in simulation, against the ideal."""
+    import json
+    from . import bench
+
+    print("simulating the GRU engine (a few minutes)...", file=sys.stderr)
+    records = bench.measure_cycles()
+    if args.json:
+        _write(json.dumps(records, indent=1) + "\n", args.json)
+    _write(bench.cycles_report(records), args.out)
+    failures = [r for r in records if not r["bit_exact"] or (
+        r["hidden_size"] >= 4 * r["lanes"] and
+        r["utilization"] < (0.90 if r["batch"] >= 2 else 0.80))]
+    for r in failures:
+        print(f"below the bound or not bit-exact: {r}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def bench_blocks(args):
     """Synthesise every registered block for iCE40 and ECP5 and tabulate its cells."""
     from ..boards.synthesis import synthesize
@@ -234,6 +252,10 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=bench_digits)
+    p = benches.add_parser("cycles", help="GRU engine cycles per step against the ideal")
+    p.add_argument("--json", help="also write the records as JSON here")
+    p.add_argument("--out", default="docs/performance.md", help="Markdown output ('-': stdout)")
+    p.set_defaults(run=bench_cycles)
     p = benches.add_parser("blocks", help="synthesise each gateware block; cells per chip")
     p.add_argument("--out", default="docs/gateware.md", help="Markdown output ('-': stdout)")
     p.set_defaults(run=bench_blocks)
