@@ -10,6 +10,7 @@ Set ``GATEWORK_WAVES=1`` to have Icarus write an FST waveform, ``top.fst``, into
 folder.
 """
 
+import enum
 import json
 import os
 import pathlib
@@ -60,6 +61,8 @@ def pack_payload(shape, value):
         item = value
         for key in path:
             item = item[key]
+        if isinstance(item, enum.Enum):
+            item = item.value
         bits |= (int(item) & ((1 << width) - 1)) << offset
     return bits
 
