@@ -174,6 +174,7 @@ def bench_blocks(args):
 
 def export_verilog(args):
     """Write one gateware block as Verilog."""
+    from ..golden.config import BuildConfig
     from ..golden.formats import NumberFormats
     from ..hdl import BLOCKS
     from ..sim.verilog import convert
@@ -181,10 +182,14 @@ def export_verilog(args):
     block = BLOCKS[args.block]
     arguments = {name: getattr(args, name) for name in block.defaults
                  if getattr(args, name, None) is not None}
+    formats = NumberFormats(**{name: getattr(args, f"{name}_format") for name in _FORMAT_FIELDS
+                               if getattr(args, f"{name}_format", None) is not None})
     if "formats" in block.defaults:
-        arguments["formats"] = NumberFormats(**{
-            name: getattr(args, f"{name}_format") for name in _FORMAT_FIELDS
-            if getattr(args, f"{name}_format") is not None})
+        arguments["formats"] = formats
+    if "config" in block.defaults:
+        arguments["config"] = BuildConfig(formats=formats, **{
+            name: getattr(args, name) for name in _CONFIG_FIELDS + ("bidirectional",)
+            if getattr(args, name) is not None})
     component = block.build(**arguments)
     text = convert(component, name=args.name)
     _write(text, args.output)
@@ -192,9 +197,12 @@ def export_verilog(args):
 
 
 _FORMAT_FIELDS = ("data", "weight", "bias", "preactivation", "activation")
+_CONFIG_FIELDS = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
+                  "max_layers")
 
 
 def _add_verilog_parser(commands):
+    from ..golden.config import BuildConfig
     from ..hdl import BLOCKS
 
     parser = commands.add_parser("verilog", help="export a gateware block as Verilog")
@@ -202,10 +210,18 @@ def _add_verilog_parser(commands):
     for name, block in BLOCKS.items():
         p = blocks.add_parser(name, help=block.summary, description=block.summary)
         for argument, default in block.defaults.items():
-            if argument == "formats":
+            if argument in ("formats", "config"):
                 for field in _FORMAT_FIELDS:
                     p.add_argument(f"--{field}-format", metavar="qI.F",
                                    help=f"{field} format (default: gatework's default)")
+            if argument == "config":
+                defaults = BuildConfig()
+                for field in _CONFIG_FIELDS:
+                    p.add_argument(f"--{field.replace('_', '-')}", dest=field, type=int,
+                                   metavar="INT", help=f"default: {getattr(defaults, field)}")
+                p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
+                               default=None, help="a reverse bank per layer (default: yes)")
+            if argument in ("formats", "config"):
                 continue
             p.add_argument(f"--{argument.replace('_', '-')}", dest=argument,
                            type=type(default), metavar=type(default).__name__.upper(),
