@@ -1,0 +1,300 @@
+"""The host's driver of a gatework device: one method per command, over any transport.
+
+The same :class:`Client` drives a board over a serial port, a simulated or modelled device
+over a TCP socket, and a :class:`~.device_model.DeviceModel` in process. It refuses work that
+does not fit the device before sending it, matches every response to its request (see "How the
+host matches responses" in ``docs/protocol.md``) and never sends anything again by itself.
+"""
+
+import logging
+import time
+
+import numpy as np
+
+from ..golden.protocol import Command, Status
+from .protocol import (FRAME_STATUSES, MAX_PAYLOAD, RESPONSE_OVERHEAD, DeviceError,
+                       FrameReader, LoadRequest, ProtocolError, RunRequest, command_name,
+                       decode_glu_response, decode_info_response, decode_response,
+                       decode_run_response, encode_glu_request, encode_load_request,
+                       encode_request, encode_run_request, max_encoded_length)
+
+
+__all__ = ["Client", "check_fits"]
+
+
+logger = logging.getLogger("gatework")
+
+
+def check_fits(config, *, num_layers=None, direction="forward", input_size=None,
+               hidden_size=None, batch=None, steps=None):
+    """Raise ``ValueError`` naming every size a device built with ``config`` cannot run.
+
+    Parameters
+    ----------
+    config : BuildConfig
+        The device's, as INFO reports it.
+    num_layers, input_size, hidden_size, batch, steps : int, optional
+        Sizes to check; ``steps`` is the longest sequence. Omitted ones are not checked.
+    direction : str
+        ``"forward"``, ``"reverse"`` or ``"bidirectional"``.
+    """
+    directions = 2 if direction == "bidirectional" else 1
+    problems = []
+    if directions > config.directions:
+        problems.append("the model is bidirectional, but this build has one direction per "
+                        "layer")
+    later_inputs = (directions * hidden_size
+                    if num_layers is not None and num_layers > 1 and hidden_size else None)
+    for value, maximum, what, name in (
+            (num_layers, config.max_layers, "num_layers", "max_layers"),
+            (input_size, config.max_input_size, "input_size", "max_input_size"),
+            (hidden_size, config.max_hidden_size, "hidden_size", "max_hidden_size"),
+            (later_inputs, config.max_input_size,
+             "the input size of the layers after the first (directions * hidden_size)",
+             "max_input_size"),
+            (batch, config.max_batch, "the batch", "max_batch"),
+            (steps, config.max_steps, "the longest sequence", "max_steps")):
+        if value is not None and value > maximum:
+            problems.append(f"{what} {value} exceeds the device's {name} {maximum}")
+    if problems:
+        raise ValueError(f"this does not fit the device: {'; '.join(problems)}. Make it "
+                         f"smaller, or use a bitstream built with larger maxima")
+
+
+class Client:
+    """Requests to a gatework device, one method per command.
+
+    Every failure goes to the caller, who decides whether to repeat the request:
+    :class:`~.protocol.DeviceError` (the device refused, ``status`` says why),
+    :class:`~.protocol.ProtocolError` (bytes that break the protocol) or ``TimeoutError``
+    (no answer in time). Work that does not fit the device raises ``ValueError`` before
+    anything is sent.
+
+    Parameters
+    ----------
+    transport : Transport
+    timeout : float
+        Seconds to wait for a response, on top of the time the wire takes to carry the bytes.
+    """
+
+    def __init__(self, transport, timeout=5.0):
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.transport = transport
+        self.timeout = float(timeout)
+        self._sequence = 0
+        self._reader = FrameReader(max_encoded_length(RESPONSE_OVERHEAD + MAX_PAYLOAD))
+        self._info = None
+
+    def close(self):
+        self.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    @property
+    def device_info(self):
+        """The device's :class:`~.protocol.DeviceInfo`, asked for once and then kept."""
+        if self._info is None:
+            self.info()
+        return self._info
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def info(self):
+        """Ask the device for its :class:`~.protocol.DeviceInfo` (and keep it)."""
+        self._info = decode_info_response(self.request(Command.INFO))
+        return self._info
+
+    def load(self, layer, direction, cell, linear_before_reset=True, h0=None):
+        """Load the weights of one layer and direction, and optionally initial states.
+
+        Parameters
+        ----------
+        layer, direction : int
+            The slot; ``direction`` 1 is the reverse half of a bidirectional GRU.
+        cell : GRUDirectionWeights
+            Integer codes in the device's formats.
+        linear_before_reset : bool
+        h0 : numpy.ndarray, optional
+            ``(N, H)`` data codes, the initial state of each sequence of a RUN with
+            ``use_h0``.
+        """
+        request = LoadRequest(layer, direction, cell, linear_before_reset, h0)
+        config = self.device_info.config
+        if layer >= config.max_layers:
+            raise ValueError(f"layer {layer} is beyond the device's max_layers "
+                             f"{config.max_layers}")
+        if direction >= config.directions:
+            raise ValueError(f"direction {direction} is beyond the {config.directions} "
+                             f"direction(s) per layer of this build")
+        check_fits(config, input_size=request.input_size, hidden_size=request.hidden_size,
+                   batch=request.batch)
+        self._check_payload(request.payload_length(), "LOAD")
+        self._expect_empty(self.request(Command.LOAD, encode_load_request(request)), "LOAD")
+
+    def run(self, inputs, lengths, *, num_layers, hidden_size, steps=None, direction="forward",
+            linear_before_reset=True, final_only=False, use_h0=False, glu=False):
+        """Run the loaded GRU over sequences of their own lengths.
+
+        Parameters are those of :class:`~.protocol.RunRequest`: ``inputs``
+        ``(sum(lengths), D)`` data codes, batch-major and ragged.
+
+        Returns
+        -------
+        RunResponse
+            ``outputs`` ``(sum(lengths), F)`` (``None`` for ``final_only``) and ``h_n``
+            ``(num_layers * directions, N, H)``, data codes.
+        """
+        request = RunRequest(inputs, lengths, num_layers, hidden_size, steps, direction,
+                             linear_before_reset, final_only, use_h0, glu)
+        check_fits(self.device_info.config, num_layers=num_layers, direction=direction,
+                   input_size=request.input_size, hidden_size=hidden_size,
+                   batch=request.batch, steps=request.steps)
+        self._check_payload(request.payload_length(), "RUN")
+        if request.response_length() > MAX_PAYLOAD:
+            raise ValueError(f"the RUN response would carry {request.response_length()} bytes; "
+                             f"a frame carries at most {MAX_PAYLOAD}: run fewer or shorter "
+                             f"sequences at a time")
+        payload = self.request(Command.RUN, encode_run_request(request),
+                               request.response_length())
+        return decode_run_response(payload, request)
+
+    def glu(self, values):
+        """``a * sigmoid(b)`` of ``(M, 2C)`` data codes (``a`` first) -> ``(M, C)`` codes."""
+        values = np.asarray(values)
+        payload = encode_glu_request(values)
+        count, channels = values.shape[0], values.shape[1] // 2
+        maximum = self.device_info.config.max_hidden_size
+        if channels > maximum:
+            raise ValueError(f"a GLU of {channels} channels exceeds the device's "
+                             f"max_hidden_size {maximum}, the most channels its GLU unit "
+                             f"holds: send the channels in pieces")
+        self._check_payload(len(payload), "GLU")
+        return decode_glu_response(self.request(Command.GLU, payload, 2 * count * channels),
+                                   count, channels)
+
+    def reset(self):
+        """Make the device forget every loaded weight."""
+        self._expect_empty(self.request(Command.RESET), "RESET")
+
+    # --- one exchange ------------------------------------------------------------------------
+
+    def request(self, command, payload=b"", response_length=0):
+        """Send one request and return the payload of its ``OK`` response.
+
+        No size checks: the typed methods above make them. ``command`` may be any code
+        below 0x80, a command of this protocol or not.
+
+        Parameters
+        ----------
+        command : int
+        payload : bytes
+        response_length : int
+            Payload bytes expected back; slow links get the time to carry them.
+        """
+        name = command_name(command)
+        sequence = self._next_sequence()
+        frame = encode_request(command, sequence, payload)
+        self._discard_input()
+        wire_bytes = 1 + len(frame) + max_encoded_length(RESPONSE_OVERHEAD + response_length) + 1
+        waited = self.timeout + self.transport.transfer_seconds(wire_bytes)
+        deadline = time.monotonic() + waited
+        # A zero first ends any partial frame the device holds (docs/protocol.md, Framing).
+        self._send(b"\x00" + frame, name)
+        fence = None
+        reported = []
+        damaged = []
+        unrelated = 0
+        while True:
+            # Past the deadline, one last look at what has arrived, then give up.
+            remaining = deadline - time.monotonic()
+            for encoded in self._reader.feed(self.transport.read(65536, max(remaining, 0.0))):
+                try:
+                    response = decode_response(encoded)
+                except ProtocolError as error:
+                    damaged.append(str(error))
+                    fence = self._fence(fence, name)
+                    continue
+                if response.status in FRAME_STATUSES:
+                    reported.append(response.status)
+                    fence = self._fence(fence, name)
+                    continue
+                if (response.command, response.sequence) == (command, sequence):
+                    if response.status != Status.OK:
+                        raise DeviceError(response.status, name)
+                    return response.payload
+                if fence is not None and (response.command, response.sequence) == (
+                        Command.INFO, fence):
+                    raise self._lost(name, reported, damaged)
+                unrelated += 1
+                logger.debug("discarded a response to %s (sequence %d) while waiting for %s "
+                             "(sequence %d)", command_name(response.command),
+                             response.sequence, name, sequence)
+            if remaining <= 0:
+                raise self._timeout(name, sequence, waited, reported, damaged, unrelated)
+
+    def _next_sequence(self):
+        sequence = self._sequence
+        self._sequence = (sequence + 1) & 0xFF
+        return sequence
+
+    def _send(self, data, name):
+        try:
+            self.transport.write(data)
+        except TimeoutError as error:
+            raise TimeoutError(f"sending {name}: {error}") from None
+
+    def _discard_input(self):
+        # Late answers to abandoned requests; bounded, in case a link streams garbage.
+        self._reader.clear()
+        for _ in range(64):
+            if not self.transport.read(65536, 0):
+                return
+
+    def _fence(self, fence, name):
+        """Send the fence INFO once: its answer shows that the request's cannot come."""
+        if fence is None:
+            fence = self._next_sequence()
+            self._send(b"\x00" + encode_request(Command.INFO, fence), name)
+        return fence
+
+    def _lost(self, name, reported, damaged):
+        if damaged:
+            return ProtocolError(
+                f"the response to {name} did not arrive intact ({damaged[-1]}); the device "
+                f"may or may not have executed the request, so a LOAD or RESET may have "
+                f"changed its state")
+        names = ", ".join(status.name for status in reported)
+        return DeviceError(reported[-1], name, f"no response to {name} came back; the device "
+                                               f"reported {names} in its place")
+
+    def _timeout(self, name, sequence, waited, reported, damaged, unrelated):
+        extras = ""
+        if reported:
+            extras += (f"; the device reported {', '.join(s.name for s in reported)} for "
+                       f"frames it could not read")
+        if damaged:
+            extras += f"; {len(damaged)} response(s) arrived damaged ({damaged[-1]})"
+        if unrelated:
+            extras += f"; {unrelated} response(s) to other requests were discarded"
+        return TimeoutError(
+            f"no response from {self.transport.name} to {name} (sequence {sequence}) within "
+            f"{waited:.3g} s{extras}; check that the board is powered and programmed with a "
+            f"gatework bitstream, that the URL and baud rate are right, and that no other "
+            f"program uses the port")
+
+    def _check_payload(self, length, name):
+        maximum = self.device_info.max_payload
+        if length > maximum:
+            raise ValueError(f"the {name} request carries {length} payload bytes; the device "
+                             f"accepts at most max_payload {maximum}: send less at a time, or "
+                             f"use a bitstream with a larger receive buffer")
+
+    def _expect_empty(self, payload, name):
+        if payload:
+            raise ProtocolError(f"an OK response to {name} carries {len(payload)} payload "
+                                f"bytes; it carries none: the device breaks the protocol")
