@@ -10,10 +10,15 @@ any backend sees the data.
 * ``torch``: float, on CUDA when available, else the CPU; ``torch:cuda`` / ``torch:cpu`` force
   one. PyTorch's own ``nn.GRU`` where it has the form asked for, a loop of tensor operations
   where it has not (``linear_before_reset=False``, a lone reverse direction).
-* ``auto``: the best backend that is available; for now torch if it imports, else numpy.
+* ``fpga:URL``: the accelerator on a board, over a serial port (``fpga:/dev/ttyUSB1``) or
+  a TCP socket (``fpga:socket://127.0.0.1:5000``); plain ``fpga`` takes the URL from the
+  ``GATEWORK_DEVICE`` environment variable. Bit-exact with ``golden``.
+* ``auto``: the best backend that answers: the board named by ``GATEWORK_DEVICE`` if it is
+  set and answers INFO, then torch (CUDA, else CPU) if it imports, else numpy.
 """
 
 import logging
+import os
 import warnings
 
 import numpy as np
@@ -29,7 +34,8 @@ __all__ = ["SaturationWarning", "Backend", "GoldenBackend", "NumpyBackend", "Tor
 
 logger = logging.getLogger("gatework")
 
-DEVICE_NAMES = ("auto", "golden", "numpy", "torch", "torch:cpu", "torch:cuda")
+DEVICE_NAMES = ("auto", "golden", "numpy", "torch", "torch:cpu", "torch:cuda", "fpga")
+DEVICE_ENVIRONMENT = "GATEWORK_DEVICE"
 
 
 class SaturationWarning(UserWarning):
@@ -233,23 +239,51 @@ def _torch_backend(requested):
     return TorchBackend(requested.split(":", 1)[1])
 
 
+def _board_url():
+    url = os.environ.get(DEVICE_ENVIRONMENT, "").strip()
+    return url.removeprefix("fpga:") or None
+
+
+def _fpga_backend(requested):
+    from .fpga import fpga_backend
+    if requested == "fpga":
+        url = _board_url()
+        if url is None:
+            raise RuntimeError(f"device='fpga' needs a board: write device='fpga:URL' (such as "
+                               f"'fpga:/dev/ttyUSB1') or set {DEVICE_ENVIRONMENT}=URL")
+        requested = f"fpga:{url}"
+    return fpga_backend(requested)
+
+
 def resolve_device(device):
     """Turn a ``device=`` argument into a backend, and log the choice once per backend."""
     if isinstance(device, Backend):
         return device
-    if not isinstance(device, str) or device not in DEVICE_NAMES:
-        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICE_NAMES))}, "
-                         f"not {device!r}")
-    if device == "golden":
+    if not isinstance(device, str) or (device not in DEVICE_NAMES and
+                                       not device.startswith("fpga:")):
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICE_NAMES))} or "
+                         f"'fpga:URL', not {device!r}")
+    if device.startswith("fpga"):
+        backend = _fpga_backend(device)
+    elif device == "golden":
         backend = GoldenBackend()
     elif device == "numpy":
         backend = NumpyBackend()
     elif device.startswith("torch"):
         backend = _torch_backend(device)
     else:
-        try:
-            backend = _torch_backend("torch")
-        except RuntimeError:
-            backend = NumpyBackend()
+        backend = None
+        if _board_url() is not None:
+            from .protocol import ProtocolError
+            try:
+                backend = _fpga_backend("fpga")
+            except (OSError, RuntimeError, ValueError, ProtocolError) as error:
+                logger.warning("the board at %s=%s did not answer (%s); using a reference "
+                               "backend", DEVICE_ENVIRONMENT, _board_url(), error)
+        if backend is None:
+            try:
+                backend = _torch_backend("torch")
+            except RuntimeError:
+                backend = NumpyBackend()
     _announce(backend, device)
     return backend

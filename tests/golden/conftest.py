@@ -1,26 +1,9 @@
 """Fixtures shared by the golden-model tests."""
 
-import zlib
-
 import numpy as np
 import pytest
 
 from gatework.golden.gru import GRUDirectionWeights, GRUWeights
-
-
-@pytest.fixture
-def seed(request):
-    """A fixed seed for this test and parameter set, printed so that a failure shows it."""
-    # CRC-32 of the test's name (parameters included): stable across runs and orderings, and
-    # different for each parametrised case.
-    value = zlib.crc32(request.node.name.encode())
-    print(f"seed = {value}")
-    return value
-
-
-@pytest.fixture
-def rng(seed):
-    return np.random.default_rng(seed)
 
 
 @pytest.fixture

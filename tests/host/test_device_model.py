@@ -1,7 +1,6 @@
 """The fpga backend against the device model: bit-exact with golden, refusals, the TCP path."""
 
 import logging
-import zlib
 
 import numpy as np
 import pytest
@@ -22,14 +21,6 @@ from gatework.host.transport import LoopbackTransport, SerialTransport
 
 CONFIG = BuildConfig(lanes=4, max_input_size=24, max_hidden_size=12, max_batch=6,
                      max_steps=16, max_layers=2, bidirectional=True)
-
-
-@pytest.fixture
-def rng(request):
-    """A generator seeded from the test's name (parameters included), printed for replay."""
-    seed = zlib.crc32(request.node.name.encode())
-    print(f"seed = {seed}")
-    return np.random.default_rng(seed)
 
 
 class Recorder(LoopbackTransport):

@@ -11,7 +11,6 @@ from collections import Counter
 import functools
 import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -38,14 +37,6 @@ CASES = 10_000
 # The model answers inside write(), so waiting only matters for frames it never completes.
 TIMEOUT = 0.005
 SLOWEST_CASE = 1.0
-
-
-@pytest.fixture
-def rng(request):
-    """A generator seeded from the test's name, printed for replay."""
-    seed = zlib.crc32(request.node.name.encode())
-    print(f"seed = {seed}")
-    return np.random.default_rng(seed)
 
 
 class FaultyLink:

@@ -2,7 +2,6 @@
 
 import binascii
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -16,14 +15,6 @@ from gatework.host.client import Client
 from gatework.host.protocol import (DeviceError, DeviceInfo, FrameReader, LoadRequest,
                                     ProtocolError, RunRequest, RunResponse)
 from gatework.host.transport import LoopbackTransport
-
-
-@pytest.fixture
-def rng(request):
-    """A generator seeded from the test's name (parameters included), printed for replay."""
-    seed = zlib.crc32(request.node.name.encode())
-    print(f"seed = {seed}")
-    return np.random.default_rng(seed)
 
 
 def codes(rng, *shape):
