@@ -60,15 +60,30 @@ def demo(args):
 
 
 def info(args):
-    """Print the number formats and what backends are available."""
+    """Print the number formats and what backends are available, or what a board reports."""
     from ..golden.formats import DEFAULT_FORMATS
     from .backends import DEVICE_NAMES, resolve_device
 
+    if args.device is not None:
+        backend = resolve_device(args.device)
+        device_info = getattr(backend, "info", None)
+        if device_info is None:
+            print(f"device {args.device!r} -> {backend.name} (a reference backend, no build)")
+            return 0
+        config = device_info.config
+        print(f"device {args.device!r}: protocol v{device_info.protocol_version}, "
+              f"clock {device_info.clock_hz / 1e6:g} MHz, max payload "
+              f"{device_info.max_payload} bytes")
+        print(f"  lanes {config.lanes}; maxima: input {config.max_input_size}, hidden "
+              f"{config.max_hidden_size}, batch {config.max_batch}, steps {config.max_steps}, "
+              f"layers {config.max_layers}{', bidirectional' if config.bidirectional else ''}")
+        print(f"  formats: {config.formats.describe()}")
+        return 0
     formats = DEFAULT_FORMATS
     print(f"number formats: {formats.describe()}")
     print(f"accumulator:    {formats.accumulator(128)} for input_size + hidden_size = 128")
     print(f"activations:    {formats.table.describe()}")
-    for device in DEVICE_NAMES[1:]:
+    for device in DEVICE_NAMES[1:-1]:
         try:
             backend = resolve_device(device)
         except RuntimeError as error:
@@ -76,6 +91,60 @@ def info(args):
         else:
             print(f"device {device!r:<13} -> {backend.name}")
     return 0
+
+
+def run(args):
+    """Run a saved GRU model on an input array and save its outputs."""
+    from .modules import GRU
+
+    model_path = pathlib.Path(args.model)
+    options = {"device": args.device}
+    if args.batch_first is not None:
+        options["batch_first"] = args.batch_first
+    if model_path.suffix == ".onnx":
+        gru = GRU.from_onnx(str(model_path), **options)
+    else:
+        gru = GRU(**_torch_state_dict_sizes(model_path, options))
+    x = np.load(args.input)
+    lengths = np.load(args.lengths) if args.lengths else None
+    start = time.perf_counter()
+    output, h_n = gru(x, lengths=lengths)
+    print(f"{gru!r}: input {x.shape} -> output {output.shape}, h_n {h_n.shape} in "
+          f"{time.perf_counter() - start:.2f} s", file=sys.stderr)
+    out = pathlib.Path(args.output)
+    np.save(out, output)
+    np.save(out.with_name(out.stem + ".h_n.npy"), h_n)
+    print(f"wrote {out} and {out.with_name(out.stem + '.h_n.npy')}", file=sys.stderr)
+    return 0
+
+
+def _torch_state_dict_sizes(path, options):
+    """GRU arguments from a ``torch.nn.GRU`` state dict saved with ``torch.save``."""
+    import torch
+    from ..golden.gru import GRUDirectionWeights, GRUWeights
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "weight_ih_l0" not in state:
+        raise ValueError(f"{path} is not a torch.nn.GRU state dict (no 'weight_ih_l0'); save "
+                         f"one with torch.save(gru.state_dict(), PATH), or export to ONNX")
+    bidirectional = "weight_ih_l0_reverse" in state
+    layers = []
+    k = 0
+    while f"weight_ih_l{k}" in state:
+        cells = []
+        for suffix in ("", "_reverse")[:2 if bidirectional else 1]:
+            def get(name):
+                key = f"{name}_l{k}{suffix}"
+                return state[key].double().numpy() if key in state else None
+            cells.append(GRUDirectionWeights(get("weight_ih"), get("weight_hh"),
+                                             get("bias_ih"), get("bias_hh")))
+        layers.append(tuple(cells))
+        k += 1
+    weights = GRUWeights(tuple(layers), True,
+                         "bidirectional" if bidirectional else "forward")
+    return dict(input_size=weights.input_size, hidden_size=weights.hidden_size,
+                num_layers=weights.num_layers, bias=weights.bias, bidirectional=bidirectional,
+                weights=weights, **options)
 
 
 def bench_accuracy(args):
@@ -250,7 +319,19 @@ def main(argv=None):
     p.set_defaults(run=demo)
 
     p = commands.add_parser("info", help="show number formats and available backends")
+    p.add_argument("--device", help="ask this device instead, such as fpga:/dev/ttyUSB1")
     p.set_defaults(run=info)
+
+    p = commands.add_parser("run", help="run a saved GRU (ONNX file or torch state dict)")
+    p.add_argument("model", help="MODEL.onnx, or a torch.nn.GRU state dict (torch.save)")
+    p.add_argument("input", help="INPUT.npy: (T, N, D), or (N, T, D) when batch-first")
+    p.add_argument("--lengths", help="LENGTHS.npy: (N,) valid steps per sequence")
+    p.add_argument("--device", default="auto", help="auto, golden, numpy, torch, fpga:URL")
+    p.add_argument("--batch-first", action=argparse.BooleanOptionalAction, default=None,
+                   help="input and output are (N, T, ...) (default: the model's own)")
+    p.add_argument("-o", "--output", default="output.npy",
+                   help="OUT.npy for the outputs; h_n goes to OUT.h_n.npy")
+    p.set_defaults(run=run)
 
     bench = commands.add_parser("bench", help="measure and write the numbers in docs/")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")

@@ -94,3 +94,36 @@ def test_verilog_export_takes_block_options(tmp_path):
     assert main(["verilog", "rescale", "--input-width", "20", "-o", str(narrow)]) == 0
     assert "input [47:0] i__payload;" in wide.read_text()
     assert "input [19:0] i__payload;" in narrow.read_text()
+
+
+def test_run_a_saved_torch_model(tmp_path, capsys):
+    import torch
+    torch.manual_seed(0)
+    module = torch.nn.GRU(3, 5, num_layers=2, bidirectional=True).double()
+    torch.save(module.state_dict(), tmp_path / "gru.pt")
+    x = np.random.default_rng(0).standard_normal((6, 2, 3))
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "out.npy"
+    assert main(["run", str(tmp_path / "gru.pt"), str(tmp_path / "x.npy"), "--device", "numpy",
+                 "-o", str(out)]) == 0
+    expected, expected_h_n = module(torch.as_tensor(x))
+    assert np.abs(np.load(out) - expected.detach().numpy()).max() < 1e-9
+    assert np.abs(np.load(tmp_path / "out.h_n.npy") - expected_h_n.detach().numpy()).max() < 1e-9
+
+
+def test_run_refuses_a_file_that_is_not_a_gru(tmp_path, capsys):
+    import torch
+    torch.save({"something": torch.zeros(1)}, tmp_path / "other.pt")
+    np.save(tmp_path / "x.npy", np.zeros((2, 1, 3)))
+    assert main(["run", str(tmp_path / "other.pt"), str(tmp_path / "x.npy")]) == 2
+    assert "not a torch.nn.GRU state dict" in capsys.readouterr().err
+
+
+def test_info_asks_a_board(capsys):
+    from gatework.golden.config import BuildConfig
+    from gatework.host.device_model import DeviceModel, serve_tcp
+    config = BuildConfig(lanes=4, max_hidden_size=32)
+    with serve_tcp(DeviceModel(config)) as port:
+        assert main(["info", "--device", f"fpga:socket://127.0.0.1:{port}"]) == 0
+    out = capsys.readouterr().out
+    assert "lanes 4" in out and "hidden 32" in out
