@@ -39,12 +39,13 @@ class Command(enum.IntEnum):
 
 
 class Status(enum.IntEnum):
-    """First payload byte of every response."""
+    """The ``status`` field of every response body (it precedes the payload)."""
 
     OK = 0x00
     BAD_CRC = 0x01           # the frame's CRC did not match: nothing was done
     UNKNOWN_COMMAND = 0x02
-    TOO_LARGE = 0x03         # the frame is longer than the device's receive buffer
+    TOO_LARGE = 0x03         # the frame is longer than the device's receive buffer, or the
+                             # response would not fit a 16-bit length
     NOT_LOADED = 0x04        # RUN before the weights it names were loaded
     MALFORMED = 0x05         # the payload's length or fields do not fit the command
     BEYOND_MAXIMA = 0x06     # sizes beyond the build's maxima (INFO tells them)
