@@ -14,12 +14,12 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.triggers import Combine, FallingEdge, ReadOnly, RisingEdge
 
-from .verilog import pack_payload, unpack_payload
+from .verilog import pack_payload, payload_shape, unpack_payload
 
 
-__all__ = ["start_clock", "reset", "put", "get"]
+__all__ = ["start_clock", "reset", "put", "get", "transfer"]
 
 
 def start_clock(dut, period_ns=10):
@@ -86,3 +86,28 @@ async def get(dut, stream, shape, count, *, seed=1, stall=0.0, timeout=100_000):
     await FallingEdge(dut.clk)
     ready.value = 0
     return received, cycles
+
+
+async def transfer(dut, model, inputs, output, count, *, seed=0, stall=0.0):
+    """Start the clock, reset, feed every input stream at once and collect ``count`` outputs.
+
+    Parameters
+    ----------
+    model : wiring.Component
+        The component the Verilog was made from: it names the payload layouts.
+    inputs : dict
+        Payloads by input stream name.
+    output : str
+        The output stream to collect from.
+
+    Returns the payloads received.
+    """
+    start_clock(dut)
+    await reset(dut)
+    producers = [cocotb.start_soon(put(dut, name, payload_shape(model, name), payloads,
+                                       seed=seed + index, stall=stall))
+                 for index, (name, payloads) in enumerate(inputs.items())]
+    received, _ = await get(dut, output, payload_shape(model, output), count,
+                            seed=seed + 1000, stall=stall)
+    await Combine(*producers)
+    return received

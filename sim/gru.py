@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 
 from ..golden.gru import check_lengths
 from ..hdl.gru import GRUEngine, LoadRegion, engine_load_words
-from .streams import SimulationTimeout, _vcd_path, get, put
+from .streams import SimulationTimeout, get, put, run_simulation
 
 
 __all__ = ["simulate_gru", "EngineRun"]
@@ -146,12 +146,7 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
     sim.add_clock(1e-8)
     sim.add_testbench(producer, background=True)
     sim.add_testbench(consumer)
-    path = _vcd_path(name)
-    if path is None:
-        sim.run()
-    else:
-        with sim.write_vcd(str(path)):
-            sim.run()
+    run_simulation(sim, name)
 
     last_layer = [collected[i] for i, r in enumerate(runs) if r.layer == weights.num_layers - 1]
     return np.concatenate(last_layer, axis=-1), h_n, runs

@@ -19,7 +19,7 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 
-__all__ = ["put", "get", "run", "to_python", "SimulationTimeout"]
+__all__ = ["put", "get", "run", "run_simulation", "to_python", "SimulationTimeout"]
 
 
 class SimulationTimeout(AssertionError):
@@ -140,10 +140,15 @@ def run(dut, *, inputs=(), outputs=(), seed=0, stall=0.0, timeout=100_000, name=
                 timeout=timeout)
         sim.add_testbench(consumer)
 
+    run_simulation(sim, name)
+    return results, max(cycle_counts, default=0)
+
+
+def run_simulation(sim, name):
+    """Run ``sim`` to its end, writing a VCD named after ``name`` when ``GATEWORK_VCD`` asks."""
     path = _vcd_path(name)
     if path is None:
         sim.run()
     else:
         with sim.write_vcd(str(path)):
             sim.run()
-    return results, max(cycle_counts, default=0)

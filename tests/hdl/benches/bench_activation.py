@@ -2,12 +2,11 @@
 
 import cocotb
 import numpy as np
-from cocotb.triggers import Combine
 
 from gatework.golden.formats import DEFAULT_FORMATS
 from gatework.hdl.activation import Activation, Function
-from gatework.sim.cocotb_streams import get, put, reset, start_clock
-from gatework.sim.verilog import bench_parameters, payload_shape
+from gatework.sim.cocotb_streams import transfer
+from gatework.sim.verilog import bench_parameters
 
 
 @cocotb.test()
@@ -28,11 +27,6 @@ async def activation_matches_golden(dut):
                         table.sigmoid(codes)).tolist()
     payloads = [{"value": int(code), "function": int(function)}
                 for code, function in zip(codes, functions)]
-    start_clock(dut)
-    await reset(dut)
-    producer = cocotb.start_soon(put(dut, "i", payload_shape(model, "i"), payloads,
-                                     seed=p["seed"], stall=p["stall"]))
-    received, _ = await get(dut, "o", payload_shape(model, "o"), len(payloads),
-                            seed=p["seed"] + 1, stall=p["stall"])
-    await Combine(producer)
+    received = await transfer(dut, model, {"i": payloads}, "o", len(payloads),
+                              seed=p["seed"], stall=p["stall"])
     assert received == expected, "Activation differs from golden"

@@ -5,11 +5,10 @@ Each test checks the block it is given and returns at once for the other.
 
 import cocotb
 import numpy as np
-from cocotb.triggers import Combine
 
 from gatework.golden.fixed import QFormat, rescale
-from gatework.sim.cocotb_streams import get, put, reset, start_clock
-from gatework.sim.verilog import bench_parameters, build_component, payload_shape
+from gatework.sim.cocotb_streams import transfer
+from gatework.sim.verilog import bench_parameters, build_component
 
 
 @cocotb.test()
@@ -25,13 +24,8 @@ async def rescale_matches_golden(dut):
     low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
     values = [low, high, 0, -1] + rng.integers(low, high, 200, endpoint=True).tolist()
     expected = rescale(np.array(values), args["from_fraction"], fmt).tolist()
-    start_clock(dut)
-    await reset(dut)
-    producer = cocotb.start_soon(put(dut, "i", payload_shape(model, "i"), values,
-                                     seed=p["seed"], stall=p["stall"]))
-    received, _ = await get(dut, "o", payload_shape(model, "o"), len(values),
-                            seed=p["seed"] + 1, stall=p["stall"])
-    await Combine(producer)
+    received = await transfer(dut, model, {"i": values}, "o", len(values), seed=p["seed"],
+                              stall=p["stall"])
     assert received == expected, "Rescale differs from golden"
 
 
@@ -58,11 +52,6 @@ async def multiply_accumulate_is_exact(dut):
         expected.append(sum(x * y for x, y in zip(a, b)))
         operands += [{"data": x, "weight": y, "first": int(k == 0),
                       "last": int(k == length - 1)} for k, (x, y) in enumerate(zip(a, b))]
-    start_clock(dut)
-    await reset(dut)
-    producer = cocotb.start_soon(put(dut, "i", payload_shape(model, "i"), operands,
-                                     seed=p["seed"], stall=p["stall"]))
-    received, _ = await get(dut, "o", payload_shape(model, "o"), len(expected),
-                            seed=p["seed"] + 1, stall=p["stall"])
-    await Combine(producer)
+    received = await transfer(dut, model, {"i": operands}, "o", len(expected), seed=p["seed"],
+                              stall=p["stall"])
     assert received == expected, "MultiplyAccumulate differs from exact integer sums"
