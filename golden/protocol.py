@@ -17,10 +17,12 @@ payloads included, is ``docs/protocol.md``.
 """
 
 import enum
+import struct
 
 
 __all__ = ["PROTOCOL_VERSION", "Command", "Status", "RESPONSE_FLAG", "crc16", "cobs_encode",
-           "cobs_decode", "FrameError"]
+           "cobs_decode", "FrameError", "INFO_LAYOUT", "INFO_CONFIG_SIZES", "INFO_FORMATS",
+           "info_payload"]
 
 
 PROTOCOL_VERSION = 1
@@ -106,3 +108,31 @@ def cobs_decode(data):
         if code != 255 and index < len(data):
             out.append(0)
     return bytes(out)
+
+
+#: INFO's response payload: version, the six sizes, bidirectional, five (integer, fraction)
+#: bit pairs, the table's two shape numbers, max_payload and clock_hz.
+INFO_LAYOUT = struct.Struct("<B6HB10BBBHI")
+INFO_CONFIG_SIZES = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
+                     "max_layers")
+INFO_FORMATS = ("data", "weight", "bias", "preactivation", "activation")
+
+
+def info_payload(config, max_payload, clock_hz=0, version=PROTOCOL_VERSION):
+    """The bytes a device answers INFO with, for a :class:`~.config.BuildConfig`.
+
+    The gateware stores exactly these bytes in a ROM; the host decodes them with the same
+    :data:`INFO_LAYOUT`.
+    """
+    formats = config.formats
+    fields = [version] + [getattr(config, name) for name in INFO_CONFIG_SIZES]
+    fields.append(int(config.bidirectional))
+    for name in INFO_FORMATS:
+        fmt = getattr(formats, name)
+        fields += [fmt.integer_bits, fmt.fraction_bits]
+    fields += [formats.table_range_log2, formats.table_segments_log2, max_payload, clock_hz]
+    try:
+        return INFO_LAYOUT.pack(*fields)
+    except struct.error as error:
+        raise ValueError(f"{config} (max_payload {max_payload}, clock {clock_hz} Hz) does not "
+                         f"fit INFO's fields: {error}") from None

@@ -23,8 +23,9 @@ from ..golden.config import BuildConfig
 from ..golden.fixed import QFormat
 from ..golden.formats import NumberFormats
 from ..golden.gru import DIRECTIONS, GRUDirectionWeights
-from ..golden.protocol import (PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
-                               cobs_decode, cobs_encode, crc16)
+from ..golden.protocol import (INFO_CONFIG_SIZES, INFO_FORMATS, INFO_LAYOUT,
+                               PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
+                               cobs_decode, cobs_encode, crc16, info_payload)
 
 
 __all__ = [
@@ -57,15 +58,14 @@ _REQUEST_HEADER = struct.Struct("<BBH")
 _RESPONSE_HEADER = struct.Struct("<BBHB")
 _CRC = struct.Struct("<H")
 _U16 = struct.Struct("<H")
-_INFO = struct.Struct("<B6HB10BBBHI")
 _LOAD_HEADER = struct.Struct("<BBHHB")
 _RUN_HEADER = struct.Struct("<BBHHHH")
 _GLU_HEADER = struct.Struct("<HH")
 _CODE = np.dtype("<i2")
 _LENGTH = np.dtype("<u2")
-_FORMAT_NAMES = ("data", "weight", "bias", "preactivation", "activation")
-_CONFIG_SIZES = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
-                 "max_layers")
+_INFO = INFO_LAYOUT
+_FORMAT_NAMES = INFO_FORMATS
+_CONFIG_SIZES = INFO_CONFIG_SIZES
 
 
 class LoadFlag(enum.IntFlag):
@@ -425,18 +425,7 @@ class DeviceInfo:
 
 def encode_info_response(info):
     """The payload of an INFO response."""
-    config, formats = info.config, info.config.formats
-    fields = [info.protocol_version] + [getattr(config, name) for name in _CONFIG_SIZES]
-    fields.append(int(config.bidirectional))
-    for name in _FORMAT_NAMES:
-        fmt = getattr(formats, name)
-        fields += [fmt.integer_bits, fmt.fraction_bits]
-    fields += [formats.table_range_log2, formats.table_segments_log2, info.max_payload,
-               info.clock_hz]
-    try:
-        return _INFO.pack(*fields)
-    except struct.error as error:
-        raise ValueError(f"{info} does not fit INFO's fields: {error}") from None
+    return info_payload(info.config, info.max_payload, info.clock_hz, info.protocol_version)
 
 
 def decode_info_response(payload):
