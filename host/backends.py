@@ -13,6 +13,9 @@ any backend sees the data.
 * ``fpga:URL``: the accelerator on a board, over a serial port (``fpga:/dev/ttyUSB1``) or
   a TCP socket (``fpga:socket://127.0.0.1:5000``); plain ``fpga`` takes the URL from the
   ``GATEWORK_DEVICE`` environment variable. Bit-exact with ``golden``.
+* ``sim``: the accelerator top's RTL in the Amaranth simulator, fed the same protocol bytes
+  as a board, through the same client. For now it runs GLU; a GRU needs the top's LOAD and
+  RUN, which are not built yet, and says so.
 * ``auto``: the best backend that answers: the board named by ``GATEWORK_DEVICE`` if it is
   set and answers INFO, then torch (CUDA, else CPU) if it imports, else numpy.
 """
@@ -34,7 +37,7 @@ __all__ = ["SaturationWarning", "Backend", "GoldenBackend", "NumpyBackend", "Tor
 
 logger = logging.getLogger("gatework")
 
-DEVICE_NAMES = ("auto", "golden", "numpy", "torch", "torch:cpu", "torch:cuda", "fpga")
+DEVICE_NAMES = ("auto", "golden", "numpy", "torch", "torch:cpu", "torch:cuda", "sim", "fpga")
 DEVICE_ENVIRONMENT = "GATEWORK_DEVICE"
 
 
@@ -255,6 +258,29 @@ def _fpga_backend(requested):
     return fpga_backend(requested)
 
 
+def _sim_backend():
+    from ..golden.config import BuildConfig
+    from ..hdl.top import AcceleratorTop
+    from ..sim.device import SimulatedDevice
+    from .fpga import FpgaBackend
+
+    class SimBackend(FpgaBackend):
+        """The accelerator top's RTL, simulated, behind the board's own client."""
+
+        name = "sim"
+
+        def gru(self, weights, formats, x, h0, lengths):
+            raise RuntimeError("device='sim' runs GLU only for now: the simulated accelerator "
+                               "cannot LOAD or RUN a GRU until its sequencer is built. Use "
+                               "device='golden' for the bit-exact model, which the gateware "
+                               "is proven against.")
+
+    # Simulated time runs far slower than a board: the client's timeout is wall-clock
+    # generous, the device's own budget bounds every wait.
+    device = SimulatedDevice(AcceleratorTop(BuildConfig(), max_payload=1024))
+    return SimBackend(device, timeout=600.0)
+
+
 def resolve_device(device):
     """Turn a ``device=`` argument into a backend, and log the choice once per backend."""
     if isinstance(device, Backend):
@@ -265,6 +291,8 @@ def resolve_device(device):
                          f"'fpga:URL', not {device!r}")
     if device.startswith("fpga"):
         backend = _fpga_backend(device)
+    elif device == "sim":
+        backend = _sim_backend()
     elif device == "golden":
         backend = GoldenBackend()
     elif device == "numpy":

@@ -64,3 +64,17 @@ def test_plain_fpga_needs_a_url(monkeypatch):
 def test_unknown_device_names_the_choices():
     with pytest.raises(ValueError, match="fpga:URL"):
         GRU(4, 6, device="tpu")
+
+
+def test_sim_runs_glu_on_the_rtl_bit_exact_with_golden(rng, fresh_log):
+    from gatework.host import GLU
+    x = rng.standard_normal((3, 8))
+    simulated = GLU(device="sim")
+    assert simulated.device == "sim"
+    assert np.array_equal(simulated(x), GLU(device="golden")(x))
+
+
+def test_sim_says_why_it_cannot_run_a_gru_yet(fresh_log):
+    gru = GRU(2, 3, device="sim", seed=0)
+    with pytest.raises(RuntimeError, match="LOAD or RUN"):
+        gru(np.zeros((2, 1, 2)))
