@@ -22,6 +22,7 @@ def test_demo_prints_every_backend(capsys):
     golden_line = next(line for line in out.splitlines() if line.startswith("golden"))
     max_error, mean_error = map(float, re.findall(r"\d\.\d\de[-+]\d\d", golden_line))
     assert 0 < mean_error <= max_error, golden_line
+    assert "device='sim'" in out and "identical to golden" in out
     assert 0 < max_error < 5e-3, golden_line
 
 
