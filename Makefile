@@ -35,11 +35,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -W error $(PYTEST_ARGS)
 
-# Regenerate every measured number in docs/ (a few minutes).
+# Regenerate every measured number in docs/ (about 5 minutes on 2 cores).
 bench: $(STAMP)
 	$(VENV)/bin/gatework bench accuracy
 	$(VENV)/bin/gatework bench golden
 	$(VENV)/bin/gatework bench digits
+	$(VENV)/bin/gatework bench cycles --json docs/cycles.json
+	$(VENV)/bin/gatework bench blocks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
