@@ -1,19 +1,35 @@
 """The accelerator top: wire bytes in, protocol v1 responses out.
 
 It puts the link (:class:`~.link.FrameReceiver`, :class:`~.link.FrameTransmitter`) in front
-of the command decoder. It answers INFO, RESET and GLU today; LOAD and RUN, which need the
-sequencer that drives the GRU engine layer by layer, are answered ``UNKNOWN_COMMAND`` until
-it lands. Every answer, errors included, is byte for byte what
-:class:`gatework.host.device_model.DeviceModel` answers, which the tests check.
+of the command decoder, which answers INFO, RESET, GLU, LOAD and RUN. Every answer, errors
+included, is byte for byte what :class:`gatework.host.device_model.DeviceModel` answers, which
+the tests check.
+
+LOAD writes the weights into the engine's banks as they arrive, walking the engine's layout
+with counters (gate, unit, lane, term), and the initial states into a per-slot memory. Its
+``h0`` batch sits after the weights, so the status is decided at the frame's end; a refused
+LOAD that had sizes within the build leaves its slot empty, as the protocol allows.
+
+RUN stores the ragged inputs time-major in one bank of a two-bank layer buffer, decides its
+status once the whole payload is read, then runs each layer and direction on the engine (the
+slot's ``h0`` copied into the engine's state memory first): each run reads its layer's bank
+and writes its features into the other bank, and its final states into an ``h_n`` memory.
+The response streams the last layer's bank ragged and batch-major (through the GLU when
+asked), then ``h_n``.
+
+LOAD and RUN do not range-check codes against formats narrower than 16 bits, where the device
+model answers ``MALFORMED``; the default formats are 16 bits wide.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
 from ..golden.protocol import RESPONSE_FLAG, Command, Status, info_payload
 from .glu import GLUUnit
+from .gru import GRUEngine, LoadRegion
 from .link import FrameReceiver, FrameTransmitter
 
 
@@ -41,9 +57,13 @@ class AcceleratorTop(wiring.Component):
         Wire bytes to the host.
 
     A response starts a few cycles after its request's last byte has been checked; a GLU
-    streams one input word per two payload bytes, so it runs at the link's byte rate.
-    Resources: the link's buffers, a 32-byte INFO ROM, the GLU unit and a small state
-    machine.
+    streams one input word per two payload bytes, so it runs at the link's byte rate. A LOAD
+    takes about two cycles per weight; a RUN the engine's cycles of every layer and
+    direction (see :mod:`.gru`) plus two cycles per response byte.
+    Resources: the link's buffers, a 32-byte INFO ROM, the GLU unit, the GRU engine, a layer
+    buffer of ``2 * max_steps * max_batch * max(max_input_size, directions *
+    max_hidden_size)`` words, ``h0`` and ``h_n`` memories of ``weight_sets * max_batch *
+    max_hidden_size`` words each, and the state machine.
     """
 
     def __init__(self, config=BuildConfig(), max_payload=1024, clock_hz=0):
@@ -61,8 +81,28 @@ class AcceleratorTop(wiring.Component):
         m.submodules.receiver = receiver = FrameReceiver(self._max_payload)
         m.submodules.transmitter = transmitter = FrameTransmitter()
         m.submodules.glu = glu = GLUUnit(config.formats, max_channels=config.max_hidden_size)
+        m.submodules.engine = engine = GRUEngine(config)
         wiring.connect(m, wiring.flipped(self.i), receiver.i)
         wiring.connect(m, transmitter.o, wiring.flipped(self.o))
+
+        lanes, directions = config.lanes, config.directions
+        max_b, max_h, max_d = config.max_batch, config.max_hidden_size, config.max_input_size
+        data_bits = config.formats.data.total_bits
+        # Layer buffers: time-major words at t * step_stride + b * features + f, two banks
+        # (a layer reads one and writes the other).
+        features = max(max_d, directions * max_h)
+        step_stride = max_b * features
+        bank_words = config.max_steps * step_stride
+        state_words = max_b * max_h
+        m.submodules.buffer = buffer = Memory(shape=signed(data_bits), depth=2 * bank_words,
+                                              init=[])
+        m.submodules.h0 = h0_memory = Memory(shape=signed(data_bits),
+                                             depth=config.weight_sets * state_words, init=[])
+        m.submodules.h_n = hn_memory = Memory(shape=signed(data_bits),
+                                              depth=config.weight_sets * state_words, init=[])
+        buffer_read, buffer_write = buffer.read_port(), buffer.write_port()
+        h0_read, h0_write = h0_memory.read_port(), h0_memory.write_port()
+        hn_read, hn_write = hn_memory.read_port(), hn_memory.write_port()
 
         command = Signal(8)
         sequence = Signal(8)
@@ -73,11 +113,114 @@ class AcceleratorTop(wiring.Component):
         sent = Signal(17)               # response payload bytes sent
         channels = Signal(16)
         count = Signal(16)
-        field = Signal(range(4))
+        field = Signal(range(11))
         info = Array(Const(byte, 8) for byte in self._info)
         low_byte = Signal(8)
         have_low = Signal()
         high_half = Signal()
+        fields = Array(Signal(8, name=f"field_{index}") for index in range(10))
+
+        def u16(index):
+            return Cat(fields[index], fields[index + 1])
+
+        # Per-slot records of what LOAD put there, for RUN's NOT_LOADED check.
+        slots = config.weight_sets
+        loaded = Array(Signal(name=f"loaded_{s}") for s in range(slots))
+        slot_inputs = Array(Signal(16, name=f"slot_inputs_{s}") for s in range(slots))
+        slot_hidden = Array(Signal(16, name=f"slot_hidden_{s}") for s in range(slots))
+        slot_linear = Array(Signal(name=f"slot_linear_{s}") for s in range(slots))
+        slot_has_h0 = Array(Signal(name=f"slot_has_h0_{s}") for s in range(slots))
+        slot_batch = Array(Signal(16, name=f"slot_batch_{s}") for s in range(slots))
+
+        # LOAD's fields and its walk over the engine's layout.
+        load_layer, load_direction = fields[0], fields[1]
+        load_inputs, load_hidden, load_flags = u16(2), u16(4), fields[6]
+        has_bias, has_h0 = load_flags[0], load_flags[2]
+        load_batch = Signal(16)
+        in_build = Signal()
+        slot = Signal(range(slots))
+        phase = Signal(2)               # weight_ih, weight_hh, bias_ih, bias_hh
+        term = Signal(16)
+        unit = Signal(16)
+        lane = Signal(range(lanes))
+        gate = Signal(2)
+        pass_base = Signal(32)
+        load_valid = Signal()
+        load_word = Signal.like(engine.load.payload)
+        weight_base = slot * (3 * config.groups * config.max_terms)
+        bias_base = slot * (3 * config.groups * 2)
+
+        # RUN's fields.
+        num_layers, run_flags = fields[0], fields[1]
+        batch, steps, inputs, hidden = u16(2), u16(4), u16(6), u16(8)
+        bidirectional, reverse, linear = run_flags[0], run_flags[1], run_flags[2]
+        final_only, use_h0, run_glu = run_flags[3], run_flags[4], run_flags[5]
+        run_directions = Mux(bidirectional, 2, 1)
+        run_features = Mux(bidirectional, hidden << 1, hidden)
+        lengths = Array(Signal(16, name=f"length_{b}") for b in range(max_b))
+        total_steps = Signal(32)
+        bad_length = Signal()
+        storing = Signal()
+        output_bytes = Signal(32)
+        run_layer = Signal(8)
+        run_direction = Signal()
+        run_reverse = Mux(bidirectional, run_direction, reverse)
+        run_slot = run_layer * directions + run_direction
+        run_index = Mux(bidirectional, Cat(run_direction, run_layer), run_layer)
+        run_inputs = Mux(run_layer == 0, inputs, run_features)
+        input_bank = run_layer[0]
+
+        # A walk over up to three nested counters, outer to inner.
+        outer, middle, inner = Signal(16), Signal(16), Signal(16)
+        walk_done = Signal()
+        read_valid = Signal()           # a read port's data is a word for the consumer
+        read_tag = Signal(range(state_words))
+
+        def start_walk(m, done=0):
+            m.d.sync += [outer.eq(0), middle.eq(0), inner.eq(0), walk_done.eq(done),
+                         read_valid.eq(0)]
+
+        def walk_step(m, outer_limit, middle_limit, inner_limit):
+            with m.If(inner == inner_limit - 1):
+                m.d.sync += inner.eq(0)
+                with m.If(middle == middle_limit - 1):
+                    m.d.sync += middle.eq(0)
+                    with m.If(outer == outer_limit - 1):
+                        m.d.sync += walk_done.eq(1)
+                    with m.Else():
+                        m.d.sync += outer.eq(outer + 1)
+                with m.Else():
+                    m.d.sync += middle.eq(middle + 1)
+            with m.Else():
+                m.d.sync += inner.eq(inner + 1)
+
+        def read_walk(m, taken, limits, tag=0):
+            """Issue reads at the walk's address; ``taken``: the consumer takes the word."""
+            advance = ~read_valid | taken
+            m.d.comb += [buffer_read.en.eq(advance), h0_read.en.eq(advance),
+                         hn_read.en.eq(advance)]
+            with m.If(advance):
+                m.d.sync += [read_valid.eq(~walk_done), read_tag.eq(tag)]
+                with m.If(~walk_done):
+                    walk_step(m, *limits)
+
+        # Response words leave as two bytes each, low byte first.
+        word_valid = Signal()
+        word_data = Signal(16)
+        word_ready = Signal()
+        m.d.comb += word_ready.eq(high_half & transmitter.payload.ready)
+
+        def send_words(m):
+            m.d.comb += [transmitter.payload.valid.eq(word_valid),
+                         transmitter.payload.payload.eq(Mux(high_half, word_data[8:16],
+                                                            word_data[0:8]))]
+            with m.If(transmitter.payload.valid & transmitter.payload.ready):
+                m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
+
+        # The engine's outputs: per step, sequence and unit, then the final states.
+        out_step, out_sequence, out_unit = Signal(16), Signal(16), Signal(16)
+        final_sequence, final_unit = Signal(16), Signal(16)
+        lengths_sent = Signal(16)
 
         m.d.comb += [
             transmitter.header.payload.command.eq(command | RESPONSE_FLAG),
@@ -85,10 +228,36 @@ class AcceleratorTop(wiring.Component):
             transmitter.header.payload.length.eq(response_length),
             transmitter.header.payload.status.eq(status),
             glu.channels.eq(channels),
+            engine.load.valid.eq(load_valid),
+            engine.load.payload.eq(load_word),
         ]
+        with m.If(load_valid & engine.load.ready):
+            m.d.sync += load_valid.eq(0)
 
         def answer(m, code, payload_bytes=0):
             m.d.sync += [status.eq(code), response_length.eq(payload_bytes)]
+
+        def take_word(m):
+            """Pair request bytes into words; the word, and whether it completes this cycle."""
+            done = Signal()
+            word = Cat(low_byte, receiver.payload.payload.data).as_signed()
+            with m.If(receiver.payload.valid & receiver.payload.ready):
+                m.d.sync += [remaining.eq(remaining - 1), have_low.eq(~have_low),
+                             low_byte.eq(receiver.payload.payload.data)]
+                m.d.comb += done.eq(have_low)
+            return done, word
+
+        def read_fields(m, count, next_state):
+            with m.If(remaining == 0):
+                answer(m, Status.MALFORMED)
+                m.next = "DRAIN"
+            with m.Else():
+                m.d.comb += receiver.payload.ready.eq(1)
+                with m.If(receiver.payload.valid):
+                    m.d.sync += [remaining.eq(remaining - 1), field.eq(field + 1),
+                                 fields[field].eq(receiver.payload.payload.data)]
+                    with m.If(field == count - 1):
+                        m.next = next_state
 
         with m.FSM():
             with m.State("IDLE"):
@@ -105,7 +274,7 @@ class AcceleratorTop(wiring.Component):
                     header = receiver.header.payload
                     m.d.sync += [command.eq(header.command), sequence.eq(header.sequence),
                                  length.eq(header.length), remaining.eq(header.length),
-                                 field.eq(0), sent.eq(0)]
+                                 field.eq(0), sent.eq(0), have_low.eq(0), high_half.eq(0)]
                     with m.Switch(header.command):
                         with m.Case(Command.INFO, Command.RESET):
                             with m.If(header.length != 0):
@@ -114,9 +283,14 @@ class AcceleratorTop(wiring.Component):
                                 answer(m, Status.OK, len(self._info))
                             with m.Else():
                                 answer(m, Status.OK)
+                                m.d.sync += [flag.eq(0) for flag in loaded]
                             m.next = "DRAIN"
                         with m.Case(Command.GLU):
                             m.next = "GLU_FIELDS"
+                        with m.Case(Command.LOAD):
+                            m.next = "LOAD_FIELDS"
+                        with m.Case(Command.RUN):
+                            m.next = "RUN_FIELDS"
                         with m.Default():
                             answer(m, Status.UNKNOWN_COMMAND)
                             m.next = "DRAIN"
@@ -155,6 +329,309 @@ class AcceleratorTop(wiring.Component):
                     m.d.sync += [have_low.eq(0), high_half.eq(0)]
                     m.next = "HEADER"
 
+            # ---- LOAD: weights to the engine as they arrive, h0 to its slot's memory ------
+            with m.State("LOAD_FIELDS"):
+                read_fields(m, 7, "LOAD_CHECK")
+
+            with m.State("LOAD_CHECK"):
+                # The h0 batch sits after the weights: the exact length is checked at the end.
+                cell_bytes = (6 * load_hidden * (load_inputs + load_hidden)
+                              + Mux(has_bias, 12 * load_hidden, 0) + Mux(has_h0, 2, 0))
+                with m.If(((load_flags & 0xF8) != 0) | (load_inputs == 0) |
+                          (load_hidden == 0) | (remaining < cell_bytes)):
+                    answer(m, Status.MALFORMED)
+                    m.next = "DRAIN"
+                with m.Else():
+                    fits = ((load_layer < config.max_layers) & (load_direction < directions) &
+                            (load_inputs <= max_d) & (load_hidden <= max_h))
+                    index = load_layer * directions + load_direction
+                    m.d.sync += [in_build.eq(fits), slot.eq(index), phase.eq(0), term.eq(0),
+                                 unit.eq(0), lane.eq(0), gate.eq(0), load_batch.eq(0),
+                                 pass_base.eq(index * (3 * config.groups * config.max_terms))]
+                    with m.If(fits):
+                        # Its weights are overwritten from now on, whatever the answer.
+                        m.d.sync += loaded[index].eq(0)
+                    m.next = "LOAD_WEIGHTS"
+
+            with m.State("LOAD_WEIGHTS"):
+                # A row of unit j of gate G is pass G * ceil(H / lanes) + j // lanes at lane
+                # j % lanes: the lane and the pass advance together as j does.
+                zero_bias = (phase >= 2) & ~has_bias
+                m.d.comb += receiver.payload.ready.eq(~zero_bias & ~load_valid)
+                byte_done, byte_word = take_word(m)
+                done = Signal()
+                word = Signal(16)
+                with m.If(zero_bias):
+                    m.d.comb += [done.eq(~load_valid), word.eq(0)]
+                with m.Else():
+                    m.d.comb += [done.eq(byte_done), word.eq(byte_word)]
+                row_terms = Mux(phase == 0, load_inputs, Mux(phase == 1, load_hidden, 1))
+                pass_step = Mux(phase < 2, load_inputs + load_hidden, 2)
+                address = pass_base + Mux(phase == 1, load_inputs, 0) + term + (phase == 3)
+                with m.If(done):
+                    m.d.sync += [load_valid.eq(in_build),
+                                 load_word.region.eq(Mux(phase < 2, LoadRegion.WEIGHT,
+                                                         LoadRegion.BIAS)),
+                                 load_word.lane.eq(lane), load_word.address.eq(address),
+                                 load_word.data.eq(word)]
+                    with m.If(term == row_terms - 1):
+                        m.d.sync += term.eq(0)
+                        end_of_gate = unit == load_hidden - 1
+                        with m.If(end_of_gate | (lane == lanes - 1)):
+                            m.d.sync += [pass_base.eq(pass_base + pass_step), lane.eq(0)]
+                        with m.Else():
+                            m.d.sync += lane.eq(lane + 1)
+                        with m.If(end_of_gate):
+                            m.d.sync += [unit.eq(0), gate.eq(gate + 1)]
+                            with m.If(gate == 2):
+                                m.d.sync += [gate.eq(0), phase.eq(phase + 1)]
+                                with m.If(phase == 0):
+                                    m.d.sync += pass_base.eq(weight_base)
+                                with m.Else():
+                                    m.d.sync += pass_base.eq(bias_base)
+                                with m.If(phase == 3):
+                                    m.d.sync += [field.eq(0), unit.eq(0), term.eq(0)]
+                                    m.next = "LOAD_BATCH"
+                        with m.Else():
+                            m.d.sync += unit.eq(unit + 1)
+                    with m.Else():
+                        m.d.sync += term.eq(term + 1)
+
+            with m.State("LOAD_BATCH"):
+                with m.If(~has_h0):
+                    m.next = "LOAD_REST"
+                with m.Else():
+                    m.d.comb += receiver.payload.ready.eq(1)
+                    batch_done, batch_word = take_word(m)
+                    with m.If(batch_done):
+                        m.d.sync += load_batch.eq(batch_word.as_unsigned())
+                        m.next = "LOAD_REST"
+
+            with m.State("LOAD_REST"):
+                # h0, word by word at (b = unit, j = term); anything else is drained.
+                m.d.comb += receiver.payload.ready.eq(1)
+                h0_done, h0_word = take_word(m)
+                m.d.comb += [h0_write.addr.eq(slot * state_words + unit * max_h + term),
+                             h0_write.data.eq(h0_word)]
+                with m.If(h0_done):
+                    m.d.comb += h0_write.en.eq(has_h0 & in_build & (unit < load_batch) &
+                                               (unit < max_b))
+                    with m.If(term == load_hidden - 1):
+                        m.d.sync += [term.eq(0), unit.eq(unit + 1)]
+                    with m.Else():
+                        m.d.sync += term.eq(term + 1)
+                with m.If(remaining == 0):
+                    m.next = "LOAD_END"
+
+            with m.State("LOAD_END"):
+                cell_bytes = (7 + 6 * load_hidden * (load_inputs + load_hidden)
+                              + Mux(has_bias, 12 * load_hidden, 0)
+                              + Mux(has_h0, 2 + 2 * load_batch * load_hidden, 0))
+                with m.If((has_h0 & (load_batch == 0)) | (length != cell_bytes)):
+                    answer(m, Status.MALFORMED)
+                with m.Elif(~in_build | (has_h0 & (load_batch > max_b))):
+                    answer(m, Status.BEYOND_MAXIMA)
+                with m.Else():
+                    answer(m, Status.OK)
+                    m.d.sync += [loaded[slot].eq(1), slot_inputs[slot].eq(load_inputs),
+                                 slot_hidden[slot].eq(load_hidden),
+                                 slot_linear[slot].eq(load_flags[1]),
+                                 slot_has_h0[slot].eq(has_h0), slot_batch[slot].eq(load_batch)]
+                m.next = "HEADER"
+
+            # ---- RUN: inputs to the buffer, layers on the engine, then the response ------
+            with m.State("RUN_FIELDS"):
+                read_fields(m, 10, "RUN_CHECK")
+
+            with m.State("RUN_CHECK"):
+                with m.If(((run_flags & 0xC0) != 0) | (bidirectional & reverse) |
+                          (num_layers == 0) | (batch == 0) | (steps == 0) | (inputs == 0) |
+                          (hidden == 0) | (run_glu & (final_only | run_features[0])) |
+                          (remaining < 2 * batch)):
+                    answer(m, Status.MALFORMED)
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.d.sync += [storing.eq((batch <= max_b) & (steps <= config.max_steps) &
+                                            (inputs <= max_d)),
+                                 total_steps.eq(0), bad_length.eq(0), unit.eq(0)]
+                    m.next = "RUN_LENGTHS"
+
+            with m.State("RUN_LENGTHS"):
+                m.d.comb += receiver.payload.ready.eq(1)
+                length_done, length_word = take_word(m)
+                value = length_word.as_unsigned()
+                with m.If(length_done):
+                    m.d.sync += [total_steps.eq(total_steps + value), unit.eq(unit + 1),
+                                 bad_length.eq(bad_length | (value == 0) | (value > steps))]
+                    with m.If(unit < max_b):
+                        m.d.sync += lengths[unit].eq(value)
+                    with m.If(unit == batch - 1):
+                        start_walk(m)
+                        m.next = "RUN_INPUTS"
+
+            with m.State("RUN_INPUTS"):
+                # Ragged batch-major in, time-major out: (b, t, d) = (outer, middle, inner).
+                m.d.comb += receiver.payload.ready.eq(1)
+                input_done, input_word = take_word(m)
+                m.d.comb += [buffer_write.addr.eq(middle * step_stride + outer * features +
+                                                  inner),
+                             buffer_write.data.eq(input_word)]
+                with m.If(input_done & ~walk_done):
+                    m.d.comb += buffer_write.en.eq(storing & ~bad_length)
+                    walk_step(m, batch, lengths[outer], inputs)
+                with m.If(remaining == 0):
+                    m.next = "RUN_DECIDE"
+
+            with m.State("RUN_DECIDE"):
+                not_loaded = Const(0)
+                for layer in range(config.max_layers):
+                    for direction in range(directions):
+                        index = layer * directions + direction
+                        expected = inputs if layer == 0 else run_features
+                        wrong = (~loaded[index] | (slot_inputs[index] != expected) |
+                                 (slot_hidden[index] != hidden) |
+                                 (slot_linear[index] != linear) |
+                                 (use_h0 & (~slot_has_h0[index] |
+                                            (slot_batch[index] != batch))))
+                        used = (layer < num_layers) & (direction < run_directions)
+                        not_loaded = not_loaded | (used & wrong)
+                out_features = Mux(run_glu, run_features >> 1, run_features)
+                outputs = Mux(final_only, 0, 2 * total_steps * out_features)
+                total = outputs + 2 * num_layers * run_directions * batch * hidden
+                with m.If(bad_length | (length != 10 + 2 * batch + 2 * total_steps * inputs)):
+                    answer(m, Status.MALFORMED)
+                    m.next = "HEADER"
+                with m.Elif((num_layers > config.max_layers) | (run_directions > directions) |
+                            (batch > max_b) | (steps > config.max_steps) | (inputs > max_d) |
+                            (hidden > max_h) | ((num_layers > 1) & (run_features > max_d))):
+                    answer(m, Status.BEYOND_MAXIMA)
+                    m.next = "HEADER"
+                with m.Elif(not_loaded):
+                    answer(m, Status.NOT_LOADED)
+                    m.next = "HEADER"
+                with m.Elif(total > 0xFFFF):
+                    answer(m, Status.TOO_LARGE)
+                    m.next = "HEADER"
+                with m.Else():
+                    answer(m, Status.OK, total)
+                    m.d.sync += [output_bytes.eq(outputs), run_layer.eq(0),
+                                 run_direction.eq(0),
+                                 channels.eq(Mux(bidirectional, hidden, hidden >> 1))]
+                    start_walk(m, ~use_h0)
+                    m.next = "RUN_H0"
+
+            with m.State("RUN_H0"):
+                # The slot's h0 into the engine's state memory: (b, j) = (middle, inner).
+                m.d.comb += h0_read.addr.eq(run_slot * state_words + middle * max_h + inner)
+                read_walk(m, ~load_valid, (1, batch, hidden), middle * max_h + inner)
+                with m.If(read_valid & ~load_valid):
+                    m.d.sync += [load_valid.eq(1), load_word.region.eq(LoadRegion.STATE),
+                                 load_word.lane.eq(0), load_word.address.eq(read_tag),
+                                 load_word.data.eq(h0_read.data)]
+                with m.If(walk_done & ~read_valid & ~load_valid):
+                    m.next = "RUN_COMMAND"
+
+            with m.State("RUN_COMMAND"):
+                m.d.comb += [
+                    engine.command.valid.eq(1),
+                    engine.command.payload.input_size.eq(run_inputs),
+                    engine.command.payload.hidden_size.eq(hidden),
+                    engine.command.payload.batch.eq(batch),
+                    engine.command.payload.steps.eq(steps),
+                    engine.command.payload.weight_set.eq(run_slot),
+                    engine.command.payload.linear_before_reset.eq(linear),
+                    engine.command.payload.reverse.eq(run_reverse),
+                    engine.command.payload.initial_state.eq(use_h0),
+                    engine.command.payload.emit_steps.eq(1),
+                ]
+                with m.If(engine.command.ready):
+                    start_walk(m)
+                    m.d.sync += [out_step.eq(0), out_sequence.eq(0), out_unit.eq(0),
+                                 final_sequence.eq(0), final_unit.eq(0), lengths_sent.eq(0)]
+                    m.next = "RUN_ENGINE"
+
+            with m.State("RUN_ENGINE"):
+                m.d.comb += [engine.lengths.valid.eq(lengths_sent < batch),
+                             engine.lengths.payload.eq(lengths[lengths_sent])]
+                with m.If(engine.lengths.valid & engine.lengths.ready):
+                    m.d.sync += lengths_sent.eq(lengths_sent + 1)
+                # Inputs in processing order: (step, b, d) = (outer, middle, inner).
+                in_step = Mux(run_reverse, steps - 1 - outer, outer)
+                m.d.comb += buffer_read.addr.eq(input_bank * bank_words + in_step * step_stride
+                                                + middle * features + inner)
+                read_walk(m, engine.x.ready, (steps, batch, run_inputs))
+                m.d.comb += [engine.x.valid.eq(read_valid),
+                             engine.x.payload.eq(buffer_read.data)]
+                # Outputs: each step's states to the other bank, the final ones to h_n.
+                m.d.comb += [engine.o.ready.eq(1), engine.status.ready.eq(1)]
+                output = engine.o.payload
+                out_time = Mux(run_reverse, steps - 1 - out_step, out_step)
+                m.d.comb += [
+                    buffer_write.addr.eq(~input_bank * bank_words + out_time * step_stride +
+                                         out_sequence * features +
+                                         Mux(run_direction, hidden, 0) + out_unit),
+                    buffer_write.data.eq(output.data),
+                    hn_write.addr.eq(run_index * state_words + final_sequence * max_h +
+                                     final_unit),
+                    hn_write.data.eq(output.data),
+                ]
+                with m.If(engine.o.valid & output.final):
+                    m.d.comb += hn_write.en.eq(1)
+                    with m.If(final_unit == hidden - 1):
+                        m.d.sync += [final_unit.eq(0), final_sequence.eq(final_sequence + 1)]
+                    with m.Else():
+                        m.d.sync += final_unit.eq(final_unit + 1)
+                with m.Elif(engine.o.valid):
+                    m.d.comb += buffer_write.en.eq(1)
+                    with m.If(out_unit == hidden - 1):
+                        m.d.sync += out_unit.eq(0)
+                        with m.If(out_sequence == batch - 1):
+                            m.d.sync += [out_sequence.eq(0), out_step.eq(out_step + 1)]
+                        with m.Else():
+                            m.d.sync += out_sequence.eq(out_sequence + 1)
+                    with m.Else():
+                        m.d.sync += out_unit.eq(out_unit + 1)
+                with m.If(engine.status.valid):
+                    last_direction = run_direction == run_directions - 1
+                    with m.If(last_direction):
+                        m.d.sync += [run_direction.eq(0), run_layer.eq(run_layer + 1)]
+                    with m.Else():
+                        m.d.sync += run_direction.eq(1)
+                    start_walk(m, ~use_h0)
+                    with m.If(last_direction & (run_layer == num_layers - 1)):
+                        start_walk(m, final_only)
+                        m.next = "HEADER"
+                    with m.Else():
+                        m.next = "RUN_H0"
+
+            with m.State("RUN_OUTPUTS"):
+                # The last layer's outputs, ragged batch-major: (b, t, f) = (outer, middle,
+                # inner), through the GLU when asked.
+                m.d.comb += buffer_read.addr.eq(num_layers[0] * bank_words +
+                                                middle * step_stride + outer * features + inner)
+                with m.If(run_glu):
+                    read_walk(m, glu.i.ready, (batch, lengths[outer], run_features))
+                    m.d.comb += [glu.i.valid.eq(read_valid), glu.i.payload.eq(buffer_read.data),
+                                 word_valid.eq(glu.o.valid), word_data.eq(glu.o.payload.data),
+                                 glu.o.ready.eq(word_ready)]
+                with m.Else():
+                    read_walk(m, word_ready, (batch, lengths[outer], run_features))
+                    m.d.comb += [word_valid.eq(read_valid), word_data.eq(buffer_read.data)]
+                send_words(m)
+                with m.If(sent == output_bytes):
+                    start_walk(m)
+                    m.next = "RUN_FINALS"
+
+            with m.State("RUN_FINALS"):
+                # h_n: (layer * directions + direction, b, j) = (outer, middle, inner).
+                m.d.comb += hn_read.addr.eq(outer * state_words + middle * max_h + inner)
+                read_walk(m, word_ready, (num_layers * run_directions, batch, hidden))
+                m.d.comb += [word_valid.eq(read_valid), word_data.eq(hn_read.data)]
+                send_words(m)
+                with m.If(transmitter.payload.valid & transmitter.payload.ready &
+                          (sent == response_length - 1)):
+                    m.next = "IDLE"
+
             with m.State("DRAIN"):
                 # Whatever the request still carries is read and dropped before the answer.
                 m.d.comb += receiver.payload.ready.eq(1)
@@ -170,6 +647,8 @@ class AcceleratorTop(wiring.Component):
                         m.next = "IDLE"
                     with m.Elif(command == Command.INFO):
                         m.next = "INFO"
+                    with m.Elif(command == Command.RUN):
+                        m.next = "RUN_OUTPUTS"
                     with m.Else():
                         m.next = "GLU"
 
@@ -203,4 +682,3 @@ class AcceleratorTop(wiring.Component):
                     with m.If(sent == response_length - 1):
                         m.next = "IDLE"
         return m
-

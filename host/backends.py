@@ -269,12 +269,6 @@ def _sim_backend():
 
         name = "sim"
 
-        def gru(self, weights, formats, x, h0, lengths):
-            raise RuntimeError("device='sim' runs GLU only for now: the simulated accelerator "
-                               "cannot LOAD or RUN a GRU until its sequencer is built. Use "
-                               "device='golden' for the bit-exact model, which the gateware "
-                               "is proven against.")
-
     # Simulated time runs far slower than a board: the client's timeout is wall-clock
     # generous, the device's own budget bounds every wait.
     device = SimulatedDevice(AcceleratorTop(BuildConfig(), max_payload=1024))

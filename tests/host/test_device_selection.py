@@ -74,7 +74,11 @@ def test_sim_runs_glu_on_the_rtl_bit_exact_with_golden(rng, fresh_log):
     assert np.array_equal(simulated(x), GLU(device="golden")(x))
 
 
-def test_sim_says_why_it_cannot_run_a_gru_yet(fresh_log):
-    gru = GRU(2, 3, device="sim", seed=0)
-    with pytest.raises(RuntimeError, match="LOAD or RUN"):
-        gru(np.zeros((2, 1, 2)))
+def test_sim_runs_a_gru_on_the_rtl_bit_exact_with_golden(rng, fresh_log):
+    x = rng.standard_normal((2, 1, 2))
+    simulated = GRU(2, 3, device="sim", seed=0)
+    assert simulated.device == "sim"
+    output, h_n = simulated(x)
+    expected_output, expected_h_n = GRU(2, 3, device="golden", seed=0)(x)
+    assert np.array_equal(output, expected_output)
+    assert np.array_equal(h_n, expected_h_n)

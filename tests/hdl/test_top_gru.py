@@ -1,0 +1,117 @@
+"""The accelerator top's LOAD and RUN against the protocol's device model, byte for byte, in
+the Amaranth simulator: small random GRUs of every form, then the refusals."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from gatework.golden.config import BuildConfig
+from gatework.golden.gru import GRUDirectionWeights
+from gatework.golden.protocol import Command, Status
+from gatework.hdl.top import AcceleratorTop
+from gatework.host.device_model import DeviceModel
+from gatework.host.protocol import (FrameReader, LoadRequest, RunRequest, decode_response,
+                                    encode_load_request, encode_request, encode_run_request)
+from gatework.sim.streams import run
+
+
+CONFIG = BuildConfig(lanes=2, max_input_size=6, max_hidden_size=3, max_batch=2, max_steps=3,
+                     max_layers=2, bidirectional=True)
+MAX_PAYLOAD = 512
+
+
+def check_against_model(wire, stall=0.0):
+    """Feed ``wire`` to the RTL top and to the device model; demand the same answer.
+
+    Returns the statuses of the answers and the cycles the top took.
+    """
+    expected = DeviceModel(CONFIG, max_payload=MAX_PAYLOAD).feed(bytes(wire))
+    dut = AcceleratorTop(CONFIG, max_payload=MAX_PAYLOAD)
+    (received,), cycles = run(dut, inputs=[(dut.i, list(wire))],
+                              outputs=[(dut.o, len(expected))], seed=1, stall=stall,
+                              timeout=200_000)
+    assert bytes(received) == expected
+    statuses = [decode_response(body).status
+                for body in FrameReader(max_frame=4096).feed(expected)]
+    return statuses, cycles
+
+
+def random_cell(rng, input_size, hidden_size, bias=True):
+    def codes(*shape):
+        # Small weights keep the states away from saturation, where a slip would hide.
+        return rng.integers(-0x1800, 0x1800, shape)
+    biases = (codes(3 * hidden_size), codes(3 * hidden_size)) if bias else ()
+    return GRUDirectionWeights(codes(3 * hidden_size, input_size),
+                               codes(3 * hidden_size, hidden_size), *biases)
+
+
+def frame(command, sequence, payload=b""):
+    return b"\x00" + encode_request(command, sequence, payload)
+
+
+def load_frames(rng, layers, direction, input_size, hidden, linear, batch, use_h0, bias):
+    directions = 2 if direction == "bidirectional" else 1
+    frames = []
+    for layer in range(layers):
+        for slot in range(directions):
+            cell = random_cell(rng, input_size if layer == 0 else directions * hidden, hidden,
+                               bias)
+            h0 = rng.integers(-0x1000, 0x1000, (batch, hidden)) if use_h0 else None
+            frames.append(frame(Command.LOAD, len(frames),
+                                encode_load_request(LoadRequest(layer, slot, cell, linear, h0))))
+    return frames
+
+
+CASES = [
+    # layers, direction, D, H, lengths, linear_before_reset, final_only, use_h0, glu, bias
+    (1, "forward", 3, 2, [2, 3], True, False, False, False, True),
+    (2, "bidirectional", 2, 3, [3, 1], False, False, True, True, True),
+    (1, "reverse", 2, 3, [1, 3], True, False, True, False, False),
+    (2, "forward", 3, 2, [2], False, True, False, False, True),
+]
+
+
+@pytest.mark.parametrize("stall, case", [(0.0, case) for case in CASES] + [(0.3, CASES[1])])
+def test_load_and_run_match_the_model(rng, stall, case):
+    layers, direction, inputs, hidden, lengths, linear, final_only, use_h0, glu, bias = case
+    batch = len(lengths)
+    frames = load_frames(rng, layers, direction, inputs, hidden, linear, batch, use_h0, bias)
+    x = rng.integers(-0x1000, 0x1000, (sum(lengths), inputs))
+    request = RunRequest(x, np.array(lengths), layers, hidden, max(lengths), direction, linear,
+                         final_only, use_h0, glu)
+    frames.append(frame(Command.RUN, 100, encode_run_request(request)))
+    wire = b"".join(frames)
+    statuses, cycles = check_against_model(wire, stall)
+    assert statuses == [Status.OK] * len(frames)
+    print(f"{case}: {len(wire)} bytes in, {cycles} cycles")
+
+
+def test_refusals_match_the_model(rng):
+    x = rng.integers(-0x1000, 0x1000, (3, 2))
+    good = RunRequest(x, np.array([2, 1]), 1, 3, 2, "forward")
+    run_payload = encode_run_request(good)
+    load = encode_load_request(LoadRequest(0, 0, random_cell(rng, 2, 3)))
+    wire = b"".join([
+        frame(Command.RUN, 1, run_payload),                             # NOT_LOADED
+        frame(Command.LOAD, 2, load[:-2]),                              # MALFORMED: short
+        frame(Command.LOAD, 3, b"\x02" + load[1:]),                     # BEYOND_MAXIMA
+        frame(Command.LOAD, 4, load),                                   # OK
+        frame(Command.RUN, 5, run_payload[:-1]),                        # MALFORMED
+        frame(Command.RUN, 6, run_payload[:1] + b"\x40" + run_payload[2:]),  # reserved flag
+        # MALFORMED: a batch of 3 reads the inputs as lengths
+        frame(Command.RUN, 7, run_payload[:2] + struct.pack("<H", 3) + run_payload[4:]),
+        frame(Command.RUN, 8, b"\x03" + run_payload[1:]),               # BEYOND_MAXIMA
+        # BEYOND_MAXIMA: more steps than the build's
+        frame(Command.RUN, 9, run_payload[:4] + struct.pack("<H", 4) + run_payload[6:]),
+        # NOT_LOADED: use_h0, but the slot holds no h0
+        frame(Command.RUN, 10, run_payload[:1] + b"\x10" + run_payload[2:]),
+        frame(Command.RUN, 11, run_payload),                            # OK
+        frame(Command.RESET, 12),
+        frame(Command.RUN, 13, run_payload),                            # NOT_LOADED
+    ])
+    statuses, _ = check_against_model(wire)
+    assert statuses == [Status.NOT_LOADED, Status.MALFORMED, Status.BEYOND_MAXIMA, Status.OK,
+                        Status.MALFORMED, Status.MALFORMED, Status.MALFORMED,
+                        Status.BEYOND_MAXIMA, Status.BEYOND_MAXIMA, Status.NOT_LOADED,
+                        Status.OK, Status.OK, Status.NOT_LOADED]
