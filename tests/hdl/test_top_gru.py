@@ -69,6 +69,7 @@ CASES = [
     (2, "bidirectional", 2, 3, [3, 1], False, False, True, True, True),
     (1, "reverse", 2, 3, [1, 3], True, False, True, False, False),
     (2, "forward", 3, 2, [2], False, True, False, False, True),
+    (1, "bidirectional", 6, 1, [1, 2], True, False, False, True, False),
 ]
 
 
@@ -115,3 +116,26 @@ def test_refusals_match_the_model(rng):
                         Status.MALFORMED, Status.MALFORMED, Status.MALFORMED,
                         Status.BEYOND_MAXIMA, Status.BEYOND_MAXIMA, Status.NOT_LOADED,
                         Status.OK, Status.OK, Status.NOT_LOADED]
+
+
+def test_load_refusals_by_their_h0_match_the_model(rng):
+    cell = random_cell(rng, 2, 3)
+    too_many = encode_load_request(LoadRequest(0, 1, cell, h0=rng.integers(-9, 9, (3, 3))))
+    fitting = encode_load_request(LoadRequest(0, 1, cell, h0=rng.integers(-9, 9, (2, 3))))
+    x = rng.integers(-0x1000, 0x1000, (2, 2))
+    # A batch of 3, beyond the build's 2.
+    wide = encode_run_request(RunRequest(np.zeros((3, 2), dtype=np.int64),
+                                         np.ones(3, dtype=np.int64), 1, 3))
+    zero_length = encode_run_request(RunRequest(x, np.array([2]), 1, 3))
+    zero_length = zero_length[:10] + b"\x00\x00" + zero_length[12:]
+    wire = b"".join([
+        frame(Command.LOAD, 1, too_many),                               # BEYOND_MAXIMA
+        frame(Command.LOAD, 2, fitting[:-2]),                           # MALFORMED
+        frame(Command.LOAD, 3, fitting[:6] + bytes([fitting[6] | 8]) + fitting[7:]),  # reserved
+        frame(Command.LOAD, 4, fitting),                                # OK
+        frame(Command.RUN, 5, wide),                                    # BEYOND_MAXIMA
+        frame(Command.RUN, 6, zero_length),                             # MALFORMED
+    ])
+    statuses, _ = check_against_model(wire)
+    assert statuses == [Status.BEYOND_MAXIMA, Status.MALFORMED, Status.MALFORMED, Status.OK,
+                        Status.BEYOND_MAXIMA, Status.MALFORMED]
