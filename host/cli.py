@@ -35,6 +35,7 @@ def demo(args):
         devices.append("torch")
     except RuntimeError as error:
         print(f"(torch backend skipped: {error})")
+    devices.append(resolve_device("sim"))
     print(f"GRU input_size={args.input_size} hidden_size={args.hidden_size} "
           f"num_layers={args.num_layers} bidirectional={args.bidirectional}, batch {batch}, "
           f"lengths {lengths.tolist()}, PyTorch-style random weights (seed {args.seed})\n")
@@ -42,6 +43,9 @@ def demo(args):
     for device in devices:
         gru = GRU(args.input_size, args.hidden_size, args.num_layers,
                   bidirectional=args.bidirectional, device=device, seed=args.seed)
+        if gru.device == "sim":
+            print("simulating the accelerator's RTL (a few seconds)...", file=sys.stderr,
+                  flush=True)
         start = time.perf_counter()
         output, h_n = gru(x, lengths=lengths)
         results[gru.device] = (output, h_n, time.perf_counter() - start)
@@ -50,11 +54,17 @@ def demo(args):
           f"{'mean':>9}  h_n[0, 0, :3]")
     for name, (output, h_n, seconds) in results.items():
         error = np.abs(output - reference)
-        kind = ("fixed point, bit-exact" if name == "golden" else
-                "float64" if name == "numpy" else "float32")
+        kind = {"golden": "fixed point, bit-exact", "numpy": "float64",
+                "sim": "fixed point, RTL simulated"}.get(name, "float32")
         print(f"{name:<12} {kind:<28} {seconds * 1e3:7.1f}ms {error.max():20.2e} "
               f"{error.mean():9.2e}  {np.array2string(h_n[0, 0, :3], precision=5)}")
-    print("\nThe golden model is the specification the gateware must match bit for bit; "
+    simulated, golden = results["sim"], results["golden"]
+    same = np.array_equal(simulated[0], golden[0]) and np.array_equal(simulated[1], golden[1])
+    print(f"\nsim: the accelerator top's RTL in the Amaranth simulator, driven with the "
+          f"protocol's frames (LOAD, RUN) like a board: {devices[-1].client.transport.cycles} "
+          f"clock cycles; outputs and final states "
+          f"{'identical to' if same else 'DIFFERENT from'} golden.")
+    print("The golden model is the specification the gateware must match bit for bit; "
           "its distance from float64 is the cost of 16-bit fixed point.")
     _demo_simulated_glu(rng)
     return 0

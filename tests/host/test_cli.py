@@ -17,12 +17,13 @@ from gatework.host.cli import main
 def test_demo_prints_every_backend(capsys):
     assert main(["demo", "--steps", "6", "--batch", "3"]) == 0
     out = capsys.readouterr().out
-    for backend in ("numpy", "golden", "torch:cpu"):
+    for backend in ("numpy", "golden", "torch:cpu", "sim"):
         assert f"\n{backend} " in out
     golden_line = next(line for line in out.splitlines() if line.startswith("golden"))
     max_error, mean_error = map(float, re.findall(r"\d\.\d\de[-+]\d\d", golden_line))
     assert 0 < mean_error <= max_error, golden_line
-    assert "device='sim'" in out and "identical to golden" in out
+    assert "outputs and final states identical to golden" in out
+    assert "device='sim'" in out and out.count("identical to golden") == 2
     assert 0 < max_error < 5e-3, golden_line
 
 
