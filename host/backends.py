@@ -259,9 +259,7 @@ def _fpga_backend(requested):
 
 
 def _sim_backend():
-    from ..golden.config import BuildConfig
-    from ..hdl.top import AcceleratorTop
-    from ..sim.device import SimulatedDevice
+    from ..sim.device import simulated_accelerator
     from .fpga import FpgaBackend
 
     class SimBackend(FpgaBackend):
@@ -270,11 +268,8 @@ def _sim_backend():
         name = "sim"
 
     # Simulated time runs far slower than a board: the client's timeout is wall-clock
-    # generous, the device's own budget bounds every wait.
-    # The largest payload the length field allows: a simulated receive buffer costs nothing,
-    # so every model that fits the build's maxima can be loaded in one request.
-    device = SimulatedDevice(AcceleratorTop(BuildConfig(), max_payload=0xFFFF))
-    return SimBackend(device, timeout=600.0)
+    # generous, while each read of the simulation is bounded by it.
+    return SimBackend(simulated_accelerator(), timeout=600.0)
 
 
 def resolve_device(device):

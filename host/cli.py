@@ -177,6 +177,24 @@ def _torch_state_dict_sizes(path, options):
                 weights=weights, **options)
 
 
+def sim_server(args):
+    """Serve the simulated accelerator's RTL on a loopback TCP port until interrupted."""
+    from ..sim.device import simulated_accelerator
+    from .device_model import serve_tcp
+
+    device = simulated_accelerator()
+    with serve_tcp(device, port=args.port) as port:
+        print(f"serving the accelerator's RTL in the Amaranth simulator on "
+              f"socket://127.0.0.1:{port}: use device='fpga:socket://127.0.0.1:{port}'; "
+              f"Ctrl-C stops", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+    return 0
+
+
 def bench_accuracy(args):
     from ..golden.formats import DEFAULT_FORMATS
     from . import bench
@@ -351,6 +369,11 @@ def main(argv=None):
     p = commands.add_parser("info", help="show number formats and available backends")
     p.add_argument("--device", help="ask this device instead, such as fpga:/dev/ttyUSB1")
     p.set_defaults(run=info)
+
+    p = commands.add_parser("sim-server",
+                            help="serve the simulated accelerator on 127.0.0.1 over TCP")
+    p.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    p.set_defaults(run=sim_server)
 
     p = commands.add_parser("run", help="run a saved GRU (ONNX file or torch state dict)")
     p.add_argument("model", help="MODEL.onnx, or a torch.nn.GRU state dict (torch.save)")

@@ -61,6 +61,14 @@ def check_fits(config, *, num_layers=None, direction="forward", input_size=None,
                          f"smaller, or use a bitstream built with larger maxima")
 
 
+class _Lost(Exception):
+    """A request that the link lost; ``error`` is what to raise when retries run out."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
 class Client:
     """Requests to a gatework device, one method per command.
 
@@ -77,11 +85,14 @@ class Client:
         Seconds to wait for a response, on top of the time the wire takes to carry the bytes.
     """
 
-    def __init__(self, transport, timeout=5.0):
+    def __init__(self, transport, timeout=5.0, retries=2):
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, not {retries!r}")
         self.transport = transport
         self.timeout = float(timeout)
+        self.retries = retries
         self._sequence = 0
         self._reader = FrameReader(max_encoded_length(RESPONSE_OVERHEAD + MAX_PAYLOAD))
         self._info = None
@@ -187,7 +198,11 @@ class Client:
         """Send one request and return the payload of its ``OK`` response.
 
         No size checks: the typed methods above make them. ``command`` may be any code
-        below 0x80, a command of this protocol or not.
+        below 0x80, a command of this protocol or not. A request lost on the link (the device
+        answered BAD_CRC, BAD_FRAME or TOO_LARGE in its place, or its response arrived
+        damaged) is sent again, at most ``retries`` times; every command may be repeated
+        safely, as LOAD replaces its slot, RESET empties the slots and the others change
+        nothing. A timeout is not retried: it reports what was outstanding.
 
         Parameters
         ----------
@@ -196,6 +211,17 @@ class Client:
         response_length : int
             Payload bytes expected back; slow links get the time to carry them.
         """
+        for attempt in range(self.retries + 1):
+            try:
+                return self._attempt(command, payload, response_length)
+            except _Lost as lost:
+                if attempt == self.retries:
+                    raise lost.error from None
+                logger.warning("%s was lost on the link (%s); sending it again (retry %d of "
+                               "%d)", command_name(command), lost.error, attempt + 1,
+                               self.retries)
+
+    def _attempt(self, command, payload, response_length):
         name = command_name(command)
         sequence = self._next_sequence()
         frame = encode_request(command, sequence, payload)
@@ -229,7 +255,7 @@ class Client:
                     return response.payload
                 if fence is not None and (response.command, response.sequence) == (
                         Command.INFO, fence):
-                    raise self._lost(name, reported, damaged)
+                    raise _Lost(self._lost(name, reported, damaged))
                 unrelated += 1
                 logger.debug("discarded a response to %s (sequence %d) while waiting for %s "
                              "(sequence %d)", command_name(response.command),

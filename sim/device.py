@@ -33,7 +33,7 @@ from ..host.transport import Transport
 from .streams import SimulationTimeout, _vcd_path
 
 
-__all__ = ["SimulatedDevice"]
+__all__ = ["SimulatedDevice", "simulated_accelerator"]
 
 
 def _check_byte_stream(component, name, flow):
@@ -173,6 +173,18 @@ class SimulatedDevice(Transport):
         del self._output[:max_bytes]
         return data
 
+    def feed(self, data, timeout=60.0):
+        """Write ``data`` and return every byte the component answers before it falls idle.
+
+        This is the device interface of :func:`gatework.host.device_model.serve_tcp`, which
+        serves the simulated RTL on a TCP port as it serves the protocol model.
+        """
+        self.write(data)
+        answer = bytearray()
+        while chunk := self.read(1 << 16, timeout):
+            answer += chunk
+        return bytes(answer)
+
     def close(self):
         """Stop simulating and finish the VCD file, if one is written."""
         if not self._closed:
@@ -256,3 +268,17 @@ class SimulatedDevice(Transport):
             if output_valid:
                 self._output.append(output_byte)
             self._quiet = 0 if input_moved or output_valid else self._quiet + 1
+
+
+def simulated_accelerator(config=None, *, max_payload=0xFFFF, name="sim"):
+    """The accelerator top's RTL, simulated, as a transport (and a :meth:`~SimulatedDevice.feed`
+    device).
+
+    The receive buffer is as large as the protocol's length field allows: in simulation it
+    costs nothing, and every model within the build's maxima then loads in one request. Each
+    read is bounded by its own timeout, so there is no limit on the cycles of a session.
+    """
+    from ..golden.config import BuildConfig
+    from ..hdl.top import AcceleratorTop
+    return SimulatedDevice(AcceleratorTop(config or BuildConfig(), max_payload=max_payload),
+                           name=name, cycle_limit=None)

@@ -82,3 +82,34 @@ def test_sim_runs_a_gru_on_the_rtl_bit_exact_with_golden(rng, fresh_log):
     expected_output, expected_h_n = GRU(2, 3, device="golden", seed=0)(x)
     assert np.array_equal(output, expected_output)
     assert np.array_equal(h_n, expected_h_n)
+
+
+def test_the_simulated_rtl_served_over_tcp_through_pyserial(rng, fresh_log):
+    from gatework.sim.device import simulated_accelerator
+    x = rng.standard_normal((4, 2, 3))
+    with serve_tcp(simulated_accelerator(CONFIG)) as port:
+        board = GRU(3, 4, device=f"fpga:socket://127.0.0.1:{port}", seed=2,
+                    linear_before_reset=False)
+        output, h_n = board(x, lengths=[4, 2])
+    expected, expected_h_n = GRU(3, 4, device="golden", seed=2, linear_before_reset=False)(
+        x, lengths=[4, 2])
+    assert np.array_equal(output, expected) and np.array_equal(h_n, expected_h_n)
+
+
+def test_sim_server_command_serves_until_interrupted():
+    import signal
+    import subprocess
+    import sys
+    from gatework.host.client import Client
+    from gatework.host.transport import SerialTransport
+    with subprocess.Popen([sys.executable, "-m", "gatework.host.cli", "sim-server"],
+                          stdout=subprocess.PIPE, text=True) as server:
+        try:
+            line = server.stdout.readline()
+            port = int(line.split("socket://127.0.0.1:")[1].split(":")[0])
+            with Client(SerialTransport(f"socket://127.0.0.1:{port}", 115200, 30),
+                        30) as client:
+                assert client.info().config.lanes == 8
+        finally:
+            server.send_signal(signal.SIGINT)
+            assert server.wait(timeout=30) == 0
