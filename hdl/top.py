@@ -297,31 +297,16 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("GLU_FIELDS"):
                 # channels u16 | count u16, then the checks in the protocol's order.
-                with m.If(remaining == 0):
-                    answer(m, Status.MALFORMED)
-                    m.next = "DRAIN"
-                with m.Else():
-                    m.d.comb += receiver.payload.ready.eq(1)
-                    with m.If(receiver.payload.valid):
-                        byte = receiver.payload.payload.data
-                        m.d.sync += [remaining.eq(remaining - 1), field.eq(field + 1)]
-                        with m.Switch(field):
-                            with m.Case(0):
-                                m.d.sync += channels.eq(byte)
-                            with m.Case(1):
-                                m.d.sync += channels.eq(channels | (byte << 8))
-                            with m.Case(2):
-                                m.d.sync += count.eq(byte)
-                            with m.Case(3):
-                                m.d.sync += count.eq(count | (byte << 8))
-                                m.next = "GLU_CHECK"
+                read_fields(m, 4, "GLU_CHECK")
 
             with m.State("GLU_CHECK"):
-                words = channels * count
-                with m.If((channels == 0) | (count == 0) | (4 * words != length - 4)):
+                glu_channels, glu_count = u16(0), u16(2)
+                words = glu_channels * glu_count
+                m.d.sync += [channels.eq(glu_channels), count.eq(glu_count)]
+                with m.If((glu_channels == 0) | (glu_count == 0) | (4 * words != length - 4)):
                     answer(m, Status.MALFORMED)
                     m.next = "DRAIN"
-                with m.Elif(channels > config.max_hidden_size):
+                with m.Elif(glu_channels > config.max_hidden_size):
                     answer(m, Status.BEYOND_MAXIMA)
                     m.next = "DRAIN"
                 with m.Else():
