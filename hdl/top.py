@@ -112,7 +112,6 @@ class AcceleratorTop(wiring.Component):
         remaining = Signal(16)          # request payload bytes still to take
         sent = Signal(17)               # response payload bytes sent
         channels = Signal(16)
-        count = Signal(16)
         field = Signal(range(11))
         info = Array(Const(byte, 8) for byte in self._info)
         low_byte = Signal(8)
@@ -302,7 +301,7 @@ class AcceleratorTop(wiring.Component):
             with m.State("GLU_CHECK"):
                 glu_channels, glu_count = u16(0), u16(2)
                 words = glu_channels * glu_count
-                m.d.sync += [channels.eq(glu_channels), count.eq(glu_count)]
+                m.d.sync += channels.eq(glu_channels)
                 with m.If((glu_channels == 0) | (glu_count == 0) | (4 * words != length - 4)):
                     answer(m, Status.MALFORMED)
                     m.next = "DRAIN"
