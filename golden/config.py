@@ -74,6 +74,17 @@ class BuildConfig:
         """Accumulator format: never overflows for the longest dot product and its biases."""
         return self.formats.accumulator(self.max_terms)
 
+    @property
+    def weight_set_words(self):
+        """Words of one weight set in each lane's bank: 3 gates x ``groups`` passes of
+        ``max_terms`` weights."""
+        return 3 * self.groups * self.max_terms
+
+    @property
+    def bias_set_words(self):
+        """Words of one weight set in each lane's bias bank: two biases per pass."""
+        return 3 * self.groups * 2
+
     def weight_set(self, layer, direction):
         """Bank index of ``layer``'s weights in ``direction`` (0 forward, 1 reverse)."""
         if not 0 <= layer < self.max_layers or not 0 <= direction < self.directions:
@@ -84,8 +95,8 @@ class BuildConfig:
     def memory_words(self):
         """On-chip words the GRU engine keeps, by purpose."""
         return {
-            "weights": self.lanes * self.weight_sets * 3 * self.groups * self.max_terms,
-            "biases": self.lanes * self.weight_sets * 3 * self.groups * 2,
+            "weights": self.lanes * self.weight_sets * self.weight_set_words,
+            "biases": self.lanes * self.weight_sets * self.bias_set_words,
             "hidden state": 2 * self.max_batch * self.max_hidden_size,
             "gate buffers": 3 * self.max_hidden_size,
             "input buffer": 2 * self.max_input_size,

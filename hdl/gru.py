@@ -30,7 +30,7 @@ earlier (with a batch of one), and, before its ``n`` passes, the ``r`` of its ow
 which is ready by then unless a pass is shorter than the element-wise pipeline.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -110,8 +110,8 @@ def engine_load_words(config, weights, weight_set, *, h0=None):
     hidden, inputs = weights.hidden_size, weights.input_size
     terms = inputs + hidden
     groups = -(-hidden // lanes)
-    weight_base = weight_set * 3 * config.groups * config.max_terms
-    bias_base = weight_set * 3 * config.groups * 2
+    weight_base = weight_set * config.weight_set_words
+    bias_base = weight_set * config.bias_set_words
     words = []
     for gate in range(3):
         for j in range(hidden):
@@ -184,8 +184,8 @@ class GRUEngine(wiring.Component):
     def __init__(self, config=BuildConfig()):
         self._config = config
         formats = config.formats
-        self._weight_depth = config.weight_sets * 3 * config.groups * config.max_terms
-        self._bias_depth = config.weight_sets * 3 * config.groups * 2
+        self._weight_depth = config.weight_sets * config.weight_set_words
+        self._bias_depth = config.weight_sets * config.bias_set_words
         self._state_depth = 2 * config.max_batch * config.max_hidden_size
         word_bits = max(formats.weight.total_bits, formats.bias.total_bits,
                         formats.data.total_bits)
@@ -310,12 +310,10 @@ class GRUEngine(wiring.Component):
         sequence = Signal(range(max_b + 1))
         gate = Signal(_Gate)
         group_base = Signal(range(max_h + lanes + 1))    # g * lanes
-        group = Signal(range(config.groups + 1))
         term = Signal(range(config.max_terms + 1))
         pass_base = Signal(range(self._weight_depth + 1))
         bias_base = Signal(range(self._bias_depth + 1))
         job_read_bank = Signal()
-        job_active = Signal()
         outstanding = Signal(range(max_b + 2))
         r_pending = Signal()
         in_job = Signal()
@@ -356,7 +354,7 @@ class GRUEngine(wiring.Component):
                         m.d.comb += [issue_is_token.eq(1), issue_token.eq(_Kind.SKIP),
                                      free_slot.eq(front_advance)]
             with m.Else():
-                m.d.comb += issue.eq((term != 0) | (gate != _Gate.N) | (group != 0) | n_ready)
+                m.d.comb += issue.eq((term != 0) | (gate != _Gate.N) | (group_base != 0) | n_ready)
         with m.Elif(running & finals):
             m.d.comb += [issue.eq(outstanding == 0), issue_is_token.eq(1),
                          issue_token.eq(_Kind.FINAL)]
@@ -381,7 +379,7 @@ class GRUEngine(wiring.Component):
                     m.d.sync += [term.eq(0), pass_base.eq(pass_base + terms),
                                  bias_base.eq(bias_base + 2)]
                     with m.If(last_group):
-                        m.d.sync += [group.eq(0), group_base.eq(0)]
+                        m.d.sync += group_base.eq(0)
                         with m.If(gate == _Gate.N):
                             # Job done: its slot is free, its state flips banks.
                             m.d.comb += free_slot.eq(1)
@@ -393,7 +391,7 @@ class GRUEngine(wiring.Component):
                         with m.Else():
                             m.d.sync += gate.eq(gate.as_value() + 1)
                     with m.Else():
-                        m.d.sync += [group.eq(group + 1), group_base.eq(group_base + lanes)]
+                        m.d.sync += group_base.eq(group_base + lanes)
                 with m.Else():
                     m.d.sync += term.eq(term + 1)
         # Jobs started and not yet through the element-wise stage. The n passes of a job wait
@@ -410,8 +408,8 @@ class GRUEngine(wiring.Component):
             m.d.sync += r_pending.eq(0)
 
         # Addresses of what the issued term needs.
-        pass_base_start = command.weight_set * (3 * config.groups * config.max_terms)
-        bias_base_start = command.weight_set * (3 * config.groups * 2)
+        pass_base_start = command.weight_set * config.weight_set_words
+        bias_base_start = command.weight_set * config.bias_set_words
         unit = term - inputs
         use_input = term < inputs
         use_rh = (gate == _Gate.N) & ~command.linear_before_reset & ~use_input
@@ -449,7 +447,7 @@ class GRUEngine(wiring.Component):
             issued.last_group.eq(last_group),
         ]
         with m.If(front_advance):
-            m.d.sync += [at_m.eq(issued), at_m.valid.eq(issue), at_a.eq(at_m)]
+            m.d.sync += [at_m.eq(issued), at_a.eq(at_m)]
 
         # M stage: the broadcast element and each lane's product.
         vector = Signal(signed(data_bits))
@@ -728,7 +726,7 @@ class GRUEngine(wiring.Component):
                         m.next = "START"
             with m.State("START"):
                 m.d.sync += [
-                    step.eq(0), sequence.eq(0), gate.eq(_Gate.R), group.eq(0),
+                    step.eq(0), sequence.eq(0), gate.eq(_Gate.R),
                     group_base.eq(0), term.eq(0), pass_base.eq(0), bias_base.eq(0),
                     in_job.eq(0), finals.eq(0), final_sequence.eq(0), r_pending.eq(0),
                     slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),

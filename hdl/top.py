@@ -146,8 +146,8 @@ class AcceleratorTop(wiring.Component):
         pass_base = Signal(32)
         load_valid = Signal()
         load_word = Signal.like(engine.load.payload)
-        weight_base = slot * (3 * config.groups * config.max_terms)
-        bias_base = slot * (3 * config.groups * 2)
+        weight_base = slot * config.weight_set_words
+        bias_base = slot * config.bias_set_words
 
         # RUN's fields.
         num_layers, run_flags = fields[0], fields[1]
@@ -331,7 +331,7 @@ class AcceleratorTop(wiring.Component):
                     index = load_layer * directions + load_direction
                     m.d.sync += [in_build.eq(fits), slot.eq(index), phase.eq(0), term.eq(0),
                                  unit.eq(0), lane.eq(0), gate.eq(0), load_batch.eq(0),
-                                 pass_base.eq(index * (3 * config.groups * config.max_terms))]
+                                 pass_base.eq(index * config.weight_set_words)]
                     with m.If(fits):
                         # Its weights are overwritten from now on, whatever the answer.
                         m.d.sync += loaded[index].eq(0)

@@ -14,6 +14,7 @@ import numpy as np
 from ..golden.fixed import SaturationCounter
 from ..golden.formats import DEFAULT_FORMATS, NumberFormats
 from ..golden.gru import GRUDirectionWeights, GRUWeights, gru_fixed, gru_float, quantize_gru
+from .modules import _random_weights
 
 
 __all__ = ["pytorch_initialised_gru", "measure_accuracy", "accuracy_report", "measure_speed",
@@ -34,11 +35,8 @@ def pytorch_initialised_gru(input_size, hidden_size, *, linear_before_reset=True
     try:
         import torch
     except ImportError:
-        rng = np.random.default_rng(seed)
-        bound = 1 / np.sqrt(hidden_size)
-        arrays = [rng.uniform(-bound, bound, shape) for shape in
-                  ((3 * hidden_size, input_size), (3 * hidden_size, hidden_size),
-                   (3 * hidden_size,), (3 * hidden_size,))]
+        return _random_weights(input_size, hidden_size, 1, True, "forward",
+                               linear_before_reset, seed)
     else:
         with torch.random.fork_rng():
             torch.manual_seed(seed)

@@ -3,6 +3,7 @@
 import argparse
 import logging
 import pathlib
+import re
 import sys
 import time
 
@@ -134,7 +135,7 @@ def run(args):
     if model_path.suffix == ".onnx":
         gru = GRU.from_onnx(str(model_path), **options)
     else:
-        gru = GRU(**_torch_state_dict_sizes(model_path, options))
+        gru = _gru_from_state_dict(model_path, options)
     x = np.load(args.input)
     lengths = np.load(args.lengths) if args.lengths else None
     start = time.perf_counter()
@@ -148,33 +149,22 @@ def run(args):
     return 0
 
 
-def _torch_state_dict_sizes(path, options):
-    """GRU arguments from a ``torch.nn.GRU`` state dict saved with ``torch.save``."""
+def _gru_from_state_dict(path, options):
+    """A GRU from a ``torch.nn.GRU`` state dict saved with ``torch.save``: the module is
+    rebuilt from the state's shapes, then imported like any other."""
     import torch
-    from ..golden.gru import GRUDirectionWeights, GRUWeights
+    from .modules import GRU
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or "weight_ih_l0" not in state:
         raise ValueError(f"{path} is not a torch.nn.GRU state dict (no 'weight_ih_l0'); save "
                          f"one with torch.save(gru.state_dict(), PATH), or export to ONNX")
-    bidirectional = "weight_ih_l0_reverse" in state
-    layers = []
-    k = 0
-    while f"weight_ih_l{k}" in state:
-        cells = []
-        for suffix in ("", "_reverse")[:2 if bidirectional else 1]:
-            def get(name):
-                key = f"{name}_l{k}{suffix}"
-                return state[key].double().numpy() if key in state else None
-            cells.append(GRUDirectionWeights(get("weight_ih"), get("weight_hh"),
-                                             get("bias_ih"), get("bias_hh")))
-        layers.append(tuple(cells))
-        k += 1
-    weights = GRUWeights(tuple(layers), True,
-                         "bidirectional" if bidirectional else "forward")
-    return dict(input_size=weights.input_size, hidden_size=weights.hidden_size,
-                num_layers=weights.num_layers, bias=weights.bias, bidirectional=bidirectional,
-                weights=weights, **options)
+    num_layers = sum(1 for key in state if re.fullmatch(r"weight_ih_l\d+", key))
+    hidden_size, input_size = state["weight_hh_l0"].shape[1], state["weight_ih_l0"].shape[1]
+    module = torch.nn.GRU(input_size, hidden_size, num_layers, bias="bias_ih_l0" in state,
+                          bidirectional="weight_ih_l0_reverse" in state)
+    module.load_state_dict(state)
+    return GRU.from_torch(module, **options)
 
 
 def sim_server(args):

@@ -207,18 +207,8 @@ class DeviceModel:
             layers.append(tuple(cells))
         if request.response_length() > MAX_PAYLOAD:
             raise _Refusal(Status.TOO_LARGE)
-        weights = QuantizedGRUWeights(
-            GRUWeights(tuple(layers), request.linear_before_reset, request.direction),
-            config.formats)
-        x = transposer.pack(request.inputs, request.lengths)
-        output, h_n = gru_fixed(weights, x, np.stack(h0) if request.use_h0 else None,
-                                request.lengths)
-        outputs = None
-        if not request.final_only:
-            outputs = transposer.unpack(output, request.lengths)
-            if request.glu:
-                outputs = glu_fixed(outputs, -1, config.formats)
-        return encode_run_response(RunResponse(outputs, h_n))
+        return run_response(tuple(layers), np.stack(h0) if request.use_h0 else None, request,
+                            config.formats)
 
     def _glu(self, payload):
         values = decode_glu_request(payload)
@@ -228,6 +218,25 @@ class DeviceModel:
 
     def __repr__(self):
         return f"<DeviceModel {self.config} max_payload={self.info.max_payload}>"
+
+
+def run_response(layers, h0, request, formats):
+    """Golden's response payload to an accepted RUN.
+
+    ``layers`` are the slots' integer cells, ``[layer][direction]``; ``h0`` their initial
+    states stacked ``(layers * directions, N, H)``, or None. Pack the ragged inputs, run the
+    fixed-point GRU, unpack (and GLU) the outputs: what the gateware does, in golden.
+    """
+    weights = QuantizedGRUWeights(GRUWeights(layers, request.linear_before_reset,
+                                             request.direction), formats)
+    output, h_n = gru_fixed(weights, transposer.pack(request.inputs, request.lengths), h0,
+                            request.lengths)
+    outputs = None
+    if not request.final_only:
+        outputs = transposer.unpack(output, request.lengths)
+        if request.glu:
+            outputs = glu_fixed(outputs, -1, formats)
+    return encode_run_response(RunResponse(outputs, h_n))
 
 
 def _check_loopback(host):

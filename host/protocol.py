@@ -63,9 +63,6 @@ _RUN_HEADER = struct.Struct("<BBHHHH")
 _GLU_HEADER = struct.Struct("<HH")
 _CODE = np.dtype("<i2")
 _LENGTH = np.dtype("<u2")
-_INFO = INFO_LAYOUT
-_FORMAT_NAMES = INFO_FORMATS
-_CONFIG_SIZES = INFO_CONFIG_SIZES
 
 
 class LoadFlag(enum.IntFlag):
@@ -443,12 +440,12 @@ def decode_info_response(payload):
         raise ProtocolError(f"the device speaks protocol version {payload[0]}, this host "
                             f"version {PROTOCOL_VERSION}: update gatework or the bitstream so "
                             f"that they agree")
-    if len(payload) != _INFO.size:
+    if len(payload) != INFO_LAYOUT.size:
         raise ProtocolError(f"an INFO response of protocol version {PROTOCOL_VERSION} carries "
-                            f"{_INFO.size} bytes, not {len(payload)}: the device breaks the "
+                            f"{INFO_LAYOUT.size} bytes, not {len(payload)}: the device breaks the "
                             f"protocol")
-    fields = _INFO.unpack(payload)
-    sizes = dict(zip(_CONFIG_SIZES, fields[1:7]))
+    fields = INFO_LAYOUT.unpack(payload)
+    sizes = dict(zip(INFO_CONFIG_SIZES, fields[1:7]))
     bidirectional = fields[7]
     bits = fields[8:18]
     range_log2, segments_log2, max_payload, clock_hz = fields[18:]
@@ -458,7 +455,7 @@ def decode_info_response(payload):
     try:
         formats = NumberFormats(
             **{name: QFormat(bits[2 * i], bits[2 * i + 1])
-               for i, name in enumerate(_FORMAT_NAMES)},
+               for i, name in enumerate(INFO_FORMATS)},
             table_range_log2=range_log2, table_segments_log2=segments_log2)
         config = BuildConfig(**sizes, bidirectional=bool(bidirectional), formats=formats)
     except ValueError as error:

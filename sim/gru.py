@@ -63,7 +63,6 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
     steps, batch, _ = x.shape
     lengths = check_lengths(lengths, steps, batch)
     hidden = weights.hidden_size
-    directions = weights.num_directions
     engine = GRUEngine(config)
 
     load_words = []

@@ -6,7 +6,6 @@ against ONNX's own reference evaluator instead, which ignores ``sequence_lens``.
 
 import numpy as np
 import pytest
-import onnx
 import onnxruntime as ort
 
 from gatework.golden.gru import gru_float

@@ -171,6 +171,24 @@ def _command(**changes):
     return command
 
 
+def _small_case(seed, linear_before_reset, lengths):
+    """A one-layer model for SMALL, its inputs, and golden's outputs and final states."""
+    rng = np.random.default_rng(seed)
+    weights = quantize_gru(random_model(rng, 2, 3, 1, "forward", linear_before_reset),
+                           SMALL.formats)
+    x = SMALL.formats.data.quantize(rng.normal(0, 1, (2, 2, 2)))
+    return (weights.weights.layers[0][0], x) + gru_fixed(weights, x, lengths=lengths)
+
+
+async def _good_run(ctx, engine, lengths, **changes):
+    """Run a good request after whatever came before; its output words and status."""
+    await put(ctx, engine.command, [_command(**changes)])
+    await put(ctx, engine.lengths, lengths)
+    words, _ = await get(ctx, engine.o, 2 * 2 * 3 + 2 * 3, timeout=5000)
+    (status,), _ = await get(ctx, engine.status, 1, timeout=100)
+    return status, np.array([word["data"] for word in words])
+
+
 @pytest.mark.parametrize("changes, refusal", [
     (dict(batch=0), Refusal.BATCH),
     (dict(hidden_size=0), Refusal.HIDDEN_SIZE),
@@ -178,37 +196,24 @@ def _command(**changes):
     (dict(steps=0), Refusal.STEPS),
 ])
 def test_refused_runs_and_recovery(changes, refusal):
-    rng = np.random.default_rng(2)
-    weights = quantize_gru(random_model(rng, 2, 3, 1, "forward", True), SMALL.formats)
-    cell = weights.weights.layers[0][0]
-    x = SMALL.formats.data.quantize(rng.normal(0, 1, (2, 2, 2)))
-    expected, expected_h_n = gru_fixed(weights, x, lengths=[2, 1])
+    cell, x, expected, expected_h_n = _small_case(2, True, [2, 1])
 
     async def script(ctx, engine):
         await put(ctx, engine.load, engine_load_words(SMALL, cell, 0))
         await put(ctx, engine.command, [_command(**changes)])
         (bad,), _ = await get(ctx, engine.status, 1, timeout=100)
         # The next good request runs as if nothing had happened.
-        await put(ctx, engine.command, [_command()])
-        await put(ctx, engine.lengths, [2, 1])
-        words, _ = await get(ctx, engine.o, 2 * 2 * 3 + 2 * 3, timeout=5000)
-        (good,), _ = await get(ctx, engine.status, 1, timeout=100)
-        return bad, good, words
+        return (bad,) + await _good_run(ctx, engine, [2, 1])
 
-    bad, good, words = _engine_session(SMALL, script, x.reshape(-1).tolist())
+    bad, good, data = _engine_session(SMALL, script, x.reshape(-1).tolist())
     assert bad["error"] == 1 and bad["refusal"] == refusal
     assert good["error"] == 0 and good["refusal"] == Refusal.NONE
-    data = np.array([w["data"] for w in words])
     assert np.array_equal(data[:12].reshape(2, 2, 3), expected)
     assert np.array_equal(data[12:].reshape(1, 2, 3), expected_h_n)
 
 
 def test_bad_length_drains_its_inputs_and_bad_load_is_flagged():
-    rng = np.random.default_rng(4)
-    weights = quantize_gru(random_model(rng, 2, 3, 1, "forward", False), SMALL.formats)
-    cell = weights.weights.layers[0][0]
-    x = SMALL.formats.data.quantize(rng.normal(0, 1, (2, 2, 2)))
-    expected, _ = gru_fixed(weights, x, lengths=[1, 2])
+    cell, x, expected, _ = _small_case(4, False, [1, 2])
 
     async def script(ctx, engine):
         await put(ctx, engine.load, engine_load_words(SMALL, cell, 0))
@@ -222,19 +227,14 @@ def test_bad_length_drains_its_inputs_and_bad_load_is_flagged():
         await put(ctx, engine.command, [_command(linear_before_reset=0)])
         await put(ctx, engine.lengths, [0, 3])
         (bad,), _ = await get(ctx, engine.status, 1, timeout=100)
-        await put(ctx, engine.command, [_command(linear_before_reset=0)])
-        await put(ctx, engine.lengths, [1, 2])
-        words, _ = await get(ctx, engine.o, 2 * 2 * 3 + 2 * 3, timeout=5000)
-        (good,), _ = await get(ctx, engine.status, 1, timeout=100)
-        return flagged, bad, good, words
+        return (flagged, bad) + await _good_run(ctx, engine, [1, 2], linear_before_reset=0)
 
     # The refused request's 8 inputs come first; the engine must drop exactly those.
-    flagged, bad, good, words = _engine_session(SMALL, script,
-                                                list(range(8)) + x.reshape(-1).tolist())
+    flagged, bad, good, data = _engine_session(SMALL, script,
+                                               list(range(8)) + x.reshape(-1).tolist())
     assert flagged == 1
     assert bad["error"] == 1 and bad["refusal"] == Refusal.LENGTH and bad["load_error"] == 1
     assert good["error"] == 0 and good["load_error"] == 0
-    data = np.array([w["data"] for w in words])
     assert np.array_equal(data[:12].reshape(2, 2, 3), expected)
 
 

@@ -4,15 +4,13 @@ RUN: test_top_gru.py)."""
 
 import struct
 
-import numpy as np
 import pytest
 
 from gatework.golden.config import BuildConfig
 from gatework.golden.protocol import Command
 from gatework.hdl.top import AcceleratorTop
 from gatework.host.device_model import DeviceModel
-from gatework.host.protocol import (FrameReader, decode_response, encode_glu_request,
-                                    encode_request)
+from gatework.host.protocol import encode_glu_request, encode_request
 from gatework.sim.streams import run
 
 

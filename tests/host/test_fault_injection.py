@@ -15,18 +15,16 @@ import time
 import numpy as np
 import pytest
 
-from gatework.golden import glu_fixed, gru_fixed, quantize_gru, transposer
+from gatework.golden import glu_fixed, quantize_gru
 from gatework.golden.config import BuildConfig
-from gatework.golden.gru import GRUWeights, QuantizedGRUWeights
 from gatework.golden.protocol import Command, Status
 from gatework.host import GRU
 from gatework.host.client import Client
-from gatework.host.device_model import DeviceModel
+from gatework.host.device_model import DeviceModel, run_response
 from gatework.host.protocol import (DeviceError, LoadRequest, ProtocolError, RunRequest,
-                                    RunResponse, decode_run_request, encode_glu_request,
+                                    decode_run_request, encode_glu_request,
                                     encode_glu_response, encode_info_response,
-                                    encode_load_request, encode_run_request,
-                                    encode_run_response)
+                                    encode_load_request, encode_run_request)
 from gatework.host.transport import LoopbackTransport
 
 
@@ -139,15 +137,7 @@ class Reference:
         if request.use_h0:
             h0 = np.stack([self.slots[k, d][1] for k in range(request.num_layers)
                            for d in range(directions)])
-        weights = QuantizedGRUWeights(GRUWeights(layers, True, request.direction), self.formats)
-        output, h_n = gru_fixed(weights, transposer.pack(request.inputs, request.lengths), h0,
-                                request.lengths)
-        outputs = None
-        if not request.final_only:
-            outputs = transposer.unpack(output, request.lengths)
-            if request.glu:
-                outputs = glu_fixed(outputs, -1, self.formats)
-        return encode_run_response(RunResponse(outputs, h_n))
+        return run_response(layers, h0, request, self.formats)
 
     def random_run(self, rng):
         direction = str(rng.choice(["forward", "reverse", "bidirectional"]))
