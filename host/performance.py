@@ -1,0 +1,263 @@
+"""The performance report behind ``gatework bench``: boards built, cycles simulated, torch timed.
+
+One run builds each board at each lane count of its sweep (YoWASP tools, cached by design
+digest), simulates the GRU engine's RTL for cycles per step at the model sizes the board
+holds, times torch's ``nn.GRU`` on this machine's CPU at the same sizes (batch 1 and 64), and
+writes ``docs/performance.md`` with two plots. Projections combine the measured cycles with
+the measured post-route clock: ``latency per step = cycles per step / clock``, where the
+clock is the build's, or nextpnr's Fmax when a build misses it.
+"""
+
+import json
+import pathlib
+import platform as host_platform
+import sys
+import time
+
+from .bench import _best_time, measure_cycles
+
+
+__all__ = ["LANE_SWEEP", "MODEL_SIZES", "measure_performance", "performance_report",
+           "plot_performance"]
+
+
+# Lane counts built per board (the last is the board's named default), and the model sizes
+# (D, H) run on each.
+LANE_SWEEP = {"icebreaker": (2, 4, 8), "ulx3s-85f": (16, 32, 64)}
+MODEL_SIZES = {"icebreaker": ((16, 16),), "ulx3s-85f": ((32, 32), (64, 64))}
+TORCH_BATCHES = (1, 64)
+TORCH_STEPS = 100
+
+
+def _progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _macs(input_size, hidden_size, batch):
+    """Multiply-accumulates of one GRU step: three gates of ``H x (D + H)``."""
+    return 3 * hidden_size * (input_size + hidden_size) * batch
+
+
+def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20):
+    """Seconds per step of ``torch.nn.GRU`` (float32, CPU, best of ``repeats``)."""
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.GRU(input_size, hidden_size)
+    x = torch.randn(steps, batch, input_size)
+    with torch.no_grad():
+        module(x)
+        return _best_time(lambda: module(x), repeats) / steps
+
+
+def measure_performance(boards=None, lanes=None, root="build", progress=_progress):
+    """Build, simulate and time everything the report shows; returns plain data."""
+    from ..boards.build import build_board
+    from ..boards.targets import BOARDS
+
+    boards = list(LANE_SWEEP) if boards is None else boards
+    records = {"builds": [], "runs": [], "torch": []}
+    for name in boards:
+        board = BOARDS[name]
+        for count in (lanes or {}).get(name, LANE_SWEEP[name]):
+            plan = board.default.replace(lanes=count)
+            progress(f"{name}, {count} lanes:")
+            result = build_board(board, plan, root=root, progress=progress)
+            report = result.report
+            [clock] = report["fmax"].values()
+            usable_mhz = min(clock["achieved"], clock["constraint"])
+            records["builds"].append({
+                "board": name, "lanes": count, "clock_mhz": plan.clock_mhz,
+                "fmax_mhz": clock["achieved"], "timing_met": report["timing_met"],
+                "usable_mhz": usable_mhz, "utilization": report["utilization"],
+                "folder": str(result.folder), "build_seconds": report["build_seconds"],
+                "max_batch": plan.config.max_batch,
+            })
+            for input_size, hidden_size in MODEL_SIZES[name]:
+                for batch in sorted({1, plan.config.max_batch}):
+                    [cycles] = measure_cycles([(input_size, hidden_size, count, batch)],
+                                              progress=progress)
+                    per_step = cycles["cycles_per_step"]
+                    latency = per_step / (usable_mhz * 1e6)
+                    # The link carries a step's inputs in and its outputs out, 10 bits a byte.
+                    link = 2 * (input_size + hidden_size) * batch * 10 / board.baud
+                    macs = _macs(input_size, hidden_size, batch)
+                    records["runs"].append({
+                        "board": name, "lanes": count, "input_size": input_size,
+                        "hidden_size": hidden_size, "batch": batch,
+                        "cycles_per_step": per_step,
+                        "utilization": cycles["utilization"],
+                        "bit_exact": cycles["bit_exact"],
+                        "latency_s": latency, "gmacs": macs / latency / 1e9,
+                        "link_s": link, "link_gmacs": macs / (latency + link) / 1e9,
+                        "baud": board.baud,
+                    })
+    # torch at batch 1 and 64, and at every batch the boards ran, on the same sizes.
+    cases = sorted({(size[0], size[1], batch) for name in boards for size in MODEL_SIZES[name]
+                    for batch in TORCH_BATCHES} |
+                   {(r["input_size"], r["hidden_size"], r["batch"]) for r in records["runs"]})
+    try:
+        import torch
+    except ImportError:
+        progress("torch is not installed: no CPU comparison")
+        torch = None
+    if torch is not None:
+        for input_size, hidden_size, batch in cases:
+            seconds = time_torch(input_size, hidden_size, batch)
+            records["torch"].append({
+                "input_size": input_size, "hidden_size": hidden_size, "batch": batch,
+                "latency_s": seconds,
+                "gmacs": _macs(input_size, hidden_size, batch) / seconds / 1e9,
+                "torch": torch.__version__, "threads": torch.get_num_threads()})
+            progress(f"torch CPU D={input_size} H={hidden_size} batch {batch}: "
+                     f"{seconds * 1e6:.1f} us/step")
+    records["machine"] = f"{host_platform.machine()}, {host_platform.processor() or 'cpu'}"
+    records["date"] = time.strftime("%Y-%m-%d")
+    return records
+
+
+_UTILIZATION_CELLS = {
+    "ice40": {"logic": "ICESTORM_LC", "DSP": "ICESTORM_DSP", "block RAM": "ICESTORM_RAM",
+              "SPRAM": "ICESTORM_SPRAM"},
+    "ecp5": {"logic": "TRELLIS_COMB", "DSP": "MULT18X18D", "block RAM": "DP16KD"},
+}
+
+
+def _family(name):
+    return "ice40" if name == "icebreaker" else "ecp5"
+
+
+def _percent(utilization, cell):
+    use = utilization.get(cell)
+    return 100 * use["used"] / use["available"] if use and use["available"] else 0.0
+
+
+def _lane_axis(axis, lanes):
+    from matplotlib.ticker import NullFormatter
+
+    axis.set_xscale("log", base=2)
+    axis.set_xticks(lanes, [str(count) for count in lanes])
+    axis.xaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_performance(records, folder="docs"):
+    """Two PNGs: utilisation against lanes, projected throughput against lanes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = pathlib.Path(folder)
+    boards = list(dict.fromkeys(build["board"] for build in records["builds"]))
+    paths = []
+    figure, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4), squeeze=False)
+    for axis, name in zip(axes[0], boards):
+        builds = [b for b in records["builds"] if b["board"] == name]
+        lanes = [b["lanes"] for b in builds]
+        for label, cell in _UTILIZATION_CELLS[_family(name)].items():
+            axis.plot(lanes, [_percent(b["utilization"], cell) for b in builds], "o-",
+                      label=label)
+        axis.set(title=f"{name}: utilisation", xlabel="lanes", ylabel="% of the chip",
+                 ylim=(0, 105))
+        _lane_axis(axis, lanes)
+        axis.axhline(100, color="grey", linewidth=0.8)
+        axis.legend()
+    figure.tight_layout()
+    paths.append(folder / "utilisation.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4), squeeze=False)
+    for axis, name in zip(axes[0], boards):
+        runs = [r for r in records["runs"] if r["board"] == name]
+        for size in dict.fromkeys((r["input_size"], r["hidden_size"], r["batch"])
+                                  for r in runs):
+            chosen = [r for r in runs if (r["input_size"], r["hidden_size"], r["batch"]) == size]
+            line, = axis.plot([r["lanes"] for r in chosen], [r["gmacs"] for r in chosen], "o-",
+                              label=f"D={size[0]} H={size[1]} N={size[2]}")
+            axis.plot([r["lanes"] for r in chosen], [r["link_gmacs"] for r in chosen], "x:",
+                      color=line.get_color())
+        for entry in records["torch"]:
+            if (entry["input_size"], entry["hidden_size"]) in MODEL_SIZES[name] and \
+                    entry["batch"] == 1:
+                axis.axhline(entry["gmacs"], linestyle="--", color="grey", linewidth=0.8)
+                axis.text(0.02, entry["gmacs"], f"torch CPU D={entry['input_size']} "
+                          f"H={entry['hidden_size']} N=1", fontsize=7, va="bottom",
+                          transform=axis.get_yaxis_transform())
+        lanes = sorted({r["lanes"] for r in runs})
+        axis.set(title=f"{name}: projected GMAC/s (x: with the UART)", xlabel="lanes",
+                 ylabel="GMAC/s", yscale="log")
+        _lane_axis(axis, lanes)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    paths.append(folder / "throughput.png")
+    figure.savefig(paths[-1], dpi=110)
+    plt.close(figure)
+    return paths
+
+
+def performance_report(records, cycles_table=""):
+    """Markdown for ``docs/performance.md``."""
+    torch_by = {(t["input_size"], t["hidden_size"], t["batch"]): t for t in records["torch"]}
+    lines = [
+        "# Performance",
+        "",
+        f"Produced by `gatework bench` on {records['date']} ({records['machine']}; edit the "
+        "command, not this file). Builds: YoWASP Yosys + nextpnr, post-route Fmax from "
+        "nextpnr's report. Cycles: the GRU engine's RTL in the Amaranth simulator, every "
+        "sequence full length, checked bit-exact against golden. Projected latency per step "
+        "= cycles per step / clock (the build's clock when timing is met, nextpnr's Fmax "
+        "when not). GMAC/s counts `3 H (D + H) N` multiply-accumulates per step. The UART "
+        "column adds the time the board's USB UART needs to carry a step's inputs in and "
+        "outputs out (16-bit words, 10 bits per byte), which bounds a board fed step by "
+        "step from the host. torch: `nn.GRU` float32 on this machine's CPU, "
+        f"{TORCH_STEPS} steps, best of 20, in the same run.",
+        "",
+        "![utilisation against lanes](utilisation.png)",
+        "![throughput against lanes](throughput.png)",
+        "",
+        "## Builds",
+        "",
+        "| board | lanes | clock | Fmax | timing | logic | DSP | block RAM | build time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for b in records["builds"]:
+        cells = _UTILIZATION_CELLS[_family(b["board"])]
+        use = [f"{b['utilization'].get(cells[k], {}).get('used', 0)} "
+               f"({_percent(b['utilization'], cells[k]):.0f}%)"
+               for k in ("logic", "DSP", "block RAM")]
+        lines.append(f"| {b['board']} | {b['lanes']} | {b['clock_mhz']:g} MHz | "
+                     f"{b['fmax_mhz']:.1f} MHz | {'met' if b['timing_met'] else 'NOT met'} | "
+                     f"{use[0]} | {use[1]} | {use[2]} | {b['build_seconds']:.0f} s |")
+    lines += [
+        "",
+        "## Latency and throughput per step",
+        "",
+        "| board | lanes | D | H | N | cycles / step | engine utilization | latency / step "
+        "| GMAC/s | with UART: latency / step | GMAC/s | torch CPU latency / step | FPGA "
+        "faster by |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records["runs"]:
+        torch = torch_by.get((r["input_size"], r["hidden_size"], r["batch"]))
+        torch_cell = f"{torch['latency_s'] * 1e6:.1f} us" if torch else "-"
+        ratio = f"{torch['latency_s'] / r['latency_s']:.1f}x" if torch else "-"
+        lines.append(
+            f"| {r['board']} | {r['lanes']} | {r['input_size']} | {r['hidden_size']} | "
+            f"{r['batch']} | {r['cycles_per_step']:.0f} | {r['utilization']:.3f} | "
+            f"{r['latency_s'] * 1e6:.2f} us | {r['gmacs']:.2f} | "
+            f"{(r['latency_s'] + r['link_s']) * 1e6:.1f} us | {r['link_gmacs']:.3f} | "
+            f"{torch_cell} | {ratio} |")
+    lines += ["", "## torch on this machine's CPU", "",
+              "| D | H | N | latency / step | GMAC/s | threads |", "|---|---|---|---|---|---|"]
+    for t in records["torch"]:
+        lines.append(f"| {t['input_size']} | {t['hidden_size']} | {t['batch']} | "
+                     f"{t['latency_s'] * 1e6:.1f} us | {t['gmacs']:.2f} | {t['threads']} |")
+    lines += ["", "The torch backend on CUDA has not been measured: no GPU was available "
+                  "where these numbers were made."]
+    if cycles_table:
+        lines += ["", cycles_table]
+    return "\n".join(lines) + "\n"
+
+
+def write_records(records, path):
+    pathlib.Path(path).write_text(json.dumps(records, indent=1) + "\n")

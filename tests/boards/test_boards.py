@@ -1,0 +1,137 @@
+"""Board targets: PLL settings, the build command, reports, the cache and programming.
+
+The small configuration of each board is built for real (YoWASP Yosys + nextpnr) in the
+default run, and must meet timing at its clock.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import pathlib
+
+import pytest
+
+from gatework.boards import build as build_module
+from gatework.boards.build import build_board, program_board, summary
+from gatework.boards.clocks import ecp5_pll, ice40_pll
+from gatework.boards.targets import BOARDS, BoardTop
+from gatework.host.cli import main
+
+
+def _yowasp(tool, *args, cwd=None):
+    command = pathlib.Path(sys.executable).parent / f"yowasp-{tool}"
+    return subprocess.run([str(command), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, check=True).stdout
+
+
+@pytest.mark.parametrize("mhz", [16, 24, 30, 36, 48])
+def test_ice40_pll_matches_icepll(mhz):
+    settings = ice40_pll(12e6, mhz * 1e6)
+    text = _yowasp("icepll", "-i", 12, "-o", mhz)
+    achieved = float(re.search(r"F_PLLOUT:\s+([\d.]+) MHz \(achieved\)", text).group(1))
+    assert settings.output_hz / 1e6 == pytest.approx(achieved, abs=1e-3)
+    for name in ("DIVR", "DIVF", "DIVQ", "FILTER_RANGE"):
+        expected = int(re.search(rf"{name}:\s+(\d+)", text).group(1))
+        assert settings[name] == expected, name
+
+
+@pytest.mark.parametrize("mhz", [50, 75, 100, 125])
+def test_ecp5_pll_matches_ecppll(mhz, tmp_path):
+    settings = ecp5_pll(25e6, mhz * 1e6)
+    text = _yowasp("ecppll", "-i", 25, "-o", mhz, "-f", "pll.v", cwd=tmp_path)
+    achieved = float(re.search(r"clkout0 frequency: ([\d.]+) MHz", text).group(1))
+    assert settings.output_hz / 1e6 == pytest.approx(achieved, abs=1e-3)
+    for name, label in (("CLKI_DIV", "Refclk divisor"), ("CLKFB_DIV", "Feedback divisor"),
+                        ("CLKOP_DIV", "clkout0 divisor")):
+        assert settings[name] == int(re.search(rf"{label}: (\d+)", text).group(1)), name
+
+
+def test_pll_refuses_what_it_cannot_make():
+    with pytest.raises(ValueError, match="beyond"):
+        ice40_pll(12e6, 500e6)
+    with pytest.raises(ValueError, match="beyond"):
+        ecp5_pll(25e6, 1e6)
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_named_defaults_are_consistent(name):
+    board = BOARDS[name]
+    top = BoardTop(board, board.default)
+    # The UART's bit time is within 2 % of the board's baud rate.
+    assert abs(top.clock_hz / top.divisor / board.baud - 1) < 0.02
+    assert abs(top.clock_hz - board.default.clock_mhz * 1e6) < 1e3
+    assert board.default.config.lanes <= board.multipliers
+
+
+def test_build_replaces_fields():
+    board = BOARDS["ulx3s-85f"]
+    changed = board.default.replace(lanes=16, clock_mhz=50, max_payload=1000)
+    assert changed.config.lanes == 16 and changed.clock_mhz == 50
+    assert changed.max_payload == 1000
+    assert changed.config.max_hidden_size == board.default.config.max_hidden_size
+
+
+def test_build_root_must_be_relative(tmp_path):
+    with pytest.raises(ValueError, match="relative"):
+        build_board("icebreaker", root=str(tmp_path))
+    with pytest.raises(ValueError, match="unknown board"):
+        build_board("nosuchboard")
+
+
+def test_program_without_a_programmer_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(build_module.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="install openFPGALoader or iceprog"):
+        program_board("icebreaker", tmp_path / "top.bin")
+
+
+def test_program_with_no_board_attached_says_so(monkeypatch, tmp_path):
+    # A programmer that finds no board: it exits non-zero, as openFPGALoader does.
+    fake = tmp_path / "openFPGALoader"
+    fake.write_text("#!/bin/sh\necho 'unable to open ftdi device: -3 (device not found)' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(build_module.shutil, "which",
+                        lambda name: str(fake) if name == "openFPGALoader" else None)
+    with pytest.raises(RuntimeError, match="plugged in.*\n.*device not found"):
+        program_board("ulx3s-85f", tmp_path / "top.bit")
+
+
+def test_summary_says_when_timing_fails():
+    report = {"board": "icebreaker", "max_payload": 256, "baud": 3_000_000,
+              "config": {"lanes": 2, "max_input_size": 4, "max_hidden_size": 4,
+                         "max_batch": 2, "max_steps": 4, "max_layers": 1,
+                         "bidirectional": False},
+              "fmax": {"clk": {"achieved": 20.5, "constraint": 24.0}},
+              "utilization": {"ICESTORM_DSP": {"used": 2, "available": 8}},
+              "build_seconds": 12.0}
+    text = summary(report)
+    assert "Fmax 20.5 MHz against 24.0 MHz: timing NOT MET" in text
+    assert "ICESTORM_DSP        2 / 8      (25%)" in text
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_small_build_meets_timing_and_is_cached(name, tmp_path, monkeypatch, capsys):
+    """A real build: bitstream, nextpnr's report at the top level, timing met, then the
+    cache answers an unchanged design without building."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", name, "--small"]) == 0
+    out = capsys.readouterr().out
+    print(out)
+    board = BOARDS[name]
+    folder = pathlib.Path(re.search(r"report: (\S+)/report.json", out).group(1))
+    report = json.loads((folder / "report.json").read_text())
+    assert report["timing_met"] is True
+    [clock] = report["fmax"].values()
+    assert clock["constraint"] == pytest.approx(board.small.clock_mhz, rel=1e-3)
+    assert clock["achieved"] >= clock["constraint"]
+    dsp = "ICESTORM_DSP" if board.family == "ice40" else "MULT18X18D"
+    assert report["utilization"][dsp]["used"] >= board.small.config.lanes
+    assert report["config"]["lanes"] == board.small.config.lanes
+    bitstream = folder / ("top.bin" if board.family == "ice40" else "top.bit")
+    assert bitstream.stat().st_size > 10_000
+
+    assert main(["build", name, "--small"]) == 0
+    captured = capsys.readouterr()
+    assert "from the cache" in captured.err
+    assert str(folder) in captured.out
