@@ -34,8 +34,11 @@ def _yosys():
     return found
 
 
-def synthesize(component, family="ice40", timeout=600):
+def synthesize(component, family="ice40", timeout=600, platform=None):
     """Synthesise ``component`` for ``family`` and return its cell counts by type.
+
+    ``platform``, when given, is what the component elaborates for (so that it can pick the
+    chip's own primitives, such as an iCE40UP's SPRAMs).
 
     YoWASP tools cannot open absolute paths under /tmp (they see a private /tmp of their
     own), so Yosys runs inside the work folder and is given relative file names only.
@@ -44,7 +47,7 @@ def synthesize(component, family="ice40", timeout=600):
         raise ValueError(f"family must be one of {sorted(SYNTHESIS_COMMANDS)}, not {family!r}")
     with tempfile.TemporaryDirectory(prefix="gatework-synth-", dir=os.getcwd()) as folder:
         folder = pathlib.Path(folder)
-        (folder / "top.il").write_text(rtlil.convert(component, name="top"))
+        (folder / "top.il").write_text(rtlil.convert(component, name="top", platform=platform))
         script = (f"read_rtlil top.il; {SYNTHESIS_COMMANDS[family]}; "
                   f"tee -q -o stat.json stat -json")
         result = subprocess.run([_yosys(), "-q", "-p", script], cwd=folder,
