@@ -1,18 +1,19 @@
-"""Fixed-point arithmetic in gateware: golden's rescale rule and a multiply-accumulate unit.
+"""Fixed-point arithmetic in gateware: golden's rescale rule, a multiply-accumulate unit, and
+a sequential multiplier for sizes.
 
 The numerics are :mod:`gatework.golden.fixed`'s, bit for bit: products are exact, an
 accumulator has :meth:`QFormat.accumulator`'s width, and narrowing rounds half up and
 saturates.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.fixed import QFormat
 
 
-__all__ = ["rescale", "Rescale", "MultiplyAccumulate"]
+__all__ = ["rescale", "Rescale", "MultiplyAccumulate", "SequentialMultiplier"]
 
 
 def rescale(value, from_fraction, fmt):
@@ -135,4 +136,67 @@ class MultiplyAccumulate(wiring.Component):
                 m.d.sync += accumulator.eq(total)
                 with m.If(product_last):
                     m.d.sync += [self.o.payload.eq(total), self.o.valid.eq(1)]
+        return m
+
+
+class SequentialMultiplier(wiring.Component):
+    """Multiply two unsigned integers by shift and add, one bit of ``b`` per cycle.
+
+    For products a command needs once, such as the size of a payload or a response: one
+    adder where a combinational multiplier would take a DSP block, and a few cycles.
+
+    Parameters
+    ----------
+    width : int
+        Bits of ``a``, ``b`` and the product.
+
+    Members
+    -------
+    start : In(1)
+        Takes ``a`` and ``b`` and starts their product (dropping any product under way).
+    a, b : In(unsigned(width))
+    busy : Out(1)
+        High from the cycle after ``start`` until the product is ready.
+    product : Out(unsigned(width))
+        ``a * b`` once ``busy`` is low, held until the next ``start``; meaningful only while
+        ``overflow`` is low.
+    overflow : Out(1)
+        The product does not fit ``width`` bits.
+
+    A product started in cycle ``c`` is ready in cycle ``c + 1 + b.bit_length()``: the
+    multiplier stops at the highest set bit of ``b``. Resources: three ``width``-bit
+    registers and one ``width``-bit adder.
+    """
+
+    def __init__(self, width):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"width must be an int >= 1 (bits of the operands and the "
+                             f"product), not {width!r}")
+        super().__init__({
+            "start": In(1),
+            "a": In(unsigned(width)),
+            "b": In(unsigned(width)),
+            "busy": Out(1),
+            "product": Out(unsigned(width)),
+            "overflow": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        multiplicand = Signal.like(self.a)      # a << i, for bit i of b
+        multiplicand_lost = Signal()            # a << i has lost bits past the width
+        multiplier = Signal.like(self.b)        # b >> i
+        m.d.comb += self.busy.eq(multiplier != 0)
+        with m.If(self.start):
+            m.d.sync += [multiplicand.eq(self.a), multiplicand_lost.eq(0),
+                         multiplier.eq(self.b), self.product.eq(0), self.overflow.eq(0)]
+        with m.Elif(self.busy):
+            m.d.sync += [multiplicand.eq(multiplicand << 1),
+                         multiplicand_lost.eq(multiplicand_lost | multiplicand[-1]),
+                         multiplier.eq(multiplier >> 1)]
+            with m.If(multiplier[0]):
+                total = self.product + multiplicand
+                m.d.sync += [self.product.eq(total),
+                             self.overflow.eq(self.overflow | multiplicand_lost |
+                                              total[len(self.product)])]
         return m

@@ -175,10 +175,12 @@ class GRUEngine(wiring.Component):
 
     Throughput: ``lanes`` multiply-accumulates per cycle while a pass runs; a step of one
     sequence takes ``3 * ceil(H / lanes) * (D + H)`` cycles when ``D + H >= lanes`` (see the
-    module docstring). Resources: ``lanes`` multipliers and accumulators, a weight and a
-    bias bank per lane (:meth:`BuildConfig.memory_words`), a state memory of
+    module docstring). A run's weight set is found by counting up from the first set, one set
+    per cycle from the command on: its first pass waits for that only when ``weight_set``
+    exceeds the cycles its lengths take. Resources: ``lanes`` multipliers and accumulators, a
+    weight and a bias bank per lane (:meth:`BuildConfig.memory_words`), a state memory of
     ``2 * max_batch * max_hidden_size`` words, the activation ROM and two multipliers in the
-    element-wise stage.
+    element-wise stage; no other multiplier, as every address advances by its stride.
     """
 
     def __init__(self, config=BuildConfig()):
@@ -262,8 +264,9 @@ class GRUEngine(wiring.Component):
         z_write = z_memory.write_port()
         z_read = z_memory.read_port(transparent_for=(z_write,))
 
-        def state_address(bank, sequence, unit):
-            return bank * (max_b * max_h) + sequence * max_h + unit
+        def state_address(bank, offset):
+            """Address in the state memory of ``offset`` (``b * max_h + j``) in ``bank``."""
+            return Mux(bank, max_b * max_h, 0) + offset
 
         # ---- run parameters ------------------------------------------------------------
         command = Signal.like(self.command.payload)
@@ -281,25 +284,35 @@ class GRUEngine(wiring.Component):
         slot_full = Signal(2)
         write_slot = Signal()
         write_index = Signal(range(max_d + 1))
-        inputs_expected = Signal(range(config.max_steps * max_b + 1))
+        # Which vector arrives next, (step, sequence), and whether any is still expected.
+        input_step = Signal(range(config.max_steps))
+        input_sequence = Signal(range(max_b))
+        inputs_left = Signal()
         m.d.comb += [
-            input_write.addr.eq(write_slot * max_d + write_index),
+            input_write.addr.eq(Mux(write_slot, max_d, 0) + write_index),
             input_write.data.eq(self.x.payload),
-            self.x.ready.eq(running & (inputs_expected != 0) & ~slot_full.bit_select(
-                write_slot, 1)),
+            self.x.ready.eq(running & inputs_left & ~slot_full.bit_select(write_slot, 1)),
             input_write.en.eq(self.x.valid & self.x.ready),
         ]
         free_slot = Signal()          # the front is done with its slot this cycle
         read_slot = Signal()
+        vector_taken = Signal()       # the last word of a vector is taken this cycle
+        last_vector = ((input_step == command.steps - 1) &
+                       (input_sequence == command.batch - 1))
+        m.d.comb += vector_taken.eq(self.x.valid & self.x.ready & (write_index == inputs - 1))
         with m.If(self.x.valid & self.x.ready):
-            with m.If(write_index == inputs - 1):
-                m.d.sync += [write_index.eq(0), write_slot.eq(~write_slot),
-                             inputs_expected.eq(inputs_expected - 1)]
+            m.d.sync += write_index.eq(write_index + 1)
+        with m.If(vector_taken):
+            m.d.sync += [write_index.eq(0), write_slot.eq(~write_slot)]
+            with m.If(last_vector):
+                m.d.sync += inputs_left.eq(0)
+            with m.Elif(input_sequence == command.batch - 1):
+                m.d.sync += [input_sequence.eq(0), input_step.eq(input_step + 1)]
             with m.Else():
-                m.d.sync += write_index.eq(write_index + 1)
+                m.d.sync += input_sequence.eq(input_sequence + 1)
         fill = Signal(2)
         clear = Signal(2)
-        with m.If(self.x.valid & self.x.ready & (write_index == inputs - 1)):
+        with m.If(vector_taken):
             m.d.comb += fill.eq(Mux(write_slot, 0b10, 0b01))
         with m.If(free_slot):
             m.d.comb += clear.eq(Mux(read_slot, 0b10, 0b01))
@@ -308,9 +321,19 @@ class GRUEngine(wiring.Component):
         # ---- the front: jobs, passes, terms --------------------------------------------
         step = Signal(range(config.max_steps + 1))
         sequence = Signal(range(max_b + 1))
+        sequence_row = Signal(range(max_b * max_h + 1))  # sequence * max_h
         gate = Signal(_Gate)
         group_base = Signal(range(max_h + lanes + 1))    # g * lanes
         term = Signal(range(config.max_terms + 1))
+        # The run's weight set starts at set_pass_base and set_bias_base: counted up from 0
+        # one set per cycle after the command is taken, while the lengths arrive.
+        sets_to_skip = Signal(range(config.weight_sets))
+        set_pass_base = Signal(range(self._weight_depth + 1))
+        set_bias_base = Signal(range(self._bias_depth + 1))
+        with m.If(sets_to_skip != 0):
+            m.d.sync += [sets_to_skip.eq(sets_to_skip - 1),
+                         set_pass_base.eq(set_pass_base + config.weight_set_words),
+                         set_bias_base.eq(set_bias_base + config.bias_set_words)]
         pass_base = Signal(range(self._weight_depth + 1))
         bias_base = Signal(range(self._bias_depth + 1))
         job_read_bank = Signal()
@@ -319,6 +342,7 @@ class GRUEngine(wiring.Component):
         in_job = Signal()
         finals = Signal()             # issuing the final-state tokens
         final_sequence = Signal(range(max_b + 1))
+        final_row = Signal(range(max_b * max_h + 1))     # final_sequence * max_h
 
         time_index = Mux(command.reverse, command.steps - 1 - step, step)
         sequence_active = time_index < lengths[sequence]
@@ -334,9 +358,9 @@ class GRUEngine(wiring.Component):
         # Pipeline registers: M (memories read), A (accumulate).
         term_layout = data.StructLayout({
             "valid": 1, "token": 1, "kind": _Kind, "first": 1, "split": 1, "last": 1,
-            "restart": 1, "use_input": 1, "use_rh": 1, "h_valid": 1, "sequence":
-            range(max_b), "group_base": range(max_h + lanes + 1), "read_bank": 1,
-            "last_group": 1})
+            "restart": 1, "use_input": 1, "use_rh": 1, "h_valid": 1,
+            "state_row": range(max_b * max_h), "last_sequence": 1,
+            "group_base": range(max_h + lanes + 1), "read_bank": 1, "last_group": 1})
         at_m = Signal(term_layout)
         at_a = Signal(term_layout)
         issued = Signal(term_layout)
@@ -367,11 +391,12 @@ class GRUEngine(wiring.Component):
         m.d.comb += job_started.eq(issuing & ~finals & ~in_job)
         with m.If(issuing):
             with m.If(finals):
-                m.d.sync += final_sequence.eq(final_sequence + 1)
+                m.d.sync += [final_sequence.eq(final_sequence + 1),
+                             final_row.eq(final_row + max_h)]
                 with m.If(final_sequence == command.batch - 1):
                     m.d.sync += [finals.eq(0), running.eq(0)]
             with m.Elif(~in_job & ~sequence_active):
-                self._next_job(m, step, sequence, read_slot, command, finals)
+                self._next_job(m, step, sequence, sequence_row, read_slot, command, finals)
             with m.Else():
                 with m.If(~in_job):
                     m.d.sync += [in_job.eq(1), job_read_bank.eq(parity[sequence])]
@@ -386,8 +411,10 @@ class GRUEngine(wiring.Component):
                             m.d.sync += [in_job.eq(0), gate.eq(_Gate.R),
                                          parity[sequence].eq(~parity[sequence]),
                                          started[sequence].eq(1),
-                                         pass_base.eq(0), bias_base.eq(0)]
-                            self._next_job(m, step, sequence, read_slot, command, finals)
+                                         pass_base.eq(set_pass_base),
+                                         bias_base.eq(set_bias_base)]
+                            self._next_job(m, step, sequence, sequence_row, read_slot,
+                                           command, finals)
                         with m.Else():
                             m.d.sync += gate.eq(gate.as_value() + 1)
                     with m.Else():
@@ -408,26 +435,24 @@ class GRUEngine(wiring.Component):
             m.d.sync += r_pending.eq(0)
 
         # Addresses of what the issued term needs.
-        pass_base_start = command.weight_set * config.weight_set_words
-        bias_base_start = command.weight_set * config.bias_set_words
         unit = term - inputs
         use_input = term < inputs
         use_rh = (gate == _Gate.N) & ~command.linear_before_reset & ~use_input
         read_bank = Mux(in_job, job_read_bank, parity[sequence])
         m.d.comb += [
-            input_read.addr.eq(read_slot * max_d + term),
+            input_read.addr.eq(Mux(read_slot, max_d, 0) + term),
             input_read.en.eq(front_advance),
             rh_read.addr.eq(unit),
             rh_read.en.eq(front_advance),
-            state_vector.addr.eq(state_address(read_bank, sequence, unit)),
+            state_vector.addr.eq(state_address(read_bank, sequence_row + unit)),
             state_vector.en.eq(front_advance),
         ]
         for lane, ((weight_read, _), (bias_read, _)) in enumerate(zip(weight_banks,
                                                                       bias_banks)):
             m.d.comb += [
-                weight_read.addr.eq(pass_base_start + pass_base + term),
+                weight_read.addr.eq(pass_base + term),
                 weight_read.en.eq(front_advance),
-                bias_read.addr.eq(bias_base_start + bias_base + (term != 0)),
+                bias_read.addr.eq(bias_base + (term != 0)),
                 bias_read.en.eq(front_advance),
             ]
         kind = Mux(issue_is_token, issue_token.as_value(), gate.as_value())
@@ -441,7 +466,8 @@ class GRUEngine(wiring.Component):
             issued.use_input.eq(use_input),
             issued.use_rh.eq(use_rh),
             issued.h_valid.eq(started[sequence] | command.initial_state),
-            issued.sequence.eq(Mux(finals, final_sequence, sequence)),
+            issued.state_row.eq(Mux(finals, final_row, sequence_row)),
+            issued.last_sequence.eq(final_sequence == command.batch - 1),
             issued.group_base.eq(group_base),
             issued.read_bank.eq(Mux(finals, parity[final_sequence], read_bank)),
             issued.last_group.eq(last_group),
@@ -505,7 +531,8 @@ class GRUEngine(wiring.Component):
         back_advance = Signal()
         m.d.comb += back_advance.eq(self.o.ready | ~self.o.valid)
         item_layout = data.StructLayout({
-            "valid": 1, "kind": _Kind, "sequence": range(max_b), "unit": range(max_h + lanes),
+            "valid": 1, "kind": _Kind, "state_offset": range(max_b * max_h),
+            "unit": range(max_h + lanes),
             "read_bank": 1, "h_valid": 1, "last_unit": 1, "last_group": 1,
             "linear_before_reset": 1, "emit": 1, "final_run": 1})
         # Serializer: one unit of the holding register per cycle.
@@ -519,6 +546,7 @@ class GRUEngine(wiring.Component):
         value_a_0 = Signal(signed(acc_bits))
         value_b_0 = Signal(signed(acc_bits))
         last_position = position == count - 1
+        unit_0 = Mux(holding.token, position, holding.group_base + position)
         with m.If(back_advance):
             m.d.sync += item_0.valid.eq(holding_busy)
             with m.If(holding_busy):
@@ -526,8 +554,8 @@ class GRUEngine(wiring.Component):
                 m.d.sync += [
                     position.eq(Mux(last_position, 0, position + 1)),
                     item_0.kind.eq(holding.kind),
-                    item_0.sequence.eq(holding.sequence),
-                    item_0.unit.eq(Mux(holding.token, position, holding.group_base + position)),
+                    item_0.state_offset.eq(holding.state_row + unit_0),
+                    item_0.unit.eq(unit_0),
                     item_0.read_bank.eq(holding.read_bank),
                     item_0.h_valid.eq(holding.h_valid | (holding.kind == _Kind.FINAL)),
                     item_0.last_unit.eq(last_position),
@@ -537,7 +565,7 @@ class GRUEngine(wiring.Component):
                                        command.emit_steps & ((holding.kind == _Kind.N) |
                                                              (holding.kind == _Kind.SKIP)))),
                     item_0.final_run.eq((holding.kind == _Kind.FINAL) &
-                                        (holding.sequence == command.batch - 1)),
+                                        holding.last_sequence),
                     value_a_0.eq(holding_a[position]),
                     value_b_0.eq(holding_b[position]),
                 ]
@@ -547,8 +575,7 @@ class GRUEngine(wiring.Component):
         # E0 -> E1: read r and h.
         m.d.comb += [
             r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance),
-            state_update.addr.eq(state_address(item_0.read_bank, item_0.sequence,
-                                               item_0.unit)),
+            state_update.addr.eq(state_address(item_0.read_bank, item_0.state_offset)),
             state_update.en.eq(back_advance),
         ]
         stages = [item_0] + [Signal(item_layout, name=f"item_{index}") for index in range(1, 10)]
@@ -656,8 +683,7 @@ class GRUEngine(wiring.Component):
         load_state = Signal()
         with m.If(~load_state):
             m.d.comb += [
-                state_write.addr.eq(state_address(~item_9.read_bank, item_9.sequence,
-                                                  item_9.unit)),
+                state_write.addr.eq(state_address(~item_9.read_bank, item_9.state_offset)),
                 state_write.data.eq(new_state),
                 state_write.en.eq(back_advance & is_n_9),
             ]
@@ -696,7 +722,8 @@ class GRUEngine(wiring.Component):
                     m.d.sync += [command.eq(payload), self.load_error.eq(0),
                                  reported_load_error.eq(self.load_error),
                                  refusal.eq(Refusal.NONE), length_index.eq(0),
-                                 length_bad.eq(0)]
+                                 length_bad.eq(0), sets_to_skip.eq(payload.weight_set),
+                                 set_pass_base.eq(0), set_bias_base.eq(0)]
                     with m.If((payload.batch == 0) | (payload.batch > max_b)):
                         m.d.sync += refusal.eq(Refusal.BATCH)
                         m.next = "STATUS"
@@ -726,32 +753,29 @@ class GRUEngine(wiring.Component):
                         m.next = "START"
             with m.State("START"):
                 m.d.sync += [
-                    step.eq(0), sequence.eq(0), gate.eq(_Gate.R),
-                    group_base.eq(0), term.eq(0), pass_base.eq(0), bias_base.eq(0),
-                    in_job.eq(0), finals.eq(0), final_sequence.eq(0), r_pending.eq(0),
+                    step.eq(0), sequence.eq(0), sequence_row.eq(0), gate.eq(_Gate.R),
+                    group_base.eq(0), term.eq(0), pass_base.eq(set_pass_base),
+                    bias_base.eq(set_bias_base), in_job.eq(0), finals.eq(0),
+                    final_sequence.eq(0), final_row.eq(0), r_pending.eq(0),
                     slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),
-                    inputs_expected.eq(command.steps * command.batch),
+                    input_step.eq(0), input_sequence.eq(0), inputs_left.eq(1),
                 ]
                 for b in range(max_b):
                     m.d.sync += [parity[b].eq(0), started[b].eq(0)]
                 with m.If(length_bad):
                     m.d.sync += refusal.eq(Refusal.LENGTH)
                     m.next = "DRAIN"
-                with m.Else():
+                with m.Elif(sets_to_skip == 0):
                     m.d.sync += running.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(run_finished):
                     m.next = "STATUS"
             with m.State("DRAIN"):
-                # A refused length: the request's inputs are consumed and dropped.
-                drained = Signal(range(config.max_steps * max_b * max_d + 1))
-                total = command.steps * command.batch * command.input_size
+                # A refused length: the request's inputs are consumed and dropped, counted by
+                # the input buffer's counters as if they were stored.
                 m.d.comb += self.x.ready.eq(1)
-                with m.If(self.x.valid):
-                    m.d.sync += drained.eq(drained + 1)
-                with m.If((drained == total) | (self.x.valid & (drained == total - 1))):
-                    m.d.sync += drained.eq(0)
+                with m.If(vector_taken & last_vector):
                     m.next = "STATUS"
             with m.State("STATUS"):
                 m.d.comb += [
@@ -765,14 +789,15 @@ class GRUEngine(wiring.Component):
                     m.next = "IDLE"
         return m
 
-    def _next_job(self, m, step, sequence, read_slot, command, finals):
+    def _next_job(self, m, step, sequence, sequence_row, read_slot, command, finals):
         m.d.sync += read_slot.eq(~read_slot)
         with m.If(sequence == command.batch - 1):
-            m.d.sync += [sequence.eq(0), step.eq(step + 1)]
+            m.d.sync += [sequence.eq(0), sequence_row.eq(0), step.eq(step + 1)]
             with m.If(step == command.steps - 1):
                 m.d.sync += finals.eq(1)
         with m.Else():
-            m.d.sync += sequence.eq(sequence + 1)
+            m.d.sync += [sequence.eq(sequence + 1),
+                         sequence_row.eq(sequence_row + self._config.max_hidden_size)]
 
     def _load(self, m, weight_banks, bias_banks, state_write):
         load = self.load.payload

@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
 from ..golden.protocol import RESPONSE_FLAG, Command, Status, info_payload
+from .arith import SequentialMultiplier
 from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion
 from .link import FrameReceiver, FrameTransmitter
@@ -59,11 +60,15 @@ class AcceleratorTop(wiring.Component):
     A response starts a few cycles after its request's last byte has been checked; a GLU
     streams one input word per two payload bytes, so it runs at the link's byte rate. A LOAD
     takes about two cycles per weight; a RUN the engine's cycles of every layer and
-    direction (see :mod:`.gru`) plus two cycles per response byte.
+    direction (see :mod:`.gru`) plus two cycles per response byte. The sizes a command needs
+    before its payload or its response (a GLU's word count, a LOAD's least length, a RUN's
+    response length) take a few cycles each, one per bit of an operand.
     Resources: the link's buffers, a 32-byte INFO ROM, the GLU unit, the GRU engine, a layer
     buffer of ``2 * max_steps * max_batch * max(max_input_size, directions *
     max_hidden_size)`` words, ``h0`` and ``h_n`` memories of ``weight_sets * max_batch *
-    max_hidden_size`` words each, and the state machine.
+    max_hidden_size`` words each, a :class:`~.arith.SequentialMultiplier` for those sizes,
+    and the state machine. Outside the engine's and the GLU's datapaths there is no
+    multiplier: addresses advance by their strides as their counters do.
     """
 
     def __init__(self, config=BuildConfig(), max_payload=1024, clock_hz=0):
@@ -103,6 +108,15 @@ class AcceleratorTop(wiring.Component):
         buffer_read, buffer_write = buffer.read_port(), buffer.write_port()
         h0_read, h0_write = h0_memory.read_port(), h0_memory.write_port()
         hn_read, hn_write = hn_memory.read_port(), hn_memory.write_port()
+        address_bits = max(2 * bank_words, config.weight_sets * state_words).bit_length()
+
+        # The products a command needs before its payload or its response goes by (a GLU's
+        # words, a LOAD's least length, a RUN's response length and last step) take turns
+        # at one sequential multiplier; every address is kept by adding strides.
+        m.submodules.sizes = sizes = SequentialMultiplier(max(17, address_bits))
+
+        def multiply(m, a, b):
+            m.d.comb += [sizes.start.eq(1), sizes.a.eq(a), sizes.b.eq(b)]
 
         command = Signal(8)
         sequence = Signal(8)
@@ -131,6 +145,9 @@ class AcceleratorTop(wiring.Component):
         slot_has_h0 = Array(Signal(name=f"slot_has_h0_{s}") for s in range(slots))
         slot_batch = Array(Signal(16, name=f"slot_batch_{s}") for s in range(slots))
 
+        # GLU's fields.
+        glu_channels, glu_count = u16(0), u16(2)
+
         # LOAD's fields and its walk over the engine's layout.
         load_layer, load_direction = fields[0], fields[1]
         load_inputs, load_hidden, load_flags = u16(2), u16(4), fields[6]
@@ -139,6 +156,8 @@ class AcceleratorTop(wiring.Component):
         in_build = Signal()
         slot = Signal(range(slots))
         phase = Signal(2)               # weight_ih, weight_hh, bias_ih, bias_hh
+        # LOAD's walk: term k and unit j, then h0's j and b. RUN: the index of a length, then
+        # the input words of a vector (term) and the vectors (unit) as they arrive.
         term = Signal(16)
         unit = Signal(16)
         lane = Signal(range(lanes))
@@ -146,8 +165,17 @@ class AcceleratorTop(wiring.Component):
         pass_base = Signal(32)
         load_valid = Signal()
         load_word = Signal.like(engine.load.payload)
-        weight_base = slot * config.weight_set_words
-        bias_base = slot * config.bias_set_words
+        # The slot's bases in the engine's banks and in the h0 memory, counted up from 0 one
+        # slot per cycle while the LOAD's sizes are multiplied.
+        slots_to_skip = Signal(range(slots))
+        weight_base = Signal(range(slots * config.weight_set_words))
+        bias_base = Signal(range(slots * config.bias_set_words))
+        h0_row = Signal(address_bits)   # slot * state_words, then + b * max_h in LOAD_REST
+        with m.If(slots_to_skip != 0):
+            m.d.sync += [slots_to_skip.eq(slots_to_skip - 1),
+                         weight_base.eq(weight_base + config.weight_set_words),
+                         bias_base.eq(bias_base + config.bias_set_words),
+                         h0_row.eq(h0_row + state_words)]
 
         # RUN's fields.
         num_layers, run_flags = fields[0], fields[1]
@@ -157,29 +185,39 @@ class AcceleratorTop(wiring.Component):
         run_directions = Mux(bidirectional, 2, 1)
         run_features = Mux(bidirectional, hidden << 1, hidden)
         lengths = Array(Signal(16, name=f"length_{b}") for b in range(max_b))
-        total_steps = Signal(32)
+        total_steps = Signal(17)        # the sum of the lengths, saturated
         bad_length = Signal()
         storing = Signal()
-        output_bytes = Signal(32)
+        last_step_base = Signal(range(bank_words))      # (steps - 1) * step_stride
+        output_bytes = Signal(len(sizes.product) + 1)
+        size_overflow = Signal()
         run_layer = Signal(8)
         run_direction = Signal()
         run_reverse = Mux(bidirectional, run_direction, reverse)
-        run_slot = run_layer * directions + run_direction
-        run_index = Mux(bidirectional, Cat(run_direction, run_layer), run_layer)
+        run_slot = (run_layer << (directions - 1)) + run_direction
         run_inputs = Mux(run_layer == 0, inputs, run_features)
         input_bank = run_layer[0]
+        # The run's h0 slot and its final states' place in h_n.
+        h0_base = Signal(range(config.weight_sets * state_words + 1))
+        hn_base = Signal(range(config.weight_sets * state_words + 1))
 
-        # A walk over up to three nested counters, outer to inner.
+        # A walk over up to three nested counters, outer to inner, and its address
+        # base + outer * outer_stride + middle * middle_stride + inner, kept as the running
+        # address of the outer and of the middle counter.
         outer, middle, inner = Signal(16), Signal(16), Signal(16)
+        outer_address, middle_address = Signal(address_bits), Signal(address_bits)
+        walk_address = middle_address + inner
         walk_done = Signal()
         read_valid = Signal()           # a read port's data is a word for the consumer
         read_tag = Signal(range(state_words))
 
-        def start_walk(m, done=0):
-            m.d.sync += [outer.eq(0), middle.eq(0), inner.eq(0), walk_done.eq(done),
-                         read_valid.eq(0)]
+        def start_walk(m, done=0, base=0):
+            m.d.sync += [outer.eq(0), middle.eq(0), inner.eq(0), outer_address.eq(base),
+                         middle_address.eq(base), walk_done.eq(done), read_valid.eq(0)]
 
-        def walk_step(m, outer_limit, middle_limit, inner_limit):
+        def walk_step(m, limits, strides):
+            outer_limit, middle_limit, inner_limit = limits
+            outer_stride, middle_stride = strides
             with m.If(inner == inner_limit - 1):
                 m.d.sync += inner.eq(0)
                 with m.If(middle == middle_limit - 1):
@@ -187,13 +225,16 @@ class AcceleratorTop(wiring.Component):
                     with m.If(outer == outer_limit - 1):
                         m.d.sync += walk_done.eq(1)
                     with m.Else():
-                        m.d.sync += outer.eq(outer + 1)
+                        m.d.sync += [outer.eq(outer + 1),
+                                     outer_address.eq(outer_address + outer_stride),
+                                     middle_address.eq(outer_address + outer_stride)]
                 with m.Else():
-                    m.d.sync += middle.eq(middle + 1)
+                    m.d.sync += [middle.eq(middle + 1),
+                                 middle_address.eq(middle_address + middle_stride)]
             with m.Else():
                 m.d.sync += inner.eq(inner + 1)
 
-        def read_walk(m, taken, limits, tag=0):
+        def read_walk(m, taken, limits, strides, tag=0):
             """Issue reads at the walk's address; ``taken``: the consumer takes the word."""
             advance = ~read_valid | taken
             m.d.comb += [buffer_read.en.eq(advance), h0_read.en.eq(advance),
@@ -201,7 +242,7 @@ class AcceleratorTop(wiring.Component):
             with m.If(advance):
                 m.d.sync += [read_valid.eq(~walk_done), read_tag.eq(tag)]
                 with m.If(~walk_done):
-                    walk_step(m, *limits)
+                    walk_step(m, limits, strides)
 
         # Response words leave as two bytes each, low byte first.
         word_valid = Signal()
@@ -216,10 +257,15 @@ class AcceleratorTop(wiring.Component):
             with m.If(transmitter.payload.valid & transmitter.payload.ready):
                 m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
 
-        # The engine's outputs: per step, sequence and unit, then the final states.
-        out_step, out_sequence, out_unit = Signal(16), Signal(16), Signal(16)
-        final_sequence, final_unit = Signal(16), Signal(16)
+        # The engine's outputs: per step, sequence and unit, at out_row + out_unit in the
+        # layer buffer; then the final states, at final_row + final_unit in h_n.
+        out_sequence, out_unit = Signal(16), Signal(16)
+        out_step_address, out_row = Signal(address_bits), Signal(address_bits)
+        final_unit = Signal(16)
+        final_row = Signal(address_bits)
         lengths_sent = Signal(16)
+        # Steps follow each other forward, or backward in a reverse run.
+        step_move = Mux(run_reverse, -step_stride, step_stride)
 
         m.d.comb += [
             transmitter.header.payload.command.eq(command | RESPONSE_FLAG),
@@ -296,46 +342,61 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("GLU_FIELDS"):
                 # channels u16 | count u16, then the checks in the protocol's order.
-                read_fields(m, 4, "GLU_CHECK")
+                read_fields(m, 4, "GLU_SIZE")
+
+            with m.State("GLU_SIZE"):
+                multiply(m, glu_channels, glu_count)
+                m.d.sync += channels.eq(glu_channels)
+                m.next = "GLU_CHECK"
 
             with m.State("GLU_CHECK"):
-                glu_channels, glu_count = u16(0), u16(2)
-                words = glu_channels * glu_count
-                m.d.sync += channels.eq(glu_channels)
-                with m.If((glu_channels == 0) | (glu_count == 0) | (4 * words != length - 4)):
-                    answer(m, Status.MALFORMED)
-                    m.next = "DRAIN"
-                with m.Elif(glu_channels > config.max_hidden_size):
-                    answer(m, Status.BEYOND_MAXIMA)
-                    m.next = "DRAIN"
-                with m.Else():
-                    answer(m, Status.OK, 2 * words)
-                    m.d.sync += [have_low.eq(0), high_half.eq(0)]
-                    m.next = "HEADER"
+                words = sizes.product
+                with m.If(~sizes.busy):
+                    with m.If((glu_channels == 0) | (glu_count == 0) | sizes.overflow |
+                              ((words << 2) != length - 4)):
+                        answer(m, Status.MALFORMED)
+                        m.next = "DRAIN"
+                    with m.Elif(glu_channels > config.max_hidden_size):
+                        answer(m, Status.BEYOND_MAXIMA)
+                        m.next = "DRAIN"
+                    with m.Else():
+                        answer(m, Status.OK, words << 1)
+                        m.d.sync += [have_low.eq(0), high_half.eq(0)]
+                        m.next = "HEADER"
 
             # ---- LOAD: weights to the engine as they arrive, h0 to its slot's memory ------
             with m.State("LOAD_FIELDS"):
-                read_fields(m, 7, "LOAD_CHECK")
+                read_fields(m, 7, "LOAD_SIZE")
+
+            with m.State("LOAD_SIZE"):
+                # H * (D + H) for the least length; the slot's bases meanwhile.
+                multiply(m, load_inputs + load_hidden, load_hidden)
+                index = (load_layer << (directions - 1)) + load_direction
+                m.d.sync += [slot.eq(index), slots_to_skip.eq(index), weight_base.eq(0),
+                             bias_base.eq(0), h0_row.eq(0)]
+                m.next = "LOAD_CHECK"
 
             with m.State("LOAD_CHECK"):
                 # The h0 batch sits after the weights: the exact length is checked at the end.
-                cell_bytes = (6 * load_hidden * (load_inputs + load_hidden)
-                              + Mux(has_bias, 12 * load_hidden, 0) + Mux(has_h0, 2, 0))
-                with m.If(((load_flags & 0xF8) != 0) | (load_inputs == 0) |
-                          (load_hidden == 0) | (remaining < cell_bytes)):
-                    answer(m, Status.MALFORMED)
-                    m.next = "DRAIN"
-                with m.Else():
-                    fits = ((load_layer < config.max_layers) & (load_direction < directions) &
-                            (load_inputs <= max_d) & (load_hidden <= max_h))
-                    index = load_layer * directions + load_direction
-                    m.d.sync += [in_build.eq(fits), slot.eq(index), phase.eq(0), term.eq(0),
-                                 unit.eq(0), lane.eq(0), gate.eq(0), load_batch.eq(0),
-                                 pass_base.eq(index * config.weight_set_words)]
-                    with m.If(fits):
-                        # Its weights are overwritten from now on, whatever the answer.
-                        m.d.sync += loaded[index].eq(0)
-                    m.next = "LOAD_WEIGHTS"
+                cell_words = sizes.product
+                cell_bytes = ((cell_words << 2) + (cell_words << 1) +
+                              Mux(has_bias, (load_hidden << 3) + (load_hidden << 2), 0) +
+                              Mux(has_h0, 2, 0))
+                with m.If(~sizes.busy & (slots_to_skip == 0)):
+                    with m.If(((load_flags & 0xF8) != 0) | (load_inputs == 0) |
+                              (load_hidden == 0) | sizes.overflow | (remaining < cell_bytes)):
+                        answer(m, Status.MALFORMED)
+                        m.next = "DRAIN"
+                    with m.Else():
+                        fits = ((load_layer < config.max_layers) & (load_direction < directions) &
+                                (load_inputs <= max_d) & (load_hidden <= max_h))
+                        m.d.sync += [in_build.eq(fits), phase.eq(0), term.eq(0), unit.eq(0),
+                                     lane.eq(0), gate.eq(0), load_batch.eq(0),
+                                     pass_base.eq(weight_base)]
+                        with m.If(fits):
+                            # Its weights are overwritten from now on, whatever the answer.
+                            m.d.sync += loaded[slot].eq(0)
+                        m.next = "LOAD_WEIGHTS"
 
             with m.State("LOAD_WEIGHTS"):
                 # A row of unit j of gate G is pass G * ceil(H / lanes) + j // lanes at lane
@@ -395,23 +456,22 @@ class AcceleratorTop(wiring.Component):
                 # h0, word by word at (b = unit, j = term); anything else is drained.
                 m.d.comb += receiver.payload.ready.eq(1)
                 h0_done, h0_word = take_word(m)
-                m.d.comb += [h0_write.addr.eq(slot * state_words + unit * max_h + term),
-                             h0_write.data.eq(h0_word)]
+                m.d.comb += [h0_write.addr.eq(h0_row + term), h0_write.data.eq(h0_word)]
                 with m.If(h0_done):
                     m.d.comb += h0_write.en.eq(has_h0 & in_build & (unit < load_batch) &
                                                (unit < max_b))
                     with m.If(term == load_hidden - 1):
-                        m.d.sync += [term.eq(0), unit.eq(unit + 1)]
+                        m.d.sync += [term.eq(0), unit.eq(unit + 1), h0_row.eq(h0_row + max_h)]
                     with m.Else():
                         m.d.sync += term.eq(term + 1)
                 with m.If(remaining == 0):
                     m.next = "LOAD_END"
 
             with m.State("LOAD_END"):
-                cell_bytes = (7 + 6 * load_hidden * (load_inputs + load_hidden)
-                              + Mux(has_bias, 12 * load_hidden, 0)
-                              + Mux(has_h0, 2 + 2 * load_batch * load_hidden, 0))
-                with m.If((has_h0 & (load_batch == 0)) | (length != cell_bytes)):
+                # The length is exact when the rest held N rows of H words and nothing more
+                # (no rows and no odd byte without h0).
+                rest_exact = ~have_low & (unit == load_batch) & (term == 0)
+                with m.If((has_h0 & (load_batch == 0)) | ~rest_exact):
                     answer(m, Status.MALFORMED)
                 with m.Elif(~in_build | (has_h0 & (load_batch > max_b))):
                     answer(m, Status.BEYOND_MAXIMA)
@@ -431,7 +491,7 @@ class AcceleratorTop(wiring.Component):
                 with m.If(((run_flags & 0xC0) != 0) | (bidirectional & reverse) |
                           (num_layers == 0) | (batch == 0) | (steps == 0) | (inputs == 0) |
                           (hidden == 0) | (run_glu & (final_only | run_features[0])) |
-                          (remaining < 2 * batch)):
+                          (remaining < (batch << 1))):
                     answer(m, Status.MALFORMED)
                     m.next = "DRAIN"
                 with m.Else():
@@ -445,25 +505,56 @@ class AcceleratorTop(wiring.Component):
                 length_done, length_word = take_word(m)
                 value = length_word.as_unsigned()
                 with m.If(length_done):
-                    m.d.sync += [total_steps.eq(total_steps + value), unit.eq(unit + 1),
+                    steps_sum = total_steps + value
+                    m.d.sync += [total_steps.eq(Mux(steps_sum[len(total_steps):] != 0,
+                                                    (1 << len(total_steps)) - 1, steps_sum)),
+                                 unit.eq(unit + 1),
                                  bad_length.eq(bad_length | (value == 0) | (value > steps))]
                     with m.If(unit < max_b):
                         m.d.sync += lengths[unit].eq(value)
                     with m.If(unit == batch - 1):
                         start_walk(m)
+                        m.d.sync += [unit.eq(0), term.eq(0)]
                         m.next = "RUN_INPUTS"
 
             with m.State("RUN_INPUTS"):
                 # Ragged batch-major in, time-major out: (b, t, d) = (outer, middle, inner).
                 m.d.comb += receiver.payload.ready.eq(1)
                 input_done, input_word = take_word(m)
-                m.d.comb += [buffer_write.addr.eq(middle * step_stride + outer * features +
-                                                  inner),
+                m.d.comb += [buffer_write.addr.eq(walk_address),
                              buffer_write.data.eq(input_word)]
                 with m.If(input_done & ~walk_done):
                     m.d.comb += buffer_write.en.eq(storing & ~bad_length)
-                    walk_step(m, batch, lengths[outer], inputs)
+                    walk_step(m, (batch, lengths[outer], inputs), (features, step_stride))
+                with m.If(input_done):
+                    with m.If(term == inputs - 1):
+                        m.d.sync += [term.eq(0), unit.eq(unit + 1)]
+                    with m.Else():
+                        m.d.sync += term.eq(term + 1)
                 with m.If(remaining == 0):
+                    multiply(m, step_stride, steps - 1)
+                    m.next = "RUN_LAST_STEP"
+
+            # The response's length and the address of the last step, each a product.
+            with m.State("RUN_LAST_STEP"):
+                with m.If(~sizes.busy):
+                    m.d.sync += last_step_base.eq(sizes.product)
+                    out_features = Mux(run_glu, run_features >> 1, run_features)
+                    multiply(m, total_steps, Mux(final_only, 0, out_features))
+                    m.next = "RUN_OUTPUT_SIZE"
+
+            with m.State("RUN_OUTPUT_SIZE"):
+                with m.If(~sizes.busy):
+                    m.d.sync += [output_bytes.eq(sizes.product << 1),
+                                 size_overflow.eq(sizes.overflow)]
+                    multiply(m, batch, num_layers)
+                    m.next = "RUN_SEQUENCES_SIZE"
+
+            with m.State("RUN_SEQUENCES_SIZE"):
+                # h_n: N * L sequences of directions * H words.
+                with m.If(~sizes.busy):
+                    m.d.sync += size_overflow.eq(size_overflow | sizes.overflow)
+                    multiply(m, run_features, sizes.product)
                     m.next = "RUN_DECIDE"
 
             with m.State("RUN_DECIDE"):
@@ -479,35 +570,37 @@ class AcceleratorTop(wiring.Component):
                                             (slot_batch[index] != batch))))
                         used = (layer < num_layers) & (direction < run_directions)
                         not_loaded = not_loaded | (used & wrong)
-                out_features = Mux(run_glu, run_features >> 1, run_features)
-                outputs = Mux(final_only, 0, 2 * total_steps * out_features)
-                total = outputs + 2 * num_layers * run_directions * batch * hidden
-                with m.If(bad_length | (length != 10 + 2 * batch + 2 * total_steps * inputs)):
-                    answer(m, Status.MALFORMED)
-                    m.next = "HEADER"
-                with m.Elif((num_layers > config.max_layers) | (run_directions > directions) |
-                            (batch > max_b) | (steps > config.max_steps) | (inputs > max_d) |
-                            (hidden > max_h) | ((num_layers > 1) & (run_features > max_d))):
-                    answer(m, Status.BEYOND_MAXIMA)
-                    m.next = "HEADER"
-                with m.Elif(not_loaded):
-                    answer(m, Status.NOT_LOADED)
-                    m.next = "HEADER"
-                with m.Elif(total > 0xFFFF):
-                    answer(m, Status.TOO_LARGE)
-                    m.next = "HEADER"
-                with m.Else():
-                    answer(m, Status.OK, total)
-                    m.d.sync += [output_bytes.eq(outputs), run_layer.eq(0),
-                                 run_direction.eq(0),
-                                 channels.eq(Mux(bidirectional, hidden, hidden >> 1))]
-                    start_walk(m, ~use_h0)
-                    m.next = "RUN_H0"
+                total = output_bytes + (sizes.product << 1)
+                # The payload's length is exact when the inputs held sum(lengths) vectors of
+                # D words and nothing more.
+                inputs_exact = ~have_low & (unit == total_steps) & (term == 0)
+                with m.If(~sizes.busy):
+                    with m.If(bad_length | ~inputs_exact):
+                        answer(m, Status.MALFORMED)
+                        m.next = "HEADER"
+                    with m.Elif((num_layers > config.max_layers) | (run_directions > directions) |
+                                (batch > max_b) | (steps > config.max_steps) | (inputs > max_d) |
+                                (hidden > max_h) | ((num_layers > 1) & (run_features > max_d))):
+                        answer(m, Status.BEYOND_MAXIMA)
+                        m.next = "HEADER"
+                    with m.Elif(not_loaded):
+                        answer(m, Status.NOT_LOADED)
+                        m.next = "HEADER"
+                    with m.Elif(size_overflow | sizes.overflow | (total > 0xFFFF)):
+                        answer(m, Status.TOO_LARGE)
+                        m.next = "HEADER"
+                    with m.Else():
+                        answer(m, Status.OK, total)
+                        m.d.sync += [run_layer.eq(0), run_direction.eq(0), h0_base.eq(0),
+                                     hn_base.eq(0),
+                                     channels.eq(Mux(bidirectional, hidden, hidden >> 1))]
+                        start_walk(m, ~use_h0)
+                        m.next = "RUN_H0"
 
             with m.State("RUN_H0"):
                 # The slot's h0 into the engine's state memory: (b, j) = (middle, inner).
-                m.d.comb += h0_read.addr.eq(run_slot * state_words + middle * max_h + inner)
-                read_walk(m, ~load_valid, (1, batch, hidden), middle * max_h + inner)
+                m.d.comb += h0_read.addr.eq(h0_base + walk_address)
+                read_walk(m, ~load_valid, (1, batch, hidden), (0, max_h), walk_address)
                 with m.If(read_valid & ~load_valid):
                     m.d.sync += [load_valid.eq(1), load_word.region.eq(LoadRegion.STATE),
                                  load_word.lane.eq(0), load_word.address.eq(read_tag),
@@ -529,9 +622,13 @@ class AcceleratorTop(wiring.Component):
                     engine.command.payload.emit_steps.eq(1),
                 ]
                 with m.If(engine.command.ready):
-                    start_walk(m)
-                    m.d.sync += [out_step.eq(0), out_sequence.eq(0), out_unit.eq(0),
-                                 final_sequence.eq(0), final_unit.eq(0), lengths_sent.eq(0)]
+                    first_step = Mux(run_reverse, last_step_base, 0)
+                    start_walk(m, base=Mux(input_bank, bank_words, 0) + first_step)
+                    first_output = (Mux(input_bank, 0, bank_words) + first_step +
+                                    Mux(run_direction, hidden, 0))
+                    m.d.sync += [out_sequence.eq(0), out_unit.eq(0),
+                                 out_step_address.eq(first_output), out_row.eq(first_output),
+                                 final_unit.eq(0), final_row.eq(hn_base), lengths_sent.eq(0)]
                     m.next = "RUN_ENGINE"
 
             with m.State("RUN_ENGINE"):
@@ -540,29 +637,23 @@ class AcceleratorTop(wiring.Component):
                 with m.If(engine.lengths.valid & engine.lengths.ready):
                     m.d.sync += lengths_sent.eq(lengths_sent + 1)
                 # Inputs in processing order: (step, b, d) = (outer, middle, inner).
-                in_step = Mux(run_reverse, steps - 1 - outer, outer)
-                m.d.comb += buffer_read.addr.eq(input_bank * bank_words + in_step * step_stride
-                                                + middle * features + inner)
-                read_walk(m, engine.x.ready, (steps, batch, run_inputs))
+                m.d.comb += buffer_read.addr.eq(walk_address)
+                read_walk(m, engine.x.ready, (steps, batch, run_inputs), (step_move, features))
                 m.d.comb += [engine.x.valid.eq(read_valid),
                              engine.x.payload.eq(buffer_read.data)]
                 # Outputs: each step's states to the other bank, the final ones to h_n.
                 m.d.comb += [engine.o.ready.eq(1), engine.status.ready.eq(1)]
                 output = engine.o.payload
-                out_time = Mux(run_reverse, steps - 1 - out_step, out_step)
                 m.d.comb += [
-                    buffer_write.addr.eq(~input_bank * bank_words + out_time * step_stride +
-                                         out_sequence * features +
-                                         Mux(run_direction, hidden, 0) + out_unit),
+                    buffer_write.addr.eq(out_row + out_unit),
                     buffer_write.data.eq(output.data),
-                    hn_write.addr.eq(run_index * state_words + final_sequence * max_h +
-                                     final_unit),
+                    hn_write.addr.eq(final_row + final_unit),
                     hn_write.data.eq(output.data),
                 ]
                 with m.If(engine.o.valid & output.final):
                     m.d.comb += hn_write.en.eq(1)
                     with m.If(final_unit == hidden - 1):
-                        m.d.sync += [final_unit.eq(0), final_sequence.eq(final_sequence + 1)]
+                        m.d.sync += [final_unit.eq(0), final_row.eq(final_row + max_h)]
                     with m.Else():
                         m.d.sync += final_unit.eq(final_unit + 1)
                 with m.Elif(engine.o.valid):
@@ -570,20 +661,29 @@ class AcceleratorTop(wiring.Component):
                     with m.If(out_unit == hidden - 1):
                         m.d.sync += out_unit.eq(0)
                         with m.If(out_sequence == batch - 1):
-                            m.d.sync += [out_sequence.eq(0), out_step.eq(out_step + 1)]
+                            m.d.sync += [out_sequence.eq(0),
+                                         out_step_address.eq(out_step_address + step_move),
+                                         out_row.eq(out_step_address + step_move)]
                         with m.Else():
-                            m.d.sync += out_sequence.eq(out_sequence + 1)
+                            m.d.sync += [out_sequence.eq(out_sequence + 1),
+                                         out_row.eq(out_row + features)]
                     with m.Else():
                         m.d.sync += out_unit.eq(out_unit + 1)
                 with m.If(engine.status.valid):
                     last_direction = run_direction == run_directions - 1
+                    # The next run's h0 slot is the next one, except after a lone direction
+                    # in a bidirectional build, which skips the reverse slot.
+                    m.d.sync += [h0_base.eq(h0_base + Mux(last_direction & ~run_direction,
+                                                          directions * state_words,
+                                                          state_words)),
+                                 hn_base.eq(hn_base + state_words)]
                     with m.If(last_direction):
                         m.d.sync += [run_direction.eq(0), run_layer.eq(run_layer + 1)]
                     with m.Else():
                         m.d.sync += run_direction.eq(1)
                     start_walk(m, ~use_h0)
                     with m.If(last_direction & (run_layer == num_layers - 1)):
-                        start_walk(m, final_only)
+                        start_walk(m, final_only, base=Mux(num_layers[0], bank_words, 0))
                         m.next = "HEADER"
                     with m.Else():
                         m.next = "RUN_H0"
@@ -591,15 +691,17 @@ class AcceleratorTop(wiring.Component):
             with m.State("RUN_OUTPUTS"):
                 # The last layer's outputs, ragged batch-major: (b, t, f) = (outer, middle,
                 # inner), through the GLU when asked.
-                m.d.comb += buffer_read.addr.eq(num_layers[0] * bank_words +
-                                                middle * step_stride + outer * features + inner)
+                m.d.comb += buffer_read.addr.eq(walk_address)
+                output_strides = (features, step_stride)
                 with m.If(run_glu):
-                    read_walk(m, glu.i.ready, (batch, lengths[outer], run_features))
+                    read_walk(m, glu.i.ready, (batch, lengths[outer], run_features),
+                              output_strides)
                     m.d.comb += [glu.i.valid.eq(read_valid), glu.i.payload.eq(buffer_read.data),
                                  word_valid.eq(glu.o.valid), word_data.eq(glu.o.payload.data),
                                  glu.o.ready.eq(word_ready)]
                 with m.Else():
-                    read_walk(m, word_ready, (batch, lengths[outer], run_features))
+                    read_walk(m, word_ready, (batch, lengths[outer], run_features),
+                              output_strides)
                     m.d.comb += [word_valid.eq(read_valid), word_data.eq(buffer_read.data)]
                 send_words(m)
                 with m.If(sent == output_bytes):
@@ -608,8 +710,9 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("RUN_FINALS"):
                 # h_n: (layer * directions + direction, b, j) = (outer, middle, inner).
-                m.d.comb += hn_read.addr.eq(outer * state_words + middle * max_h + inner)
-                read_walk(m, word_ready, (num_layers * run_directions, batch, hidden))
+                m.d.comb += hn_read.addr.eq(walk_address)
+                read_walk(m, word_ready, (Mux(bidirectional, num_layers << 1, num_layers),
+                                          batch, hidden), (state_words, max_h))
                 m.d.comb += [word_valid.eq(read_valid), word_data.eq(hn_read.data)]
                 send_words(m)
                 with m.If(transmitter.payload.valid & transmitter.payload.ready &

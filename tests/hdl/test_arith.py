@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
 
 from gatework.golden.fixed import QFormat, rescale as golden_rescale
-from gatework.hdl.arith import MultiplyAccumulate, Rescale
+from gatework.hdl.arith import MultiplyAccumulate, Rescale, SequentialMultiplier
 from gatework.sim.streams import run
 
 
@@ -63,6 +64,39 @@ def test_multiply_accumulate_is_exact(data_format, weight_format, terms, stall):
     assert received == expected
     if stall == 0:
         assert cycles <= len(operands) + 3
+
+
+def test_sequential_multiplier_is_exact_and_flags_overflow():
+    """Every pair of 5-bit operands: the product or its overflow, in 1 + b.bit_length()."""
+    width = 5
+    dut = SequentialMultiplier(width)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    results = []
+
+    async def testbench(ctx):
+        for a in range(1 << width):
+            for b in range(1 << width):
+                ctx.set(dut.start, 1)
+                ctx.set(dut.a, a)
+                ctx.set(dut.b, b)
+                await ctx.tick()
+                ctx.set(dut.start, 0)
+                # Operands that change after the start must not matter.
+                ctx.set(dut.a, ~a)
+                ctx.set(dut.b, ~b)
+                cycles = 1
+                while ctx.get(dut.busy):
+                    await ctx.tick()
+                    cycles += 1
+                results.append((a, b, ctx.get(dut.product), ctx.get(dut.overflow), cycles))
+    sim.add_testbench(testbench)
+    sim.run()
+    for a, b, product, overflow, cycles in results:
+        assert overflow == (a * b >= 1 << width), (a, b)
+        if not overflow:
+            assert product == a * b, (a, b)
+        assert cycles == 1 + b.bit_length(), (a, b)
 
 
 def test_vcd_on_demand(tmp_path, monkeypatch):

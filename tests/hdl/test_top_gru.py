@@ -21,13 +21,13 @@ CONFIG = BuildConfig(lanes=2, max_input_size=6, max_hidden_size=3, max_batch=2, 
 MAX_PAYLOAD = 512
 
 
-def check_against_model(wire, stall=0.0):
+def check_against_model(wire, stall=0.0, config=CONFIG, max_payload=MAX_PAYLOAD):
     """Feed ``wire`` to the RTL top and to the device model; demand the same answer.
 
     Returns the statuses of the answers and the cycles the top took.
     """
-    expected = DeviceModel(CONFIG, max_payload=MAX_PAYLOAD).feed(bytes(wire))
-    dut = AcceleratorTop(CONFIG, max_payload=MAX_PAYLOAD)
+    expected = DeviceModel(config, max_payload=max_payload).feed(bytes(wire))
+    dut = AcceleratorTop(config, max_payload=max_payload)
     (received,), cycles = run(dut, inputs=[(dut.i, list(wire))],
                               outputs=[(dut.o, len(expected))], seed=1, stall=stall,
                               timeout=200_000)
@@ -139,3 +139,43 @@ def test_load_refusals_by_their_h0_match_the_model(rng):
     statuses, _ = check_against_model(wire)
     assert statuses == [Status.BEYOND_MAXIMA, Status.MALFORMED, Status.MALFORMED, Status.OK,
                         Status.BEYOND_MAXIMA, Status.MALFORMED]
+
+
+def test_payload_lengths_are_checked_exactly(rng):
+    """A word or a byte too many or too few after sizes that fit: MALFORMED, as the model."""
+    cell = random_cell(rng, 2, 3)
+    load = encode_load_request(LoadRequest(0, 0, cell))
+    with_h0 = encode_load_request(LoadRequest(0, 1, cell, h0=rng.integers(-9, 9, (2, 3))))
+    x = rng.integers(-0x1000, 0x1000, (3, 2))
+    run_payload = encode_run_request(RunRequest(x, np.array([2, 1]), 1, 3, 2, "forward"))
+    # A LOAD refused at its end has written its slot (the model leaves it as it was): the
+    # slots a later RUN reads are loaded after those.
+    wire = b"".join([
+        frame(Command.LOAD, 1, load + bytes(2)),                        # a word too many
+        frame(Command.LOAD, 2, load + bytes(1)),                        # a byte too many
+        frame(Command.LOAD, 3, with_h0 + bytes(2)),                     # h0 a word too long
+        frame(Command.LOAD, 4, with_h0[:-1]),                           # h0 a byte short
+        frame(Command.LOAD, 5, with_h0[:-6]),                           # h0 a row short
+        frame(Command.LOAD, 6, load),                                   # OK
+        # A LOAD too short for its weights is refused before it writes one: slot 0 stays.
+        frame(Command.LOAD, 7, load[:7] + load[9:]),
+        frame(Command.RUN, 8, run_payload + bytes(2)),                  # an input too many
+        frame(Command.RUN, 9, run_payload + bytes(1)),                  # a byte too many
+        frame(Command.RUN, 10, run_payload[:-2]),                       # an input too few
+        frame(Command.RUN, 11, run_payload),                            # OK
+    ])
+    statuses, _ = check_against_model(wire)
+    assert statuses == ([Status.MALFORMED] * 5 + [Status.OK] + [Status.MALFORMED] * 4 +
+                        [Status.OK])
+
+
+def test_a_response_beyond_65535_bytes_is_too_large(rng):
+    """4096 steps of 16 features: 65 536 bytes of outputs, refused before the engine runs."""
+    config = BuildConfig(lanes=1, max_input_size=1, max_hidden_size=8, max_batch=16,
+                         max_steps=256, max_layers=1, bidirectional=True)
+    frames = load_frames(rng, 1, "bidirectional", 1, 8, True, 16, False, True)
+    x = rng.integers(-0x1000, 0x1000, (16 * 256, 1))
+    request = RunRequest(x, np.full(16, 256), 1, 8, 256, "bidirectional")
+    frames.append(frame(Command.RUN, 100, encode_run_request(request)))
+    statuses, _ = check_against_model(b"".join(frames), config=config, max_payload=8300)
+    assert statuses == [Status.OK, Status.OK, Status.TOO_LARGE]
