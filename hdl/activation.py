@@ -10,6 +10,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.formats import DEFAULT_FORMATS
+from .arith import multiply
 
 
 __all__ = ["Function", "Activation"]
@@ -37,6 +38,10 @@ class Activation(wiring.Component):
     formats : NumberFormats
         Supplies the input format (``preactivation``), the output format (``activation``) and
         the table (``formats.table``).
+    lut_multipliers : bool
+        Build the interpolation's multiplier of shifts and adds in logic cells
+        (:func:`.arith.multiply`) rather than as a multiplication, which synthesis puts on a
+        DSP block. Same results, same cycles.
 
     Members
     -------
@@ -52,16 +57,18 @@ class Activation(wiring.Component):
     one ROM of ``segments + 1`` entries of ``activation bits + slope_bits`` bits, the table
     and its end entry (:attr:`rom_bits`; 513 x 27 = 13 851 bits by default; the depth is one
     past a power of two, which block RAM mapping may round up to twice the table's), one
-    multiplier of a ``slope_bits`` by a ``k + 1`` bit unsigned offset (11 x 8 by default),
-    and a handful of adders and comparators.
+    multiplier of a ``slope_bits`` by a ``k + 1`` bit unsigned offset (11 x 8 by default: one
+    DSP block, or with ``lut_multipliers`` an adder tree of ``k + 1`` partial products), and
+    a handful of adders and comparators.
     """
 
     latency = 4
     """Cycles from accepting an input to offering its result; also the most values the
     pipeline holds at once (one per register stage)."""
 
-    def __init__(self, formats=DEFAULT_FORMATS):
+    def __init__(self, formats=DEFAULT_FORMATS, *, lut_multipliers=False):
         self._table = formats.table
+        self._lut_multipliers = lut_multipliers
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "value": signed(formats.preactivation.total_bits),
@@ -137,7 +144,7 @@ class Activation(wiring.Component):
                 tanh_1.eq(is_tanh),
                 valid_1.eq(self.i.valid),
 
-                product_2.eq(read.data.slope * offset_1),
+                product_2.eq(multiply(read.data.slope, offset_1, lut=self._lut_multipliers)),
                 value_2.eq(read.data.value),
                 negative_2.eq(negative_1),
                 tanh_2.eq(tanh_1),

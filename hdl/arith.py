@@ -1,19 +1,19 @@
-"""Fixed-point arithmetic in gateware: golden's rescale rule, a multiply-accumulate unit, and
-a sequential multiplier for sizes.
+"""Fixed-point arithmetic in gateware: golden's rescale rule, a multiply-accumulate unit, a
+multiplication that can be kept out of DSP blocks, and a sequential multiplier for sizes.
 
 The numerics are :mod:`gatework.golden.fixed`'s, bit for bit: products are exact, an
 accumulator has :meth:`QFormat.accumulator`'s width, and narrowing rounds half up and
 saturates.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.fixed import QFormat
 
 
-__all__ = ["rescale", "Rescale", "MultiplyAccumulate", "SequentialMultiplier"]
+__all__ = ["rescale", "multiply", "Rescale", "MultiplyAccumulate", "SequentialMultiplier"]
 
 
 def rescale(value, from_fraction, fmt):
@@ -32,6 +32,47 @@ def rescale(value, from_fraction, fmt):
         rounded = value << -shift
     return Mux(rounded > fmt.max_int, fmt.max_int,
                Mux(rounded < fmt.min_int, fmt.min_int, rounded))
+
+
+def multiply(a, b, *, lut):
+    """Expression for ``a * b``; with ``lut``, of shifts and adds that synthesis keeps in logic.
+
+    Yosys puts every multiplication of more than a few bits on a DSP block (an SB_MAC16 on
+    iCE40). With ``lut`` the product is a sum of one partial product per bit of the narrower
+    operand, ``Mux(b[i], a << i, 0)`` (the sign bit of a signed operand weighs ``-2**i``),
+    added in a balanced tree. Each addition takes the low bits of its less shifted operand
+    past the adder, which then spans only the bits where both operands have some: about a
+    quarter fewer LUTs on iCE40 than adding whole shifted terms. Either way the expression
+    has the shape of ``a * b`` and, for every pair of operands, its value.
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    if not lut:
+        return a * b
+    shape = (a * b).shape()
+    if len(b) > len(a):
+        a, b = b, a
+    # (value, shift) pairs: the partial product is value << shift.
+    top = len(b) - 1
+    terms = [(Mux(b[i], a, 0), i) for i in range(top)]
+    terms.append((Mux(b[top], -a if b.shape().signed else a, 0), top))
+
+    def add(low, high):
+        (low, low_shift), (high, high_shift) = low, high
+        passed = high_shift - low_shift
+        total = (low >> passed) + high
+        joined = Cat(low[:passed], total)
+        return (joined.as_signed() if total.shape().signed else joined), low_shift
+
+    while len(terms) > 1:
+        terms = [add(terms[k], terms[k + 1]) if k + 1 < len(terms) else terms[k]
+                 for k in range(0, len(terms), 2)]
+    total, _ = terms[0]
+    # The product fits the shape of a * b: truncate, or sign- or zero-extend a narrow sum.
+    if len(total) < shape.width:
+        fill = total[-1] if total.shape().signed else 0
+        total = Cat(total, Value.cast(fill).replicate(shape.width - len(total)))
+    total = total[:shape.width]
+    return total.as_signed() if shape.signed else total
 
 
 class Rescale(wiring.Component):

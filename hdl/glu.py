@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.formats import DEFAULT_FORMATS
 from .activation import Activation, Function
-from .arith import rescale
+from .arith import multiply, rescale
 
 
 __all__ = ["GLUUnit"]
@@ -44,6 +44,10 @@ class GLUUnit(wiring.Component):
         the sigmoid.
     max_channels : int
         Largest ``C``: the depth of the RAM that holds an ``a`` half.
+    lut_multipliers : bool
+        Build the product and the activation's interpolation of shifts and adds in logic
+        cells (:func:`.arith.multiply`) rather than as multiplications, which synthesis puts
+        on DSP blocks. Same results, same cycles.
 
     Members
     -------
@@ -62,17 +66,19 @@ class GLUUnit(wiring.Component):
     is taken (:attr:`latency`): one to read ``a`` back and rescale ``b``, the activation's
     :attr:`~.Activation.latency`, one for the product and one for its rescale. Resources:
     a RAM of ``max_channels`` data words, the activation's ROM and multiplier, a
-    ``data bits`` x ``activation bits`` multiplier (16 x 16 by default) and a FIFO of
+    ``data bits`` x ``activation bits`` multiplier (16 x 16 by default: one DSP block, or
+    with ``lut_multipliers`` an adder tree) and a FIFO of
     :attr:`~.Activation.latency` + 1 entries of ``data bits + 1`` that keeps each ``a``
     beside its ``b`` while the sigmoid is computed.
     """
 
-    def __init__(self, formats=DEFAULT_FORMATS, max_channels=64):
+    def __init__(self, formats=DEFAULT_FORMATS, max_channels=64, *, lut_multipliers=False):
         if not isinstance(max_channels, int) or max_channels < 1:
             raise ValueError(f"max_channels must be an int >= 1 (the depth of the RAM that "
                              f"holds a vector's first half), not {max_channels!r}")
         self._formats = formats
         self._max_channels = max_channels
+        self._lut_multipliers = lut_multipliers
         data_bits = formats.data.total_bits
         super().__init__({
             "channels": In(unsigned(max_channels.bit_length() + 1)),
@@ -92,7 +98,8 @@ class GLUUnit(wiring.Component):
         formats = self._formats
         data_format = formats.data
 
-        m.submodules.activation = activation = Activation(formats)
+        m.submodules.activation = activation = Activation(
+            formats, lut_multipliers=self._lut_multipliers)
         m.submodules.ram = ram = Memory(shape=signed(data_format.total_bits),
                                         depth=self._max_channels, init=[])
         write = ram.write_port()
@@ -173,7 +180,8 @@ class GLUUnit(wiring.Component):
         ]
         with m.If(advance):
             m.d.sync += [
-                product.eq(pending_out.a * activation.o.payload),
+                product.eq(multiply(pending_out.a, activation.o.payload,
+                                    lut=self._lut_multipliers)),
                 product_valid.eq(activation.o.valid),
                 product_last.eq(pending_out.last),
                 self.o.payload.data.eq(rescale(product, data_format.fraction_bits +

@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
 from .activation import Activation, Function
-from .arith import rescale
+from .arith import multiply, rescale
 
 
 __all__ = ["GRUEngine", "LoadRegion", "Refusal", "engine_load_words"]
@@ -145,6 +145,11 @@ class GRUEngine(wiring.Component):
     ----------
     config : BuildConfig
         Lanes, maxima, weight banks (``config.weight_sets``) and formats.
+    lut_multipliers : bool
+        Build the element-wise stage's two multipliers and the activation's of shifts and
+        adds in logic cells (:func:`.arith.multiply`) rather than as multiplications, which
+        synthesis puts on DSP blocks, so that those are left to the lanes. Same results,
+        same cycles.
 
     Members
     -------
@@ -179,12 +184,15 @@ class GRUEngine(wiring.Component):
     per cycle from the command on: its first pass waits for that only when ``weight_set``
     exceeds the cycles its lengths take. Resources: ``lanes`` multipliers and accumulators, a
     weight and a bias bank per lane (:meth:`BuildConfig.memory_words`), a state memory of
-    ``2 * max_batch * max_hidden_size`` words, the activation ROM and two multipliers in the
-    element-wise stage; no other multiplier, as every address advances by its stride.
+    ``2 * max_batch * max_hidden_size`` words, the activation ROM and its multiplier, and two
+    multipliers in the element-wise stage (16 x 18 and 16 x 20 bits by default, two DSP
+    blocks each) or with ``lut_multipliers`` three adder trees in their place; no other
+    multiplier, as every address advances by its stride.
     """
 
-    def __init__(self, config=BuildConfig()):
+    def __init__(self, config=BuildConfig(), *, lut_multipliers=False):
         self._config = config
+        self._lut_multipliers = lut_multipliers
         formats = config.formats
         self._weight_depth = config.weight_sets * config.weight_set_words
         self._bias_depth = config.weight_sets * config.bias_set_words
@@ -613,7 +621,7 @@ class GRUEngine(wiring.Component):
         reset_fraction = activation_format.fraction_bits + preact.fraction_bits
         reset_3 = Signal(signed(activation_bits + preact.total_bits))
         with m.If(back_advance):
-            m.d.sync += reset_3.eq(r_2 * hn_2)
+            m.d.sync += reset_3.eq(multiply(r_2, hn_2, lut=self._lut_multipliers))
         pre_3 = delayed(pre_2, 2, 3, "pre")
         gi_3 = delayed(gi_2, 2, 3, "gi")
         # E3: n's pre-activation in PyTorch's form (one rounding of the exact sum), then
@@ -623,7 +631,8 @@ class GRUEngine(wiring.Component):
         n_sum = ((gi_3 << (common_fraction - acc_fraction)) +
                  (reset_3 << (common_fraction - reset_fraction)))
         n_pre = rescale(n_sum, common_fraction, preact)
-        m.submodules.activation = activation = Activation(formats)
+        m.submodules.activation = activation = Activation(
+            formats, lut_multipliers=self._lut_multipliers)
         is_n_3 = item_3.kind == _Kind.N
         m.d.comb += [
             activation.i.valid.eq(1),
@@ -666,7 +675,8 @@ class GRUEngine(wiring.Component):
         # E8: the one multiplier of r * h and z * (h - n).
         product_9 = Signal(signed(activation_bits + operand_bits))
         with m.If(back_advance):
-            m.d.sync += product_9.eq(multiplicand_8 * multiplier_8)
+            m.d.sync += product_9.eq(multiply(multiplicand_8, multiplier_8,
+                                              lut=self._lut_multipliers))
         n_9 = delayed(n_8, 8, 9, "n")
         h_9 = delayed(h_8, 8, 9, "h")
         # E9: write r * h or the new state, and emit.

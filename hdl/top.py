@@ -49,6 +49,11 @@ class AcceleratorTop(wiring.Component):
         Largest request payload the receiver buffers, reported by INFO.
     clock_hz : int
         The clock, reported by INFO (0: unknown).
+    lut_multipliers : bool
+        Build every multiplier but the engine's lanes of shifts and adds in logic cells (see
+        :class:`~.gru.GRUEngine` and :class:`~.glu.GLUUnit`), so that the DSP blocks serve
+        the lanes alone: an iCE40UP5K's eight SB_MAC16 are eight lanes. Same answers, same
+        cycles.
 
     Members
     -------
@@ -68,12 +73,16 @@ class AcceleratorTop(wiring.Component):
     max_hidden_size)`` words, ``h0`` and ``h_n`` memories of ``weight_sets * max_batch *
     max_hidden_size`` words each, a :class:`~.arith.SequentialMultiplier` for those sizes,
     and the state machine. Outside the engine's and the GLU's datapaths there is no
-    multiplier: addresses advance by their strides as their counters do.
+    multiplier: addresses advance by their strides as their counters do. DSP blocks: one
+    per lane, and unless ``lut_multipliers`` those of the engine's element-wise stage and
+    activation and of the GLU.
     """
 
-    def __init__(self, config=BuildConfig(), max_payload=1024, clock_hz=0):
+    def __init__(self, config=BuildConfig(), max_payload=1024, clock_hz=0, *,
+                 lut_multipliers=False):
         self._config = config
         self._max_payload = max_payload
+        self._lut_multipliers = lut_multipliers
         self._info = info_payload(config, max_payload, clock_hz)
         super().__init__({
             "i": In(stream.Signature(unsigned(8))),
@@ -85,8 +94,9 @@ class AcceleratorTop(wiring.Component):
         config = self._config
         m.submodules.receiver = receiver = FrameReceiver(self._max_payload)
         m.submodules.transmitter = transmitter = FrameTransmitter()
-        m.submodules.glu = glu = GLUUnit(config.formats, max_channels=config.max_hidden_size)
-        m.submodules.engine = engine = GRUEngine(config)
+        m.submodules.glu = glu = GLUUnit(config.formats, max_channels=config.max_hidden_size,
+                                         lut_multipliers=self._lut_multipliers)
+        m.submodules.engine = engine = GRUEngine(config, lut_multipliers=self._lut_multipliers)
         wiring.connect(m, wiring.flipped(self.i), receiver.i)
         wiring.connect(m, transmitter.o, wiring.flipped(self.o))
 
@@ -115,7 +125,7 @@ class AcceleratorTop(wiring.Component):
         # at one sequential multiplier; every address is kept by adding strides.
         m.submodules.sizes = sizes = SequentialMultiplier(max(17, address_bits))
 
-        def multiply(m, a, b):
+        def start_product(m, a, b):
             m.d.comb += [sizes.start.eq(1), sizes.a.eq(a), sizes.b.eq(b)]
 
         command = Signal(8)
@@ -345,7 +355,7 @@ class AcceleratorTop(wiring.Component):
                 read_fields(m, 4, "GLU_SIZE")
 
             with m.State("GLU_SIZE"):
-                multiply(m, glu_channels, glu_count)
+                start_product(m, glu_channels, glu_count)
                 m.d.sync += channels.eq(glu_channels)
                 m.next = "GLU_CHECK"
 
@@ -370,7 +380,7 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("LOAD_SIZE"):
                 # H * (D + H) for the least length; the slot's bases meanwhile.
-                multiply(m, load_inputs + load_hidden, load_hidden)
+                start_product(m, load_inputs + load_hidden, load_hidden)
                 index = (load_layer << (directions - 1)) + load_direction
                 m.d.sync += [slot.eq(index), slots_to_skip.eq(index), weight_base.eq(0),
                              bias_base.eq(0), h0_row.eq(0)]
@@ -532,7 +542,7 @@ class AcceleratorTop(wiring.Component):
                     with m.Else():
                         m.d.sync += term.eq(term + 1)
                 with m.If(remaining == 0):
-                    multiply(m, step_stride, steps - 1)
+                    start_product(m, step_stride, steps - 1)
                     m.next = "RUN_LAST_STEP"
 
             # The response's length and the address of the last step, each a product.
@@ -540,21 +550,21 @@ class AcceleratorTop(wiring.Component):
                 with m.If(~sizes.busy):
                     m.d.sync += last_step_base.eq(sizes.product)
                     out_features = Mux(run_glu, run_features >> 1, run_features)
-                    multiply(m, total_steps, Mux(final_only, 0, out_features))
+                    start_product(m, total_steps, Mux(final_only, 0, out_features))
                     m.next = "RUN_OUTPUT_SIZE"
 
             with m.State("RUN_OUTPUT_SIZE"):
                 with m.If(~sizes.busy):
                     m.d.sync += [output_bytes.eq(sizes.product << 1),
                                  size_overflow.eq(sizes.overflow)]
-                    multiply(m, batch, num_layers)
+                    start_product(m, batch, num_layers)
                     m.next = "RUN_SEQUENCES_SIZE"
 
             with m.State("RUN_SEQUENCES_SIZE"):
                 # h_n: N * L sequences of directions * H words.
                 with m.If(~sizes.busy):
                     m.d.sync += size_overflow.eq(size_overflow | sizes.overflow)
-                    multiply(m, run_features, sizes.product)
+                    start_product(m, run_features, sizes.product)
                     m.next = "RUN_DECIDE"
 
             with m.State("RUN_DECIDE"):

@@ -35,7 +35,7 @@ class EngineRun:
 
 
 def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.0,
-                 timeout=2_000_000, name="gru"):
+                 timeout=2_000_000, name="gru", lut_multipliers=False):
     """Run a fixed-point GRU on the gateware engine.
 
     Parameters
@@ -49,6 +49,8 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
         ``(layers * directions, N, H)`` data codes; zeros when omitted.
     lengths : array_like, optional
     seed, stall : stall generators of the streams, see :mod:`.streams`.
+    lut_multipliers : bool
+        Passed to :class:`~gatework.hdl.gru.GRUEngine`.
 
     Returns
     -------
@@ -63,7 +65,7 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
     steps, batch, _ = x.shape
     lengths = check_lengths(lengths, steps, batch)
     hidden = weights.hidden_size
-    engine = GRUEngine(config)
+    engine = GRUEngine(config, lut_multipliers=lut_multipliers)
 
     load_words = []
     runs = []

@@ -1,5 +1,7 @@
 """Real YoWASP syntheses in the default run: the multiply-accumulate unit maps onto DSPs, and
-the accelerator top uses DSPs for its datapath's multipliers only."""
+the accelerator top uses DSPs for its datapath's multipliers only, or for its lanes alone."""
+
+import pytest
 
 from gatework.boards.synthesis import synthesize
 from gatework.golden.config import BuildConfig
@@ -23,15 +25,22 @@ def test_rescale_needs_no_multiplier_on_ecp5(tmp_path, monkeypatch):
     assert cells.get("TRELLIS_FF", 0) >= 17, "16 output bits and a valid flag are registered"
 
 
-def test_accelerator_top_uses_dsps_for_its_datapath_only(tmp_path, monkeypatch):
+@pytest.mark.parametrize("lut_multipliers", [False, True])
+def test_accelerator_top_uses_dsps_for_its_datapath_only(tmp_path, monkeypatch, lut_multipliers):
     # Maxima that are not powers of two: a size or an address multiplied by one of them would
     # be a multiplier, which Yosys puts on an SB_MAC16 of the eight an iCE40UP5K has.
     monkeypatch.chdir(tmp_path)
     config = BuildConfig(lanes=2, max_input_size=5, max_hidden_size=3, max_batch=3,
                          max_steps=5, max_layers=2, bidirectional=True)
-    cells = synthesize(AcceleratorTop(config, max_payload=256), "ice40")
+    cells = synthesize(AcceleratorTop(config, max_payload=256, lut_multipliers=lut_multipliers),
+                       "ice40")
     print(cells)
-    # One for each lane, for the interpolations of the engine's and of the GLU's activation
-    # and for the GLU's product; two for each of the element-wise stage's products, which are
-    # wider than an SB_MAC16's 16 x 16 bits (16 x 18 and 16 x 20 at the default formats).
-    assert cells.get("SB_MAC16") == config.lanes + 3 + 2 * 2
+    if lut_multipliers:
+        # The lanes alone.
+        assert cells.get("SB_MAC16") == config.lanes
+    else:
+        # One for each lane, for the interpolations of the engine's and of the GLU's
+        # activation and for the GLU's product; two for each of the element-wise stage's
+        # products, which are wider than an SB_MAC16's 16 x 16 bits (16 x 18 and 16 x 20
+        # at the default formats).
+        assert cells.get("SB_MAC16") == config.lanes + 3 + 2 * 2

@@ -47,9 +47,9 @@ def truncating_tanh(table, codes, offset_bits):
     return np.where(codes < 0, -y, y)
 
 
-@pytest.mark.parametrize("stall", [0.0, 0.3])
+@pytest.mark.parametrize("stall, lut_multipliers", [(0.0, False), (0.3, False), (0.0, True)])
 @pytest.mark.parametrize("name", list(FORMATS))
-def test_activation_matches_golden(name, stall):
+def test_activation_matches_golden(name, stall, lut_multipliers):
     seed = 11 + len(name) + int(stall * 10)
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
@@ -69,7 +69,7 @@ def test_activation_matches_golden(name, stall):
     assert not np.array_equal(np.where(is_tanh, table.sigmoid(codes), table.tanh(codes)),
                               expected)
 
-    dut = Activation(formats)
+    dut = Activation(formats, lut_multipliers=lut_multipliers)
     payloads = [{"value": int(code), "function": Function.TANH if tanh else Function.SIGMOID}
                 for code, tanh in zip(codes, is_tanh)]
     (received,), cycles = run(dut, inputs=[(dut.i, payloads)], outputs=[(dut.o, len(codes))],

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from gatework.golden.fixed import QFormat, rescale as golden_rescale
-from gatework.hdl.arith import MultiplyAccumulate, Rescale, SequentialMultiplier
+from gatework.hdl.arith import MultiplyAccumulate, Rescale, SequentialMultiplier, multiply
 from gatework.sim.streams import run
 
 
@@ -64,6 +65,36 @@ def test_multiply_accumulate_is_exact(data_format, weight_format, terms, stall):
     assert received == expected
     if stall == 0:
         assert cycles <= len(operands) + 3
+
+
+@pytest.mark.parametrize("a_signed", [False, True])
+@pytest.mark.parametrize("b_signed", [False, True])
+@pytest.mark.parametrize("a_bits, b_bits", [(5, 4), (4, 5), (6, 6), (3, 1), (1, 1)])
+def test_multiply_in_logic_cells_is_bit_identical(a_bits, b_bits, a_signed, b_signed):
+    """Every pair of operands: the shift-and-add form has the value and shape of a * b."""
+    a = Signal(signed(a_bits) if a_signed else unsigned(a_bits))
+    b = Signal(signed(b_bits) if b_signed else unsigned(b_bits))
+    product = multiply(a, b, lut=True)
+    assert product.shape() == (a * b).shape()
+    assert repr(multiply(a, b, lut=False)) == repr(a * b)
+    sim = Simulator(Module())
+    wrong = []
+
+    def codes(shape):
+        if shape.signed:
+            return range(-(1 << (shape.width - 1)), 1 << (shape.width - 1))
+        return range(1 << shape.width)
+
+    async def testbench(ctx):
+        for x in codes(a.shape()):
+            for y in codes(b.shape()):
+                ctx.set(a, x)
+                ctx.set(b, y)
+                if ctx.get(product) != x * y:
+                    wrong.append((x, y, ctx.get(product)))
+    sim.add_testbench(testbench)
+    sim.run()
+    assert wrong == []
 
 
 def test_sequential_multiplier_is_exact_and_flags_overflow():

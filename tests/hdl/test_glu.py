@@ -63,9 +63,9 @@ def simulate(dut, vectors, *, seed, stall):
     return results["outputs"], results["cycles"]
 
 
-@pytest.mark.parametrize("stall", [0.0, 0.3])
+@pytest.mark.parametrize("stall, lut_multipliers", [(0.0, False), (0.3, False), (0.0, True)])
 @pytest.mark.parametrize("name", list(CONFIGURATIONS))
-def test_glu_matches_golden(name, stall):
+def test_glu_matches_golden(name, stall, lut_multipliers):
     seed = 23 + len(name) + int(stall * 10)
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
@@ -81,7 +81,7 @@ def test_glu_matches_golden(name, stall):
     if formats.data.integer_bits > formats.preactivation.integer_bits:
         assert counter.total > 0, "no gate input saturated: the corners miss their purpose"
 
-    dut = GLUUnit(formats, max_channels)
+    dut = GLUUnit(formats, max_channels, lut_multipliers=lut_multipliers)
     received, cycles = simulate(dut, vectors, seed=seed, stall=stall)
     assert received == expected
     if stall == 0:

@@ -56,7 +56,7 @@ def draw_case(rng, budget):
             return case
 
 
-def check_case(case, seed, stall=0.0):
+def check_case(case, seed, stall=0.0, lut_multipliers=False):
     print(f"seed {seed}: {case}")
     rng = np.random.default_rng(seed)
     directions = 2 if case["direction"] == "bidirectional" else 1
@@ -82,7 +82,8 @@ def check_case(case, seed, stall=0.0):
         h0 = formats.data.quantize(rng.uniform(-1, 1, (case["num_layers"] * directions, batch,
                                                         hidden)))
     expected, expected_h_n = gru_fixed(qweights, x, h0, lengths)
-    output, h_n, runs = simulate_gru(config, qweights, x, h0, lengths, seed=seed, stall=stall)
+    output, h_n, runs = simulate_gru(config, qweights, x, h0, lengths, seed=seed, stall=stall,
+                                     lut_multipliers=lut_multipliers)
     mismatches = np.count_nonzero(output != expected) + np.count_nonzero(h_n != expected_h_n)
     print(f"  {sum(run.cycles for run in runs)} cycles, {mismatches} mismatches")
     assert mismatches == 0
@@ -107,6 +108,16 @@ def test_random_configurations(seed):
 ], ids=["tiny", "wide-lanes", "stacked-bidirectional", "reverse-original-form"])
 def test_corner_configurations(case):
     check_case(case, seed=7)
+
+
+def test_multipliers_in_logic_cells_give_the_same_results():
+    # The original form uses both products of the element-wise stage's second multiplier.
+    case = dict(input_size=3, hidden_size=4, lanes=2, batch=2, steps=3, num_layers=1,
+                direction="bidirectional", linear_before_reset=False, h0=True, bias=True)
+    check_case(case, seed=9, lut_multipliers=True)
+    # PyTorch's form uses the first, r * (W_hn h + b_hn).
+    check_case(dict(case, linear_before_reset=True, direction="reverse"), seed=10,
+               lut_multipliers=True)
 
 
 @pytest.mark.parametrize("seed", [3, 4])
