@@ -8,7 +8,7 @@ reset until the PLL has locked.
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
 
@@ -94,7 +94,8 @@ def ecp5_pll(input_hz, wanted_hz):
 
 
 class PLLClock(Elaboratable):
-    """The ``sync`` domain at ``settings.output_hz``, from the board's input clock.
+    """Drive the ``sync`` domain (defined by the parent) at ``settings.output_hz``, from the
+    board's input clock.
 
     ``sync`` stays in reset until the PLL reports lock, released synchronously.
     ``input_clock`` is the clock pin itself on iCE40 (an I/O port, as ``SB_PLL40_PAD`` takes
@@ -108,7 +109,6 @@ class PLLClock(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sync = ClockDomain("sync")
         settings = self.settings
         locked = Signal()
         clock = Signal()

@@ -9,8 +9,8 @@ FIFO in front of the receiver, and :class:`~gatework.hdl.top.AcceleratorTop`.
 import dataclasses
 from dataclasses import dataclass, field
 
-from amaranth.hdl import Elaboratable, Module
-from amaranth.lib import wiring
+from amaranth.hdl import ClockDomain, Elaboratable, Module
+from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from ..golden.config import BuildConfig
@@ -112,20 +112,26 @@ class BoardTop(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
+        clock_pin = platform.request(platform.default_clk, dir="-")
         if self.board.family == "ice40":
-            clock_input = platform.request(platform.default_clk, dir="-").io
+            # SB_PLL40_PAD takes the pin itself.
+            clock_input = clock_pin.io
         else:
-            clock_input = platform.request(platform.default_clk).i
+            m.submodules.clock_buffer = clock_buffer = io.Buffer("i", clock_pin)
+            clock_input = clock_buffer.i
+        m.domains.sync = ClockDomain("sync")
         m.submodules.clock = PLLClock(self.pll, clock_input)
-        uart = platform.request("uart", 0)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx_buffer = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx_buffer = io.Buffer("o", uart.tx)
         m.submodules.rx = rx = UARTReceiver(self.divisor)
         m.submodules.tx = tx = UARTTransmitter(self.divisor)
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=64)
         m.submodules.top = top = AcceleratorTop(self.build.config, self.build.max_payload,
                                                 self.clock_hz)
         m.d.comb += [
-            rx.rx.eq(uart.rx.i),
-            uart.tx.o.eq(tx.tx),
+            rx.rx.eq(rx_buffer.i),
+            tx_buffer.o.eq(tx.tx),
             fifo.w_data.eq(rx.o.payload),
             fifo.w_en.eq(rx.o.valid),
             rx.o.ready.eq(1),               # a byte the FIFO has no room for is lost
