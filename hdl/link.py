@@ -23,6 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.protocol import Status, cobs_encode, crc16
+from .stream import StreamRegister
 
 
 __all__ = ["CRC_INITIAL", "crc16_update", "Crc16", "CobsEncoder", "FrameReceiver",
@@ -296,7 +297,9 @@ class FrameReceiver(wiring.Component):
 
     Throughput: one wire byte per cycle while receiving. Releasing a frame takes ``i`` out
     of service (``i.ready`` low) for ``length + 1`` cycles when the consumer never stalls:
-    one for the header, one per payload byte; an error takes one cycle. Upstream of a wire,
+    one for the header, one per payload byte; an error takes one cycle. Payload bytes leave
+    through a :class:`~.stream.StreamRegister`, so the RAM's output meets no logic before a
+    flip-flop, and the last one or two may still be on offer when ``i`` is ready again. Upstream of a wire,
     put a FIFO in front that holds the bytes arriving meanwhile. Latency: the header (or
     error) is offered the cycle after the zero byte is taken. Resources: a RAM of
     ``max_payload`` bytes, a :class:`Crc16`, a 16-bit comparator for each of CRC and length,
@@ -328,6 +331,10 @@ class FrameReceiver(wiring.Component):
 
         m.submodules.crc = crc = Crc16()
         m.submodules.buffer = buffer = Memory(shape=unsigned(8), depth=max_payload, init=[])
+        # The RAM's output goes to a register slice, not straight to the consumer's logic.
+        m.submodules.payload_register = payload_register = StreamRegister(BYTE_LAYOUT)
+        wiring.connect(m, payload_register.o, wiring.flipped(self.payload))
+        payload = payload_register.i
         write = buffer.write_port()
         read = buffer.read_port()
 
@@ -395,8 +402,8 @@ class FrameReceiver(wiring.Component):
             self.header.payload.command.eq(command),
             self.header.payload.sequence.eq(sequence),
             self.header.payload.length.eq(length),
-            self.payload.payload.data.eq(read.data),
-            self.payload.payload.last.eq(last),
+            payload.payload.data.eq(read.data),
+            payload.payload.last.eq(last),
             self.error.payload.status.eq(status),
             self.error.payload.command.eq(command),
             self.error.payload.sequence.eq(sequence),
@@ -459,11 +466,11 @@ class FrameReceiver(wiring.Component):
             with m.State("PAYLOAD"):
                 # The RAM reads one address ahead; while the consumer stalls it holds.
                 m.d.comb += [
-                    self.payload.valid.eq(1),
+                    payload.valid.eq(1),
                     read.addr.eq(index + 1),
-                    read.en.eq(self.payload.ready),
+                    read.en.eq(payload.ready),
                 ]
-                with m.If(self.payload.ready):
+                with m.If(payload.ready):
                     m.d.sync += index.eq(index + 1)
                     with m.If(last):
                         m.next = "RECEIVE"
@@ -500,7 +507,8 @@ class FrameTransmitter(wiring.Component):
     (up to 254 cycles) when it has caught up with the input. Latency: the first wire byte
     is offered 2 cycles after the body byte that closes the first COBS block: for a
     response with status ``OK`` (a zero byte at offset 4) at most 6 cycles after the
-    header is taken. Resources: a :class:`CobsEncoder` (512 bytes of RAM), a :class:`Crc16`, a 16-bit
+    header is taken; payload bytes pass a :class:`~.stream.StreamRegister` first (one cycle).
+    Resources: a :class:`CobsEncoder` (512 bytes of RAM), a :class:`Crc16`, a 16-bit
     payload counter and 40 flip-flops of header: on iCE40 one EBR, 357 LUT4 and 191
     flip-flops in all (Yosys, no place and route).
     """
@@ -514,6 +522,10 @@ class FrameTransmitter(wiring.Component):
         m.submodules.crc = crc = Crc16()
         m.submodules.encoder = encoder = CobsEncoder()
         wiring.connect(m, encoder.o, wiring.flipped(self.o))
+        # Payload bytes pass a register slice before the CRC and the encoder.
+        m.submodules.payload_register = payload_register = StreamRegister(unsigned(8))
+        wiring.connect(m, wiring.flipped(self.payload), payload_register.i)
+        payload = payload_register.o
 
         fields = Signal(RESPONSE_HEADER_LAYOUT)
         field = Signal(range(_RESPONSE_HEADER_BYTES - 1))
@@ -552,9 +564,9 @@ class FrameTransmitter(wiring.Component):
                             m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
                 m.d.comb += [
-                    body.valid.eq(self.payload.valid),
-                    body.payload.data.eq(self.payload.payload),
-                    self.payload.ready.eq(body.ready),
+                    body.valid.eq(payload.valid),
+                    body.payload.data.eq(payload.payload),
+                    payload.ready.eq(body.ready),
                     crc.enable.eq(sent),
                 ]
                 with m.If(sent):

@@ -177,7 +177,8 @@ def simulate_receiver(dut, stream_bytes, *, seed, stall, timeout):
                 events.append(("error", {**error, "status": Status(error["status"])}))
             if offered and taking:
                 position += 1
-            elif position == len(stream_bytes) and taking:
+            elif position == len(stream_bytes) and taking and frame is None:
+                # Ready for more, and the last frame's payload is out of the register slice.
                 break
         results["events"], results["cycles"] = events, cycles
 
