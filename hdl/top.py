@@ -128,12 +128,18 @@ class AcceleratorTop(wiring.Component):
         def start_product(m, a, b):
             m.d.comb += [sizes.start.eq(1), sizes.a.eq(a), sizes.b.eq(b)]
 
+        # A good frame carries at most max_payload bytes, so a counter of request words (a
+        # walk, a vector's words, a LOAD's rows) never passes payload_words; sizes from the
+        # wire stay 16 bits wide where they are compared with the build's maxima.
+        payload_words = self._max_payload // 2
+        count_range = range(max(payload_words, max_b, max_h, max_d, config.max_steps,
+                                config.weight_sets) + 1)
         command = Signal(8)
         sequence = Signal(8)
-        length = Signal(16)
+        length = Signal(range(self._max_payload + 1))
         status = Signal(8)
         response_length = Signal(16)
-        remaining = Signal(16)          # request payload bytes still to take
+        remaining = Signal(range(self._max_payload + 1))    # request bytes still to take
         sent = Signal(17)               # response payload bytes sent
         channels = Signal(16)
         field = Signal(range(11))
@@ -149,11 +155,14 @@ class AcceleratorTop(wiring.Component):
         # Per-slot records of what LOAD put there, for RUN's NOT_LOADED check.
         slots = config.weight_sets
         loaded = Array(Signal(name=f"loaded_{s}") for s in range(slots))
-        slot_inputs = Array(Signal(16, name=f"slot_inputs_{s}") for s in range(slots))
-        slot_hidden = Array(Signal(16, name=f"slot_hidden_{s}") for s in range(slots))
+        slot_inputs = Array(Signal(range(max_d + 1), name=f"slot_inputs_{s}")
+                            for s in range(slots))
+        slot_hidden = Array(Signal(range(max_h + 1), name=f"slot_hidden_{s}")
+                            for s in range(slots))
         slot_linear = Array(Signal(name=f"slot_linear_{s}") for s in range(slots))
         slot_has_h0 = Array(Signal(name=f"slot_has_h0_{s}") for s in range(slots))
-        slot_batch = Array(Signal(16, name=f"slot_batch_{s}") for s in range(slots))
+        slot_batch = Array(Signal(range(max_b + 1), name=f"slot_batch_{s}")
+                           for s in range(slots))
 
         # GLU's fields.
         glu_channels, glu_count = u16(0), u16(2)
@@ -162,17 +171,18 @@ class AcceleratorTop(wiring.Component):
         load_layer, load_direction = fields[0], fields[1]
         load_inputs, load_hidden, load_flags = u16(2), u16(4), fields[6]
         has_bias, has_h0 = load_flags[0], load_flags[2]
-        load_batch = Signal(16)
+        # h0's batch, saturated: past max_b and past any count of rows is all that matters.
+        load_batch = Signal(count_range.stop.bit_length())
         in_build = Signal()
         slot = Signal(range(slots))
         phase = Signal(2)               # weight_ih, weight_hh, bias_ih, bias_hh
         # LOAD's walk: term k and unit j, then h0's j and b. RUN: the index of a length, then
         # the input words of a vector (term) and the vectors (unit) as they arrive.
-        term = Signal(16)
-        unit = Signal(16)
+        term = Signal(count_range)
+        unit = Signal(count_range)
         lane = Signal(range(lanes))
         gate = Signal(2)
-        pass_base = Signal(32)
+        pass_base = Signal.like(engine.load.payload.address)
         load_valid = Signal()
         load_word = Signal.like(engine.load.payload)
         # The slot's bases in the engine's banks and in the h0 memory, counted up from 0 one
@@ -194,14 +204,17 @@ class AcceleratorTop(wiring.Component):
         final_only, use_h0, run_glu = run_flags[3], run_flags[4], run_flags[5]
         run_directions = Mux(bidirectional, 2, 1)
         run_features = Mux(bidirectional, hidden << 1, hidden)
-        lengths = Array(Signal(16, name=f"length_{b}") for b in range(max_b))
-        total_steps = Signal(17)        # the sum of the lengths, saturated
+        # A length is used only when all are within steps and steps within the build.
+        lengths = Array(Signal(range(config.max_steps + 1), name=f"length_{b}")
+                        for b in range(max_b))
+        # The sum of the lengths, saturated past any count of input vectors.
+        total_steps = Signal((payload_words + 1).bit_length())
         bad_length = Signal()
         storing = Signal()
         last_step_base = Signal(range(bank_words))      # (steps - 1) * step_stride
         output_bytes = Signal(len(sizes.product) + 1)
         size_overflow = Signal()
-        run_layer = Signal(8)
+        run_layer = Signal(range(config.max_layers + 1))
         run_direction = Signal()
         run_reverse = Mux(bidirectional, run_direction, reverse)
         run_slot = (run_layer << (directions - 1)) + run_direction
@@ -214,7 +227,7 @@ class AcceleratorTop(wiring.Component):
         # A walk over up to three nested counters, outer to inner, and its address
         # base + outer * outer_stride + middle * middle_stride + inner, kept as the running
         # address of the outer and of the middle counter.
-        outer, middle, inner = Signal(16), Signal(16), Signal(16)
+        outer, middle, inner = Signal(count_range), Signal(count_range), Signal(count_range)
         outer_address, middle_address = Signal(address_bits), Signal(address_bits)
         walk_address = middle_address + inner
         walk_done = Signal()
@@ -269,11 +282,11 @@ class AcceleratorTop(wiring.Component):
 
         # The engine's outputs: per step, sequence and unit, at out_row + out_unit in the
         # layer buffer; then the final states, at final_row + final_unit in h_n.
-        out_sequence, out_unit = Signal(16), Signal(16)
+        out_sequence, out_unit = Signal(range(max_b)), Signal(range(max_h))
         out_step_address, out_row = Signal(address_bits), Signal(address_bits)
-        final_unit = Signal(16)
+        final_unit = Signal(range(max_h))
         final_row = Signal(address_bits)
-        lengths_sent = Signal(16)
+        lengths_sent = Signal(range(max_b + 1))
         # Steps follow each other forward, or backward in a reverse run.
         step_move = Mux(run_reverse, -step_stride, step_stride)
 
@@ -459,7 +472,9 @@ class AcceleratorTop(wiring.Component):
                     m.d.comb += receiver.payload.ready.eq(1)
                     batch_done, batch_word = take_word(m)
                     with m.If(batch_done):
-                        m.d.sync += load_batch.eq(batch_word.as_unsigned())
+                        saturated = (1 << len(load_batch)) - 1
+                        m.d.sync += load_batch.eq(Mux(batch_word.as_unsigned() > saturated,
+                                                      saturated, batch_word.as_unsigned()))
                         m.next = "LOAD_REST"
 
             with m.State("LOAD_REST"):
