@@ -36,9 +36,52 @@ TOOLS = {
     "ECPPACK": "yowasp-ecppack",
 }
 
-# Lines of the tools' logs worth showing while a build runs.
-_PROGRESS = ("Executing SYNTH", "Info: Packing", "Info: Placed", "Info: Running main analytical",
-             "Info: Routing", "Info: Max frequency", "Info: Program finished", "ERROR")
+# The stages of a build, as the tools' logs show them: (log file, marker, what to say).
+_STAGES = (
+    ("top.rpt", "Executing SYNTH", "synthesis (Yosys)"),
+    ("top.tim", "Info: Packing", "packing (nextpnr)"),
+    ("top.tim", "Info: Running main analytical placer", "placement"),
+    ("top.tim", "Info: Running simulated annealing", "placement refinement"),
+    ("top.tim", "Info: Routing..", "routing"),
+    ("top.tim", "Info: Routing complete", "timing analysis"),
+    ("top.tim", "Info: Program finished normally", "bitstream packing"),
+)
+
+
+def _stage(folder):
+    """The latest stage the logs in ``folder`` have reached, or None."""
+    reached = None
+    texts = {}
+    for log, marker, name in _STAGES:
+        if log not in texts:
+            path = folder / log
+            texts[log] = path.read_text(errors="replace") if path.exists() else ""
+        if marker in texts[log]:
+            reached = name
+    return reached
+
+
+def _run_with_progress(command, folder, env, progress, interval=5, heartbeat=60):
+    """Run ``command`` in ``folder``, its output to build.log; say each new stage and, on
+    long stages, that it is still going."""
+    start = time.monotonic()
+    shown, said = None, start
+    with open(folder / "build.log", "w") as log:
+        process = subprocess.Popen(command, cwd=folder, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        while True:
+            try:
+                process.wait(timeout=interval)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            stage = _stage(folder) or "starting the tools"
+            if stage != shown or now - said >= heartbeat:
+                progress(f"[{now - start:5.0f} s] {'still in ' if stage == shown else ''}"
+                         f"{stage}")
+                shown, said = stage, now
+    return process.returncode, time.monotonic() - start
 
 
 def _tool(command):
@@ -162,21 +205,14 @@ def build_board(board, build=None, root="build", *, progress=None):
     env = tool_environment(board.family)
     plan.extract(str(folder))
     (folder / "build.json").write_text(json.dumps(_describe(board, build), indent=2) + "\n")
-    progress(f"building {board.name} in {folder} (log: {folder / 'build.log'})")
-    start = time.monotonic()
-    with open(folder / "build.log", "w") as log:
-        process = subprocess.Popen(["sh", "build_top.sh"], cwd=folder, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in process.stdout:
-            log.write(line)
-            if line.startswith(_PROGRESS):
-                progress(f"[{time.monotonic() - start:5.0f} s] {line.rstrip()}")
-        process.wait()
-    if process.returncode != 0:
-        tail = (folder / "build.log").read_text().splitlines()[-15:]
-        raise RuntimeError(f"the {board.name} build failed (exit {process.returncode}); "
+    progress(f"building {board.name} in {folder} (logs: build.log, top.rpt for Yosys, top.tim "
+             f"for nextpnr; minutes for a large build)")
+    returncode, seconds = _run_with_progress(["sh", "build_top.sh"], folder, env, progress)
+    if returncode != 0:
+        tail = (folder / "build.log").read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"the {board.name} build failed (exit {returncode}); "
                            f"the end of {folder / 'build.log'}:\n" + "\n".join(tail))
-    report = _report(board, build, top, folder, time.monotonic() - start, digest)
+    report = _report(board, build, top, folder, seconds, digest)
     return BuildResult(folder, bitstream, report, cached=False)
 
 

@@ -135,3 +135,20 @@ def test_small_build_meets_timing_and_is_cached(name, tmp_path, monkeypatch, cap
     captured = capsys.readouterr()
     assert "from the cache" in captured.err
     assert str(folder) in captured.out
+
+
+def test_build_progress_names_each_stage(tmp_path):
+    script = ("echo 'Executing SYNTH_ICE40 pass.' > top.rpt; sleep 0.5; "
+              "echo 'Info: Packing IOs..' > top.tim; sleep 0.5; "
+              "echo 'Info: Routing..' >> top.tim; sleep 0.5; echo done; exit 3")
+    lines = []
+    returncode, seconds = build_module._run_with_progress(
+        ["sh", "-c", script], tmp_path, None, lines.append, interval=0.1, heartbeat=0.3)
+    assert returncode == 3 and seconds >= 1.5
+    stages = [line.split("] ", 1)[1] for line in lines]
+    assert stages[0] in ("starting the tools", "synthesis (Yosys)")
+    assert "synthesis (Yosys)" in stages and "routing" in stages
+    assert stages.index("synthesis (Yosys)") < stages.index("packing (nextpnr)") < \
+        stages.index("routing")
+    assert any(stage.startswith("still in ") for stage in stages)
+    assert (tmp_path / "build.log").read_text() == "done\n"
