@@ -13,7 +13,7 @@ from ..golden.formats import DEFAULT_FORMATS
 from .arith import multiply
 
 
-__all__ = ["Function", "Activation"]
+__all__ = ["Function", "Activation", "activation_signature"]
 
 
 class Function(enum.Enum, shape=1):
@@ -21,6 +21,20 @@ class Function(enum.Enum, shape=1):
 
     SIGMOID = 0
     TANH = 1
+
+
+def activation_signature(formats=DEFAULT_FORMATS):
+    """The :class:`Activation`'s signature for ``formats``; flipped, that of a block using one.
+
+    A block that can share one activation unit with another (they never use it at the same
+    time) takes it as a member ``activation: Out(activation_signature(formats).flip())``.
+    """
+    return wiring.Signature({
+        "i": In(stream.Signature(data.StructLayout({
+            "value": signed(formats.preactivation.total_bits),
+            "function": Function}))),
+        "o": Out(stream.Signature(signed(formats.activation.total_bits))),
+    })
 
 
 class Activation(wiring.Component):
@@ -69,12 +83,7 @@ class Activation(wiring.Component):
     def __init__(self, formats=DEFAULT_FORMATS, *, lut_multipliers=False):
         self._table = formats.table
         self._lut_multipliers = lut_multipliers
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "value": signed(formats.preactivation.total_bits),
-                "function": Function}))),
-            "o": Out(stream.Signature(signed(formats.activation.total_bits))),
-        })
+        super().__init__(activation_signature(formats))
 
     @property
     def _entry_layout(self):

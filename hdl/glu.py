@@ -12,7 +12,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.formats import DEFAULT_FORMATS
-from .activation import Activation, Function
+from .activation import Activation, Function, activation_signature
 from .arith import multiply, rescale
 
 
@@ -48,6 +48,10 @@ class GLUUnit(wiring.Component):
         Build the product and the activation's interpolation of shifts and adds in logic
         cells (:func:`.arith.multiply`) rather than as multiplications, which synthesis puts
         on DSP blocks. Same results, same cycles.
+    shared_activation : bool
+        Use an activation unit outside the block, through the ``activation`` member, rather
+        than one of its own; the owner shares it with another block (see
+        :class:`~.top.AcceleratorTop`).
 
     Members
     -------
@@ -60,6 +64,9 @@ class GLUUnit(wiring.Component):
         One word per channel; ``last`` marks the last word of each vector.
     error : Out(1)
         High while a vector's first word is refused for its channel count.
+    activation : Out(activation_signature(formats).flip())
+        Only with ``shared_activation``: the activation unit's ports, driven as the GLU's own
+        would be (``function`` is always sigmoid).
 
     One input word per cycle is sustained across vectors, so a vector takes ``2 * C``
     cycles, when ``o`` is never stalled. An output is offered 7 cycles after its ``b`` word
@@ -72,21 +79,26 @@ class GLUUnit(wiring.Component):
     beside its ``b`` while the sigmoid is computed.
     """
 
-    def __init__(self, formats=DEFAULT_FORMATS, max_channels=64, *, lut_multipliers=False):
+    def __init__(self, formats=DEFAULT_FORMATS, max_channels=64, *, lut_multipliers=False,
+                 shared_activation=False):
         if not isinstance(max_channels, int) or max_channels < 1:
             raise ValueError(f"max_channels must be an int >= 1 (the depth of the RAM that "
                              f"holds a vector's first half), not {max_channels!r}")
         self._formats = formats
         self._max_channels = max_channels
         self._lut_multipliers = lut_multipliers
+        self._shared_activation = shared_activation
         data_bits = formats.data.total_bits
-        super().__init__({
+        members = {
             "channels": In(unsigned(max_channels.bit_length() + 1)),
             "i": In(stream.Signature(signed(data_bits))),
             "o": Out(stream.Signature(data.StructLayout({"data": signed(data_bits),
                                                          "last": 1}))),
             "error": Out(1),
-        })
+        }
+        if shared_activation:
+            members["activation"] = Out(activation_signature(formats).flip())
+        super().__init__(members)
 
     @property
     def latency(self):
@@ -98,8 +110,11 @@ class GLUUnit(wiring.Component):
         formats = self._formats
         data_format = formats.data
 
-        m.submodules.activation = activation = Activation(
-            formats, lut_multipliers=self._lut_multipliers)
+        if self._shared_activation:
+            activation = self.activation
+        else:
+            m.submodules.activation = activation = Activation(
+                formats, lut_multipliers=self._lut_multipliers)
         m.submodules.ram = ram = Memory(shape=signed(data_format.total_bits),
                                         depth=self._max_channels, init=[])
         write = ram.write_port()

@@ -36,7 +36,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
-from .activation import Activation, Function
+from .activation import Activation, Function, activation_signature
 from .arith import multiply, rescale
 
 
@@ -150,6 +150,10 @@ class GRUEngine(wiring.Component):
         adds in logic cells (:func:`.arith.multiply`) rather than as multiplications, which
         synthesis puts on DSP blocks, so that those are left to the lanes. Same results,
         same cycles.
+    shared_activation : bool
+        Use an activation unit outside the engine, through the ``activation`` member, rather
+        than one of its own; the owner shares it with another block (see
+        :class:`~.top.AcceleratorTop`).
 
     Members
     -------
@@ -177,6 +181,12 @@ class GRUEngine(wiring.Component):
         emits nothing on ``o``; it consumes its command only when a size is beyond the
         build, or also its lengths and inputs when a length is out of range.
     load_error : Out(1)
+    activation : Out(activation_signature(formats).flip())
+        Only with ``shared_activation``: the activation unit's ports. The engine offers a
+        value every cycle (``i.valid`` always high) and moves in lockstep with the unit, so
+        while it runs the unit must be its alone; between runs the owner may lend it out
+        once the engine's values have left it (:attr:`.Activation.latency` cycles with
+        ``i.valid`` low and ``o.ready`` high).
 
     Throughput: ``lanes`` multiply-accumulates per cycle while a pass runs; a step of one
     sequence takes ``3 * ceil(H / lanes) * (D + H)`` cycles when ``D + H >= lanes`` (see the
@@ -190,9 +200,11 @@ class GRUEngine(wiring.Component):
     multiplier, as every address advances by its stride.
     """
 
-    def __init__(self, config=BuildConfig(), *, lut_multipliers=False):
+    def __init__(self, config=BuildConfig(), *, lut_multipliers=False,
+                 shared_activation=False):
         self._config = config
         self._lut_multipliers = lut_multipliers
+        self._shared_activation = shared_activation
         formats = config.formats
         self._weight_depth = config.weight_sets * config.weight_set_words
         self._bias_depth = config.weight_sets * config.bias_set_words
@@ -200,7 +212,7 @@ class GRUEngine(wiring.Component):
         word_bits = max(formats.weight.total_bits, formats.bias.total_bits,
                         formats.data.total_bits)
         address_depth = max(self._weight_depth, self._bias_depth, self._state_depth)
-        super().__init__({
+        members = {
             "load": In(stream.Signature(data.StructLayout({
                 "region": LoadRegion,
                 "lane": range(config.lanes),
@@ -223,7 +235,10 @@ class GRUEngine(wiring.Component):
             "status": Out(stream.Signature(data.StructLayout({
                 "error": 1, "refusal": Refusal, "load_error": 1}))),
             "load_error": Out(1),
-        })
+        }
+        if shared_activation:
+            members["activation"] = Out(activation_signature(formats).flip())
+        super().__init__(members)
 
     @property
     def config(self):
@@ -631,8 +646,11 @@ class GRUEngine(wiring.Component):
         n_sum = ((gi_3 << (common_fraction - acc_fraction)) +
                  (reset_3 << (common_fraction - reset_fraction)))
         n_pre = rescale(n_sum, common_fraction, preact)
-        m.submodules.activation = activation = Activation(
-            formats, lut_multipliers=self._lut_multipliers)
+        if self._shared_activation:
+            activation = self.activation
+        else:
+            m.submodules.activation = activation = Activation(
+                formats, lut_multipliers=self._lut_multipliers)
         is_n_3 = item_3.kind == _Kind.N
         m.d.comb += [
             activation.i.valid.eq(1),

@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
 from ..golden.protocol import RESPONSE_FLAG, Command, Status, info_payload
+from .activation import Activation
 from .arith import SequentialMultiplier
 from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion
@@ -95,8 +96,13 @@ class AcceleratorTop(wiring.Component):
         m.submodules.receiver = receiver = FrameReceiver(self._max_payload)
         m.submodules.transmitter = transmitter = FrameTransmitter()
         m.submodules.glu = glu = GLUUnit(config.formats, max_channels=config.max_hidden_size,
-                                         lut_multipliers=self._lut_multipliers)
-        m.submodules.engine = engine = GRUEngine(config, lut_multipliers=self._lut_multipliers)
+                                         lut_multipliers=self._lut_multipliers,
+                                         shared_activation=True)
+        m.submodules.engine = engine = GRUEngine(config, lut_multipliers=self._lut_multipliers,
+                                                 shared_activation=True)
+        # The engine and the GLU never run at the same time: they share one activation unit.
+        m.submodules.activation = activation = Activation(
+            config.formats, lut_multipliers=self._lut_multipliers)
         wiring.connect(m, wiring.flipped(self.i), receiver.i)
         wiring.connect(m, transmitter.o, wiring.flipped(self.o))
 
@@ -327,7 +333,7 @@ class AcceleratorTop(wiring.Component):
                     with m.If(field == count - 1):
                         m.next = next_state
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += [receiver.error.ready.eq(1),
                              receiver.header.ready.eq(~receiver.error.valid)]
@@ -793,4 +799,29 @@ class AcceleratorTop(wiring.Component):
                     m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
                     with m.If(sent == response_length - 1):
                         m.next = "IDLE"
+
+        # The activation unit is the engine's from a RUN's first h0 word to its last run's
+        # status, and then the GLU's once the engine's last values have left it.
+        engine_owns = (fsm.ongoing("RUN_H0") | fsm.ongoing("RUN_COMMAND") |
+                       fsm.ongoing("RUN_ENGINE"))
+        settling = Signal(range(Activation.latency + 1))
+        with m.If(engine_owns):
+            m.d.sync += settling.eq(Activation.latency)
+        with m.Elif(settling != 0):
+            m.d.sync += settling.eq(settling - 1)
+        glu_owns = ~engine_owns & (settling == 0)
+        m.d.comb += [
+            activation.i.valid.eq(Mux(glu_owns, glu.activation.i.valid,
+                                      engine_owns & engine.activation.i.valid)),
+            activation.i.payload.eq(Mux(glu_owns, glu.activation.i.payload,
+                                        engine.activation.i.payload)),
+            activation.o.ready.eq(Mux(glu_owns, glu.activation.o.ready,
+                                      engine.activation.o.ready)),
+            glu.activation.i.ready.eq(glu_owns & activation.i.ready),
+            glu.activation.o.valid.eq(glu_owns & activation.o.valid),
+            glu.activation.o.payload.eq(activation.o.payload),
+            engine.activation.i.ready.eq(activation.i.ready),
+            engine.activation.o.valid.eq(activation.o.valid),
+            engine.activation.o.payload.eq(activation.o.payload),
+        ]
         return m
