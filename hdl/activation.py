@@ -129,19 +129,20 @@ class Activation(wiring.Component):
         m.d.comb += read.addr.eq(Mux(segment > table.segments, table.segments, segment))
 
         # Stage 1: the ROM entry is read; the offset and sign wait beside it.
-        offset_1 = Signal(unsigned(shift))
+        # Datapath registers have no reset: they are only read beside a valid bit.
+        offset_1 = Signal(unsigned(shift), reset_less=True)
         negative_1 = Signal()
         tanh_1 = Signal()
         valid_1 = Signal()
         # Stage 2: the slope times the offset.
-        product_2 = Signal(signed(table.slope_bits + shift))
-        value_2 = Signal.like(read.data.value)
+        product_2 = Signal(signed(table.slope_bits + shift), reset_less=True)
+        value_2 = Signal.like(read.data.value, reset_less=True)
         negative_2 = Signal()
         tanh_2 = Signal()
         valid_2 = Signal()
         # Stage 3: the interpolated magnitude of tanh; it lies between two table points, so
         # it never exceeds the output format and its negation never wraps.
-        magnitude_3 = Signal(unsigned(output_format.total_bits))
+        magnitude_3 = Signal(unsigned(output_format.total_bits), reset_less=True)
         negative_3 = Signal()
         tanh_3 = Signal()
         valid_3 = Signal()

@@ -140,7 +140,7 @@ class GLUUnit(wiring.Component):
 
         # The b stage: b rescaled to the pre-activation format, beside its a read from the RAM.
         b_valid = Signal()
-        b_value = Signal(signed(formats.preactivation.total_bits))
+        b_value = Signal(signed(formats.preactivation.total_bits), reset_less=True)
         b_last = Signal()
         b_advance = ~b_valid | (activation.i.ready & pending.w_rdy)
         m.d.comb += [
@@ -185,7 +185,8 @@ class GLUUnit(wiring.Component):
         # Join each sigmoid with its a: multiply, then rescale to the data format. The a entered
         # the FIFO in the same transfer as its b entered the activation, so it is there
         # whenever the sigmoid is.
-        product = Signal(signed(data_format.total_bits + formats.activation.total_bits))
+        product = Signal(signed(data_format.total_bits + formats.activation.total_bits),
+                         reset_less=True)
         product_valid = Signal()
         product_last = Signal()
         advance = self.o.ready | ~self.o.valid

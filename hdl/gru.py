@@ -504,9 +504,9 @@ class GRUEngine(wiring.Component):
                                   Mux(at_m.use_rh, rh_read.data,
                                       Mux(at_m.h_valid, state_vector.data, 0))))
         product_bits = data_bits + formats.weight.total_bits
-        products = [Signal(signed(product_bits), name=f"product_{lane}")
+        products = [Signal(signed(product_bits), name=f"product_{lane}", reset_less=True)
                     for lane in range(lanes)]
-        biases_a = [Signal(signed(formats.bias.total_bits), name=f"bias_{lane}")
+        biases_a = [Signal(signed(formats.bias.total_bits), name=f"bias_{lane}", reset_less=True)
                     for lane in range(lanes)]
         with m.If(front_advance):
             for lane in range(lanes):
@@ -514,12 +514,13 @@ class GRUEngine(wiring.Component):
                              biases_a[lane].eq(bias_banks[lane][0].data)]
 
         # A stage: accumulate; at a pass's end, hand the sums over.
-        accumulators = [Signal(signed(acc_bits), name=f"accumulator_{lane}")
+        accumulators = [Signal(signed(acc_bits), name=f"accumulator_{lane}", reset_less=True)
                         for lane in range(lanes)]
-        captured = [Signal(signed(acc_bits), name=f"captured_{lane}") for lane in range(lanes)]
-        holding_a = Array(Signal(signed(acc_bits), name=f"holding_a_{lane}")
+        captured = [Signal(signed(acc_bits), name=f"captured_{lane}", reset_less=True)
+                    for lane in range(lanes)]
+        holding_a = Array(Signal(signed(acc_bits), name=f"holding_a_{lane}", reset_less=True)
                           for lane in range(lanes))
-        holding_b = Array(Signal(signed(acc_bits), name=f"holding_b_{lane}")
+        holding_b = Array(Signal(signed(acc_bits), name=f"holding_b_{lane}", reset_less=True)
                           for lane in range(lanes))
         holding_busy = Signal()
         holding = Signal(term_layout)
@@ -557,7 +558,7 @@ class GRUEngine(wiring.Component):
             "valid": 1, "kind": _Kind, "state_offset": range(max_b * max_h),
             "unit": range(max_h + lanes),
             "read_bank": 1, "h_valid": 1, "last_unit": 1, "last_group": 1,
-            "linear_before_reset": 1, "emit": 1, "final_run": 1})
+            "emit": 1, "final_run": 1})
         # Serializer: one unit of the holding register per cycle.
         position = Signal(range(max(lanes, max_h) + 1))
         count = Signal(range(max(lanes, max_h) + 1))
@@ -566,8 +567,11 @@ class GRUEngine(wiring.Component):
                                                     ~command.emit_steps, 1, hidden),
                                  Mux(units_left < lanes, units_left, lanes)))
         item_0 = Signal(item_layout)
-        value_a_0 = Signal(signed(acc_bits))
-        value_b_0 = Signal(signed(acc_bits))
+        # The second sum is only ever W_hn h + b_hn, used at the pre-activation format.
+        preact = formats.preactivation
+        activation_format = formats.activation
+        value_a_0 = Signal(signed(acc_bits), reset_less=True)
+        value_b_0 = Signal(signed(preact.total_bits), reset_less=True)
         last_position = position == count - 1
         unit_0 = Mux(holding.token, position, holding.group_base + position)
         with m.If(back_advance):
@@ -583,24 +587,17 @@ class GRUEngine(wiring.Component):
                     item_0.h_valid.eq(holding.h_valid | (holding.kind == _Kind.FINAL)),
                     item_0.last_unit.eq(last_position),
                     item_0.last_group.eq(holding.last_group | holding.token),
-                    item_0.linear_before_reset.eq(command.linear_before_reset),
                     item_0.emit.eq(Mux(holding.kind == _Kind.FINAL, 1,
                                        command.emit_steps & ((holding.kind == _Kind.N) |
                                                              (holding.kind == _Kind.SKIP)))),
                     item_0.final_run.eq((holding.kind == _Kind.FINAL) &
                                         holding.last_sequence),
                     value_a_0.eq(holding_a[position]),
-                    value_b_0.eq(holding_b[position]),
+                    value_b_0.eq(rescale(holding_b[position], acc_fraction, preact)),
                 ]
 
-        preact = formats.preactivation
-        activation_format = formats.activation
-        # E0 -> E1: read r and h.
-        m.d.comb += [
-            r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance),
-            state_update.addr.eq(state_address(item_0.read_bank, item_0.state_offset)),
-            state_update.en.eq(back_advance),
-        ]
+        # E0 -> E1: read r.
+        m.d.comb += [r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance)]
         stages = [item_0] + [Signal(item_layout, name=f"item_{index}") for index in range(1, 10)]
         with m.If(back_advance):
             for before, after in zip(stages, stages[1:]):
@@ -611,41 +608,33 @@ class GRUEngine(wiring.Component):
             """``signal`` of stage ``start`` carried to stage ``stop``, one register a stage."""
             chain = [signal]
             for index in range(start + 1, stop + 1):
-                register = Signal.like(signal, name=f"{name}_{index}")
+                register = Signal.like(signal, name=f"{name}_{index}", reset_less=True)
                 with m.If(back_advance):
                     m.d.sync += register.eq(chain[-1])
                 chain.append(register)
             return chain[-1]
 
-        h_1 = Signal(signed(data_bits))
-        m.d.comb += h_1.eq(Mux(item_1.h_valid, state_update.data, 0))
         value_a_1 = delayed(value_a_0, 0, 1, "value_a")
         value_b_1 = delayed(value_b_0, 0, 1, "value_b")
         r_1 = r_read.data
-        # E1: pre-activations, and W_hn h + b_hn of PyTorch's form.
-        pre_2 = Signal(signed(preact.total_bits))
-        hn_2 = Signal(signed(preact.total_bits))
-        r_2 = Signal.like(r_1)
-        gi_2 = Signal(signed(acc_bits))
-        with m.If(back_advance):
-            m.d.sync += [pre_2.eq(rescale(value_a_1, acc_fraction, preact)),
-                         hn_2.eq(rescale(value_b_1, acc_fraction, preact)),
-                         r_2.eq(r_1), gi_2.eq(value_a_1)]
-        h_2 = delayed(h_1, 1, 2, "h")
+        # E1: r beside the sums.
+        r_2 = delayed(r_1, 1, 2, "r")
+        gi_2 = delayed(value_a_1, 1, 2, "gi")
+        hn_2 = delayed(value_b_1, 1, 2, "hn")
         # E2: r * (W_hn h + b_hn).
         reset_fraction = activation_format.fraction_bits + preact.fraction_bits
-        reset_3 = Signal(signed(activation_bits + preact.total_bits))
+        reset_3 = Signal(signed(activation_bits + preact.total_bits), reset_less=True)
         with m.If(back_advance):
             m.d.sync += reset_3.eq(multiply(r_2, hn_2, lut=self._lut_multipliers))
-        pre_3 = delayed(pre_2, 2, 3, "pre")
         gi_3 = delayed(gi_2, 2, 3, "gi")
-        # E3: n's pre-activation in PyTorch's form (one rounding of the exact sum), then
+        # E3: the pre-activation; n's in PyTorch's form is one rounding of the exact sum. Then
         # sigmoid or tanh. The activation unit is always fed, so it moves in lockstep with
         # these stages; items carry their own valid bit.
         common_fraction = max(acc_fraction, reset_fraction)
         n_sum = ((gi_3 << (common_fraction - acc_fraction)) +
                  (reset_3 << (common_fraction - reset_fraction)))
         n_pre = rescale(n_sum, common_fraction, preact)
+        pre_3 = rescale(gi_3, acc_fraction, preact)
         if self._shared_activation:
             activation = self.activation
         else:
@@ -654,14 +643,21 @@ class GRUEngine(wiring.Component):
         is_n_3 = item_3.kind == _Kind.N
         m.d.comb += [
             activation.i.valid.eq(1),
-            activation.i.payload.value.eq(Mux(is_n_3 & item_3.linear_before_reset, n_pre,
+            activation.i.payload.value.eq(Mux(is_n_3 & command.linear_before_reset, n_pre,
                                               pre_3)),
             activation.i.payload.function.eq(Mux(is_n_3, Function.TANH, Function.SIGMOID)),
             activation.o.ready.eq(back_advance),
         ]
-        h_7 = delayed(h_2, 2, 7, "h")
-        # E6 -> E7: read z.
-        m.d.comb += [z_read.addr.eq(item_6.unit), z_read.en.eq(back_advance)]
+        # E6 -> E7: read z and h. h is read this late, rather than carried from E0, as the
+        # state of a sequence is written at E9 by its previous job only, which ended before
+        # this job's first pass began.
+        m.d.comb += [
+            z_read.addr.eq(item_6.unit), z_read.en.eq(back_advance),
+            state_update.addr.eq(state_address(item_6.read_bank, item_6.state_offset)),
+            state_update.en.eq(back_advance),
+        ]
+        h_7 = Signal(signed(data_bits))
+        m.d.comb += h_7.eq(Mux(item_7.h_valid, state_update.data, 0))
         a_7 = activation.o.payload
         z_7 = z_read.data
         # E7: store r and z; prepare the update or r * h.
@@ -680,9 +676,9 @@ class GRUEngine(wiring.Component):
         operand_bits = max(data_bits + update_fraction - formats.data.fraction_bits,
                            activation_bits + update_fraction - activation_format.fraction_bits,
                            data_bits) + 1
-        multiplicand_8 = Signal(signed(activation_bits))
-        multiplier_8 = Signal(signed(operand_bits))
-        n_8 = Signal(signed(operand_bits))
+        multiplicand_8 = Signal(signed(activation_bits), reset_less=True)
+        multiplier_8 = Signal(signed(operand_bits), reset_less=True)
+        n_8 = Signal(signed(operand_bits), reset_less=True)
         with m.If(back_advance):
             m.d.sync += [
                 multiplicand_8.eq(Mux(item_7.kind == _Kind.R, a_7, z_7)),
@@ -691,7 +687,7 @@ class GRUEngine(wiring.Component):
             ]
         h_8 = delayed(h_7, 7, 8, "h")
         # E8: the one multiplier of r * h and z * (h - n).
-        product_9 = Signal(signed(activation_bits + operand_bits))
+        product_9 = Signal(signed(activation_bits + operand_bits), reset_less=True)
         with m.If(back_advance):
             m.d.sync += product_9.eq(multiply(multiplicand_8, multiplier_8,
                                               lut=self._lut_multipliers))
@@ -706,7 +702,7 @@ class GRUEngine(wiring.Component):
         m.d.comb += [
             rh_write.addr.eq(item_9.unit), rh_write.data.eq(rh),
             rh_write.en.eq(back_advance & item_9.valid & (item_9.kind == _Kind.R) &
-                           ~item_9.linear_before_reset),
+                           ~command.linear_before_reset),
         ]
         load_state = Signal()
         with m.If(~load_state):
