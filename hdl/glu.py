@@ -115,8 +115,10 @@ class GLUUnit(wiring.Component):
         else:
             m.submodules.activation = activation = Activation(
                 formats, lut_multipliers=self._lut_multipliers)
+        # Block RAM even when small: in flip-flops it costs more logic cells than the GLU.
         m.submodules.ram = ram = Memory(shape=signed(data_format.total_bits),
-                                        depth=self._max_channels, init=[])
+                                        depth=self._max_channels, init=[],
+                                        attrs={"ram_style": "block"})
         write = ram.write_port()
         read = ram.read_port(domain="sync")
         # Each entry is an a and whether its b is the last of a vector; it is written as its b

@@ -256,6 +256,9 @@ class GRUEngine(wiring.Component):
         acc_fraction = formats.product_fraction_bits
 
         # ---- memories ------------------------------------------------------------------
+        # Small memories too go to block RAM: in flip-flops and read multiplexers they cost
+        # more logic cells than the engine's control (Yosys' default for them).
+        block = {"ram_style": "block"}
         weight_banks, bias_banks = [], []
         for lane in range(lanes):
             bank = Memory(shape=signed(formats.weight.total_bits), depth=self._weight_depth,
@@ -267,23 +270,23 @@ class GRUEngine(wiring.Component):
             weight_banks.append((bank.read_port(), bank.write_port()))
             bias_banks.append((biases.read_port(), biases.write_port()))
         m.submodules.state = state_memory = Memory(shape=signed(data_bits),
-                                                   depth=self._state_depth, init=[])
+                                                   depth=self._state_depth, init=[], attrs=block)
         state_vector = state_memory.read_port()       # the broadcast h of the lanes
         state_update = state_memory.read_port()       # h of the element-wise stage
         state_write = state_memory.write_port()
         m.submodules.inputs = input_memory = Memory(shape=signed(data_bits), depth=2 * max_d,
-                                                    init=[])
+                                                    init=[], attrs=block)
         input_read, input_write = input_memory.read_port(), input_memory.write_port()
         m.submodules.reset_state = rh_memory = Memory(shape=signed(data_bits), depth=max_h,
-                                                      init=[])
+                                                      init=[], attrs=block)
         rh_read, rh_write = rh_memory.read_port(), rh_memory.write_port()
         activation_bits = formats.activation.total_bits
         m.submodules.r_gate = r_memory = Memory(shape=signed(activation_bits), depth=max_h,
-                                                init=[])
+                                                init=[], attrs=block)
         r_write = r_memory.write_port()
         r_read = r_memory.read_port(transparent_for=(r_write,))
         m.submodules.z_gate = z_memory = Memory(shape=signed(activation_bits), depth=max_h,
-                                                init=[])
+                                                init=[], attrs=block)
         z_write = z_memory.write_port()
         z_read = z_memory.read_port(transparent_for=(z_write,))
 

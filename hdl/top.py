@@ -115,12 +115,16 @@ class AcceleratorTop(wiring.Component):
         step_stride = max_b * features
         bank_words = config.max_steps * step_stride
         state_words = max_b * max_h
+        # Block RAM even when small: in flip-flops they cost hundreds of logic cells.
+        block = {"ram_style": "block"}
         m.submodules.buffer = buffer = Memory(shape=signed(data_bits), depth=2 * bank_words,
-                                              init=[])
+                                              init=[], attrs=block)
         m.submodules.h0 = h0_memory = Memory(shape=signed(data_bits),
-                                             depth=config.weight_sets * state_words, init=[])
+                                             depth=config.weight_sets * state_words, init=[],
+                                             attrs=block)
         m.submodules.h_n = hn_memory = Memory(shape=signed(data_bits),
-                                              depth=config.weight_sets * state_words, init=[])
+                                              depth=config.weight_sets * state_words, init=[],
+                                              attrs=block)
         buffer_read, buffer_write = buffer.read_port(), buffer.write_port()
         h0_read, h0_write = h0_memory.read_port(), h0_memory.write_port()
         hn_read, hn_write = hn_memory.read_port(), hn_memory.write_port()
