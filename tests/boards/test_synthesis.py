@@ -39,8 +39,8 @@ def test_accelerator_top_uses_dsps_for_its_datapath_only(tmp_path, monkeypatch, 
         # The lanes alone.
         assert cells.get("SB_MAC16") == config.lanes
     else:
-        # One for each lane, for the interpolations of the engine's and of the GLU's
-        # activation and for the GLU's product; two for each of the element-wise stage's
+        # One for each lane, for the interpolation of the activation unit the engine and
+        # the GLU share and for the GLU's product; two for each of the element-wise stage's
         # products, which are wider than an SB_MAC16's 16 x 16 bits (16 x 18 and 16 x 20
         # at the default formats).
-        assert cells.get("SB_MAC16") == config.lanes + 3 + 2 * 2
+        assert cells.get("SB_MAC16") == config.lanes + 2 + 2 * 2
