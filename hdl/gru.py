@@ -521,10 +521,12 @@ class GRUEngine(wiring.Component):
                         for lane in range(lanes)]
         captured = [Signal(signed(acc_bits), name=f"captured_{lane}", reset_less=True)
                     for lane in range(lanes)]
-        holding_a = Array(Signal(signed(acc_bits), name=f"holding_a_{lane}", reset_less=True)
-                          for lane in range(lanes))
-        holding_b = Array(Signal(signed(acc_bits), name=f"holding_b_{lane}", reset_less=True)
-                          for lane in range(lanes))
+        # The holding registers form a shift register: the serializer takes lane 0's sums and
+        # every lane passes its own to the one below, so no wide multiplexer gathers them.
+        holding_a = [Signal(signed(acc_bits), name=f"holding_a_{lane}", reset_less=True)
+                     for lane in range(lanes)]
+        holding_b = [Signal(signed(acc_bits), name=f"holding_b_{lane}", reset_less=True)
+                     for lane in range(lanes)]
         holding_busy = Signal()
         holding = Signal(term_layout)
         release = Signal()
@@ -581,6 +583,10 @@ class GRUEngine(wiring.Component):
             m.d.sync += item_0.valid.eq(holding_busy)
             with m.If(holding_busy):
                 m.d.comb += release.eq(last_position)
+                # Sums load only while the holding register is free, so never while it shifts.
+                for lane in range(lanes - 1):
+                    m.d.sync += [holding_a[lane].eq(holding_a[lane + 1]),
+                                 holding_b[lane].eq(holding_b[lane + 1])]
                 m.d.sync += [
                     position.eq(Mux(last_position, 0, position + 1)),
                     item_0.kind.eq(holding.kind),
@@ -595,8 +601,8 @@ class GRUEngine(wiring.Component):
                                                              (holding.kind == _Kind.SKIP)))),
                     item_0.final_run.eq((holding.kind == _Kind.FINAL) &
                                         holding.last_sequence),
-                    value_a_0.eq(holding_a[position]),
-                    value_b_0.eq(rescale(holding_b[position], acc_fraction, preact)),
+                    value_a_0.eq(holding_a[0]),
+                    value_b_0.eq(rescale(holding_b[0], acc_fraction, preact)),
                 ]
 
         # E0 -> E1: read r.
