@@ -161,7 +161,8 @@ def summary(report):
         f"{report['board']}: {config['lanes']} lanes, D<={config['max_input_size']} "
         f"H<={config['max_hidden_size']} N<={config['max_batch']} T<={config['max_steps']} "
         f"layers<={config['max_layers']}"
-        f"{' bidirectional' if config['bidirectional'] else ''}, "
+        f"{' bidirectional' if config['bidirectional'] else ''}"
+        f"{'' if config.get('glu', True) else ', no GLU'}, "
         f"payload<={report['max_payload']} B, UART {report['baud']} baud",
     ]
     for name, clock in report["fmax"].items():

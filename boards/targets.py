@@ -14,6 +14,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from ..golden.config import BuildConfig
+from ..golden.protocol import DEFAULT_BAUD
 from ..hdl.top import AcceleratorTop
 from ..hdl.uart import UARTReceiver, UARTTransmitter
 from .clocks import PLLClock, ecp5_pll, ice40_pll
@@ -66,19 +67,19 @@ class Board:
 BOARDS = {board.name: board for board in [
     Board(
         name="icebreaker", module="icebreaker", platform_name="ICEBreakerPlatform",
-        family="ice40", multipliers=8, baud=3_000_000,
-        default=Build(BuildConfig(lanes=8, max_input_size=16, max_hidden_size=16,
-                                  max_batch=4, max_steps=32, max_layers=1,
-                                  bidirectional=False),
-                      max_payload=2048, clock_mhz=24),
-        small=Build(BuildConfig(lanes=2, max_input_size=4, max_hidden_size=4, max_batch=2,
-                                max_steps=4, max_layers=1, bidirectional=False),
-                    max_payload=256, clock_mhz=24),
+        family="ice40", multipliers=8, baud=DEFAULT_BAUD,
+        default=Build(BuildConfig(lanes=1, max_input_size=8, max_hidden_size=8,
+                                  max_batch=2, max_steps=16, max_layers=1,
+                                  bidirectional=False, glu=False),
+                      max_payload=1024, clock_mhz=16),
+        small=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4, max_batch=2,
+                                max_steps=4, max_layers=1, bidirectional=False, glu=False),
+                    max_payload=256, clock_mhz=16),
         notes="iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR, 4 SPRAM",
         build_options={"synth_opts": "-dsp"}),
     Board(
         name="ulx3s-85f", module="ulx3s", platform_name="ULX3S_85F_Platform",
-        family="ecp5", multipliers=156, baud=3_000_000,
+        family="ecp5", multipliers=156, baud=DEFAULT_BAUD,
         default=Build(BuildConfig(lanes=64, max_input_size=64, max_hidden_size=64,
                                   max_batch=8, max_steps=32, max_layers=2,
                                   bidirectional=False),

@@ -30,6 +30,9 @@ class BuildConfig:
     bidirectional : bool
         Whether every layer has a bank for the reverse direction as well.
     formats : NumberFormats
+    glu : bool
+        Whether the build has a GLU unit (the GLU command and RUN's GLU flag). Small chips
+        leave it out; INFO says so, and the device answers ``BEYOND_MAXIMA`` to either.
     """
 
     lanes: int = 8
@@ -40,6 +43,7 @@ class BuildConfig:
     max_layers: int = 2
     bidirectional: bool = True
     formats: NumberFormats = field(default_factory=lambda: DEFAULT_FORMATS)
+    glu: bool = True
 
     def __post_init__(self):
         for name in ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",

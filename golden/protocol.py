@@ -22,7 +22,7 @@ import struct
 
 __all__ = ["PROTOCOL_VERSION", "Command", "Status", "RESPONSE_FLAG", "crc16", "cobs_encode",
            "cobs_decode", "FrameError", "INFO_LAYOUT", "INFO_CONFIG_SIZES", "INFO_FORMATS",
-           "info_payload"]
+           "DEFAULT_BAUD", "INFO_BIDIRECTIONAL", "INFO_NO_GLU", "info_flags", "info_payload"]
 
 
 PROTOCOL_VERSION = 1
@@ -110,12 +110,27 @@ def cobs_decode(data):
     return bytes(out)
 
 
-#: INFO's response payload: version, the six sizes, bidirectional, five (integer, fraction)
-#: bit pairs, the table's two shape numbers, max_payload and clock_hz.
+#: INFO's response payload: version, the six sizes, a flags byte (bit 0: bidirectional banks;
+#: bit 1: no GLU unit), five (integer, fraction) bit pairs, the table's two shape numbers,
+#: max_payload and clock_hz.
 INFO_LAYOUT = struct.Struct("<B6HB10BBBHI")
 INFO_CONFIG_SIZES = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
                      "max_layers")
 INFO_FORMATS = ("data", "weight", "bias", "preactivation", "activation")
+
+
+#: The boards' UART speed (8N1): what the gateware's UART is built for and what the host's
+#: serial transport opens a port at unless told otherwise.
+DEFAULT_BAUD = 3_000_000
+
+INFO_BIDIRECTIONAL = 0x01
+INFO_NO_GLU = 0x02
+
+
+def info_flags(config):
+    """INFO's flags byte for a :class:`~.config.BuildConfig`."""
+    return ((INFO_BIDIRECTIONAL if config.bidirectional else 0) |
+            (0 if config.glu else INFO_NO_GLU))
 
 
 def info_payload(config, max_payload, clock_hz=0, version=PROTOCOL_VERSION):
@@ -126,7 +141,7 @@ def info_payload(config, max_payload, clock_hz=0, version=PROTOCOL_VERSION):
     """
     formats = config.formats
     fields = [version] + [getattr(config, name) for name in INFO_CONFIG_SIZES]
-    fields.append(int(config.bidirectional))
+    fields.append(info_flags(config))
     for name in INFO_FORMATS:
         fmt = getattr(formats, name)
         fields += [fmt.integer_bits, fmt.fraction_bits]

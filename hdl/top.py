@@ -95,9 +95,16 @@ class AcceleratorTop(wiring.Component):
         config = self._config
         m.submodules.receiver = receiver = FrameReceiver(self._max_payload)
         m.submodules.transmitter = transmitter = FrameTransmitter()
-        m.submodules.glu = glu = GLUUnit(config.formats, max_channels=config.max_hidden_size,
-                                         lut_multipliers=self._lut_multipliers,
-                                         shared_activation=True)
+        if config.glu:
+            m.submodules.glu = glu = GLUUnit(config.formats,
+                                             max_channels=config.max_hidden_size,
+                                             lut_multipliers=self._lut_multipliers,
+                                             shared_activation=True)
+        else:
+            # A build without a GLU answers BEYOND_MAXIMA before any GLU work: only the
+            # ports remain, idle.
+            m.submodules.glu = glu = _AbsentGLU(config.formats, config.max_hidden_size,
+                                                shared_activation=True)
         m.submodules.engine = engine = GRUEngine(config, lut_multipliers=self._lut_multipliers,
                                                  shared_activation=True)
         # The engine and the GLU never run at the same time: they share one activation unit.
@@ -389,7 +396,7 @@ class AcceleratorTop(wiring.Component):
                               ((words << 2) != length - 4)):
                         answer(m, Status.MALFORMED)
                         m.next = "DRAIN"
-                    with m.Elif(glu_channels > config.max_hidden_size):
+                    with m.Elif((glu_channels > config.max_hidden_size) | (not config.glu)):
                         answer(m, Status.BEYOND_MAXIMA)
                         m.next = "DRAIN"
                     with m.Else():
@@ -615,7 +622,8 @@ class AcceleratorTop(wiring.Component):
                         m.next = "HEADER"
                     with m.Elif((num_layers > config.max_layers) | (run_directions > directions) |
                                 (batch > max_b) | (steps > config.max_steps) | (inputs > max_d) |
-                                (hidden > max_h) | ((num_layers > 1) & (run_features > max_d))):
+                                (hidden > max_h) | ((num_layers > 1) & (run_features > max_d)) |
+                                (run_glu & (not config.glu))):
                         answer(m, Status.BEYOND_MAXIMA)
                         m.next = "HEADER"
                     with m.Elif(not_loaded):
@@ -829,3 +837,10 @@ class AcceleratorTop(wiring.Component):
             engine.activation.o.payload.eq(activation.o.payload),
         ]
         return m
+
+
+class _AbsentGLU(GLUUnit):
+    """A shared-activation :class:`~.glu.GLUUnit`'s ports with nothing behind them."""
+
+    def elaborate(self, platform):
+        return Module()

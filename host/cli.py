@@ -371,7 +371,7 @@ def build(args):
 
     board = BOARDS[args.board]
     base = board.small if args.small else board.default
-    changes = {name: getattr(args, name) for name in _CONFIG_FIELDS + ("bidirectional",
+    changes = {name: getattr(args, name) for name in _CONFIG_FIELDS + ("bidirectional", "glu",
                                                                         "max_payload",
                                                                         "clock_mhz")
                if getattr(args, name, None) is not None}
@@ -412,6 +412,8 @@ def _add_build_parser(commands):
         p.add_argument(f"--{flag}", dest=field, type=int, metavar="INT")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help="a reverse bank per layer")
+    p.add_argument("--glu", action=argparse.BooleanOptionalAction, default=None,
+                   help="a GLU unit (the iCEBreaker has no room for one)")
     p.add_argument("--payload-max", dest="max_payload", type=int, metavar="BYTES",
                    help="largest request payload the device buffers")
     p.add_argument("--clock-mhz", type=float, metavar="F", help="clock the PLL makes")

@@ -189,7 +189,8 @@ class DeviceModel:
                      or request.steps > config.max_steps
                      or request.input_size > config.max_input_size
                      or hidden > config.max_hidden_size
-                     or (request.num_layers > 1 and directions * hidden > config.max_input_size))
+                     or (request.num_layers > 1 and directions * hidden > config.max_input_size)
+                     or (request.glu and not config.glu))
         self._check_codes(request.inputs, config.formats.data)
         layers, h0 = [], []
         for layer in range(request.num_layers):
@@ -212,7 +213,7 @@ class DeviceModel:
 
     def _glu(self, payload):
         values = decode_glu_request(payload)
-        self._beyond(values.shape[1] // 2 > self.config.max_hidden_size)
+        self._beyond(values.shape[1] // 2 > self.config.max_hidden_size or not self.config.glu)
         self._check_codes(values, self.config.formats.data)
         return encode_glu_response(glu_fixed(values, -1, self.config.formats))
 

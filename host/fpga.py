@@ -19,7 +19,7 @@ import numpy as np
 from ..golden import transposer
 from ..golden.fixed import SaturationCounter
 from ..golden.gru import quantize_gru
-from ..golden.protocol import Status
+from ..golden.protocol import DEFAULT_BAUD, Status
 from .backends import Backend, _warn_saturation
 from .client import Client, check_fits
 from .protocol import (MAX_PAYLOAD, DeviceError, LoadRequest, encode_load_request,
@@ -42,7 +42,7 @@ class FpgaBackend(Backend):
     device : str or Transport
         A pyserial URL (``/dev/ttyUSB1``, ``socket://127.0.0.1:5000``) or an open transport.
     baudrate : int
-        Of a serial port.
+        Of a serial port (default: the boards' 3,000,000).
     timeout : float
         Seconds to wait for each response beyond the wire's own time.
 
@@ -56,7 +56,7 @@ class FpgaBackend(Backend):
     name = "fpga"
     fixed_point = True
 
-    def __init__(self, device, *, baudrate=115200, timeout=5.0):
+    def __init__(self, device, *, baudrate=DEFAULT_BAUD, timeout=5.0):
         if isinstance(device, Transport):
             transport = device
         elif isinstance(device, str):
@@ -199,6 +199,9 @@ class FpgaBackend(Backend):
 
     def glu(self, formats, x, dim):
         self._check_formats(formats)
+        if not self.info.config.glu:
+            raise ValueError(f"{self.client.transport.name} was built without a GLU unit (its INFO says so); "
+                             f"run the GLU on another device, such as 'golden'")
         moved_shape = np.moveaxis(x, dim, -1).shape
         channels = moved_shape[-1] // 2
         out_shape = moved_shape[:-1] + (channels,)

@@ -23,8 +23,8 @@ from ..golden.config import BuildConfig
 from ..golden.fixed import QFormat
 from ..golden.formats import NumberFormats
 from ..golden.gru import DIRECTIONS, GRUDirectionWeights
-from ..golden.protocol import (INFO_CONFIG_SIZES, INFO_FORMATS, INFO_LAYOUT,
-                               PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
+from ..golden.protocol import (INFO_BIDIRECTIONAL, INFO_CONFIG_SIZES, INFO_FORMATS,
+                               INFO_LAYOUT, INFO_NO_GLU, PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
                                cobs_decode, cobs_encode, crc16, info_payload)
 
 
@@ -446,18 +446,19 @@ def decode_info_response(payload):
                             f"protocol")
     fields = INFO_LAYOUT.unpack(payload)
     sizes = dict(zip(INFO_CONFIG_SIZES, fields[1:7]))
-    bidirectional = fields[7]
+    flags = fields[7]
     bits = fields[8:18]
     range_log2, segments_log2, max_payload, clock_hz = fields[18:]
-    if bidirectional not in (0, 1):
-        raise ProtocolError(f"INFO's bidirectional byte is {bidirectional}, not 0 or 1: the "
-                            f"device breaks the protocol")
+    if flags & ~(INFO_BIDIRECTIONAL | INFO_NO_GLU):
+        raise ProtocolError(f"INFO's flags byte is {flags:#04x}, which has bits this version "
+                            f"does not define: the device breaks the protocol")
     try:
         formats = NumberFormats(
             **{name: QFormat(bits[2 * i], bits[2 * i + 1])
                for i, name in enumerate(INFO_FORMATS)},
             table_range_log2=range_log2, table_segments_log2=segments_log2)
-        config = BuildConfig(**sizes, bidirectional=bool(bidirectional), formats=formats)
+        config = BuildConfig(**sizes, bidirectional=bool(flags & INFO_BIDIRECTIONAL),
+                             glu=not flags & INFO_NO_GLU, formats=formats)
     except ValueError as error:
         raise ProtocolError(f"the device reports a configuration that cannot be ({error}): "
                             f"its bitstream is broken or speaks another protocol") from None

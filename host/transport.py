@@ -6,6 +6,8 @@ are the :class:`~.client.Client`'s. Every wait here is bounded by the timeout it
 
 import time
 
+from ..golden.protocol import DEFAULT_BAUD
+
 
 __all__ = ["Transport", "SerialTransport", "LoopbackTransport"]
 
@@ -58,7 +60,7 @@ class SerialTransport(Transport):
         Seconds a write may take beyond the wire's own time.
     """
 
-    def __init__(self, url, baudrate=115200, timeout=2.0):
+    def __init__(self, url, baudrate=DEFAULT_BAUD, timeout=2.0):
         import serial
 
         self._serial = serial

@@ -2,15 +2,18 @@
 simulator: INFO, RESET, GLU and refusals, then corrupted, truncated and stray bytes (LOAD and
 RUN: test_top_gru.py)."""
 
+import dataclasses
 import struct
 
+import numpy as np
 import pytest
 
 from gatework.golden.config import BuildConfig
-from gatework.golden.protocol import Command
+from gatework.golden.protocol import Command, Status
 from gatework.hdl.top import AcceleratorTop
 from gatework.host.device_model import DeviceModel
-from gatework.host.protocol import encode_glu_request, encode_request
+from gatework.host.protocol import (RunRequest, decode_info_response, decode_response,
+                                    encode_glu_request, encode_request, encode_run_request)
 from gatework.sim.streams import run
 
 
@@ -19,10 +22,10 @@ CONFIG = BuildConfig(lanes=2, max_input_size=8, max_hidden_size=6, max_batch=2, 
 MAX_PAYLOAD = 256
 
 
-def check_against_model(wire, seed=0, stall=0.0):
+def check_against_model(wire, seed=0, stall=0.0, config=CONFIG):
     """Feed ``wire`` bytes to the RTL top and to the device model; demand the same answer."""
-    expected = DeviceModel(CONFIG, max_payload=MAX_PAYLOAD).feed(bytes(wire))
-    dut = AcceleratorTop(CONFIG, max_payload=MAX_PAYLOAD)
+    expected = DeviceModel(config, max_payload=MAX_PAYLOAD).feed(bytes(wire))
+    dut = AcceleratorTop(config, max_payload=MAX_PAYLOAD)
     (received,), cycles = run(dut, inputs=[(dut.i, list(wire))],
                               outputs=[(dut.o, len(expected))], seed=seed, stall=stall,
                               timeout=20 * len(wire) + 2000)
@@ -66,6 +69,27 @@ def test_refusals_match_the_model(payload, name):
 def test_unknown_commands_and_an_empty_run_match_the_model():
     wire = encode_request(Command.RUN, 3, bytes(10)) + encode_request(0x7E, 4)
     check_against_model(wire)
+
+
+def test_a_build_without_glu_says_so_and_refuses_glu(rng):
+    """INFO's flags say there is no GLU; a GLU request and a RUN asking for the GLU get
+    BEYOND_MAXIMA (a malformed GLU is still MALFORMED), byte for byte like the model."""
+    config = dataclasses.replace(CONFIG, glu=False)
+    run = RunRequest(inputs=np.zeros((4, 2), dtype=np.int64), lengths=np.array([2, 2]),
+                     num_layers=1, hidden_size=2, glu=True)
+    wire = b"".join([b"\x00" + encode_request(Command.INFO, 1),
+                     b"\x00" + glu_frame(rng, 3, 4, 2),
+                     b"\x00" + encode_request(Command.GLU, 3, struct.pack("<HH", 0, 1)),
+                     b"\x00" + encode_request(Command.RUN, 4, encode_run_request(run)),
+                     b"\x00" + encode_request(Command.INFO, 5)])
+    expected, _ = check_against_model(wire, config=config)
+    responses = [decode_response(frame) for frame in expected.split(b"\x00")[:-1]]
+    assert [response.status for response in responses] == [
+        Status.OK, Status.BEYOND_MAXIMA, Status.MALFORMED, Status.BEYOND_MAXIMA, Status.OK]
+    assert decode_info_response(responses[0].payload).config.glu is False
+    # The same RUN on a build with the GLU gets past the maxima (to NOT_LOADED).
+    expected, _ = check_against_model(wire)
+    assert decode_response(expected.split(b"\x00")[3]).status == Status.NOT_LOADED
 
 
 def _damage(rng, frame):

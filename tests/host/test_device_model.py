@@ -341,3 +341,23 @@ def test_error_answers_echo_what_the_protocol_says():
     assert answer(b"\x05\x01\x02\x00") == (Status.BAD_FRAME, 0, 0)
     assert answer(b"\x00\x00" + protocol.encode_request(Command.INFO, 9)) == (
         Status.OK, Command.INFO, 9)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_a_build_without_glu_is_reported_and_refused(bidirectional):
+    config = BuildConfig(lanes=2, max_input_size=8, max_hidden_size=4, max_batch=2,
+                         max_steps=4, max_layers=1, bidirectional=bidirectional, glu=False)
+    model = DeviceModel(config)
+    backend = FpgaBackend(LoopbackTransport(model))
+    assert backend.info.config == config
+    with pytest.raises(ValueError, match="built without a GLU unit"):
+        GLU(device=backend)(np.zeros((2, 4)))
+    with pytest.raises(DeviceError, match="BEYOND_MAXIMA"):
+        backend.client.request(Command.GLU,
+                               protocol.encode_glu_request(np.zeros((1, 4), np.int64)))
+    # Only bits 0 and 1 of INFO's flags byte are defined.
+    info = bytearray(protocol.encode_info_response(backend.info))
+    assert info[13] == (1 if bidirectional else 0) | 2
+    info[13] |= 4
+    with pytest.raises(ProtocolError, match="flags byte is 0x0"):
+        protocol.decode_info_response(bytes(info))
