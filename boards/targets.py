@@ -58,23 +58,41 @@ class Board:
         module = importlib.import_module(f"amaranth_boards.{self.module}")
         return getattr(module, self.platform_name)()
 
+    @property
+    def oscillator_hz(self):
+        """The board's own clock: 12 MHz on the iCEBreaker, 25 MHz on the ULX3S."""
+        return {"ice40": 12e6, "ecp5": 25e6}[self.family]
+
+    def clock_hz(self, clock_mhz):
+        """The clock a build asking for ``clock_mhz`` gets (the PLL's nearest)."""
+        settings = self.pll(clock_mhz)
+        return round(self.oscillator_hz if settings is None else settings.output_hz)
+
+    def uart_divisor(self, clock_mhz):
+        """Clock cycles per bit of the link at ``clock_mhz``."""
+        return round(self.clock_hz(clock_mhz) / self.baud)
+
     def pll(self, clock_mhz):
-        input_hz = {"ice40": 12e6, "ecp5": 25e6}[self.family]
+        """The PLL setting for ``clock_mhz``, or None to run from the oscillator itself."""
+        if clock_mhz * 1e6 == self.oscillator_hz:
+            return None
         search = {"ice40": ice40_pll, "ecp5": ecp5_pll}[self.family]
-        return search(input_hz, clock_mhz * 1e6)
+        return search(self.oscillator_hz, clock_mhz * 1e6)
 
 
 BOARDS = {board.name: board for board in [
     Board(
         name="icebreaker", module="icebreaker", platform_name="ICEBreakerPlatform",
         family="ice40", multipliers=8, baud=DEFAULT_BAUD,
-        default=Build(BuildConfig(lanes=1, max_input_size=8, max_hidden_size=8,
-                                  max_batch=2, max_steps=16, max_layers=1,
+        # The largest build that fits today: the protocol top's control logic takes most of
+        # the chip (D = H = 8, T = 16 with a 1 KB buffer needs 5679 logic cells).
+        default=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4,
+                                  max_batch=2, max_steps=8, max_layers=1,
                                   bidirectional=False, glu=False),
-                      max_payload=1024, clock_mhz=16),
+                      max_payload=256, clock_mhz=12),
         small=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4, max_batch=2,
                                 max_steps=4, max_layers=1, bidirectional=False, glu=False),
-                    max_payload=256, clock_mhz=16),
+                    max_payload=256, clock_mhz=12),
         notes="iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR, 4 SPRAM",
         build_options={"synth_opts": "-dsp"}),
     Board(
@@ -105,23 +123,26 @@ class BoardTop(Elaboratable):
 
     @property
     def clock_hz(self):
-        return round(self.pll.output_hz)
+        return self.board.clock_hz(self.build.clock_mhz)
 
     @property
     def divisor(self):
-        return round(self.pll.output_hz / self.board.baud)
+        return self.board.uart_divisor(self.build.clock_mhz)
 
     def elaborate(self, platform):
         m = Module()
-        clock_pin = platform.request(platform.default_clk, dir="-")
-        if self.board.family == "ice40":
-            # SB_PLL40_PAD takes the pin itself.
-            clock_input = clock_pin.io
-        else:
-            m.submodules.clock_buffer = clock_buffer = io.Buffer("i", clock_pin)
-            clock_input = clock_buffer.i
-        m.domains.sync = ClockDomain("sync")
-        m.submodules.clock = PLLClock(self.pll, clock_input)
+        if self.pll is not None:
+            clock_pin = platform.request(platform.default_clk, dir="-")
+            if self.board.family == "ice40":
+                # SB_PLL40_PAD takes the pin itself.
+                clock_input = clock_pin.io
+            else:
+                m.submodules.clock_buffer = clock_buffer = io.Buffer("i", clock_pin)
+                clock_input = clock_buffer.i
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.clock = PLLClock(self.pll, clock_input)
+        # Without a PLL, ``sync`` is the platform's default domain: the oscillator, held in
+        # reset for a moment after configuration.
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx_buffer = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx_buffer = io.Buffer("o", uart.tx)

@@ -11,6 +11,7 @@ clock is the build's, or nextpnr's Fmax when a build misses it.
 import json
 import pathlib
 import platform as host_platform
+import re
 import sys
 import time
 
@@ -23,14 +24,27 @@ __all__ = ["LANE_SWEEP", "MODEL_SIZES", "measure_performance", "performance_repo
 
 # Lane counts built per board (the last is the board's named default), and the model sizes
 # (D, H) run on each.
-LANE_SWEEP = {"icebreaker": (2, 4, 8), "ulx3s-85f": (16, 32, 64)}
-MODEL_SIZES = {"icebreaker": ((16, 16),), "ulx3s-85f": ((32, 32), (64, 64))}
+LANE_SWEEP = {"icebreaker": (1, 2), "ulx3s-85f": (16, 32, 64)}
+MODEL_SIZES = {"icebreaker": ((8, 8),), "ulx3s-85f": ((32, 32), (64, 64))}
 TORCH_BATCHES = (1, 64)
 TORCH_STEPS = 100
 
 
 def _progress(message):
     print(message, file=sys.stderr, flush=True)
+
+
+def failed_utilization(root, board):
+    """Cell counts nextpnr logged for the newest build of ``board`` under ``root``, from its
+    log's "Device utilisation" lines (a build that did not fit writes no report)."""
+    logs = sorted(pathlib.Path(root, board).glob("*/top.tim"), key=lambda p: p.stat().st_mtime)
+    utilization = {}
+    if logs:
+        for match in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", logs[-1].read_text(),
+                                 re.MULTILINE):
+            utilization.setdefault(match[1], {"used": int(match[2]),
+                                              "available": int(match[3])})
+    return utilization
 
 
 def _macs(input_size, hidden_size, batch):
@@ -62,7 +76,18 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
         for count in (lanes or {}).get(name, LANE_SWEEP[name]):
             plan = board.default.replace(lanes=count)
             progress(f"{name}, {count} lanes:")
-            result = build_board(board, plan, root=root, progress=progress)
+            try:
+                result = build_board(board, plan, root=root, progress=progress)
+            except RuntimeError as error:
+                # A build that does not fit: what nextpnr counted, for the utilisation plot.
+                progress(f"  {str(error).splitlines()[-2]}")
+                records["builds"].append({
+                    "board": name, "lanes": count, "clock_mhz": plan.clock_mhz,
+                    "fmax_mhz": None, "timing_met": False, "usable_mhz": None,
+                    "utilization": failed_utilization(root, name), "folder": None,
+                    "build_seconds": None, "max_batch": plan.config.max_batch,
+                    "error": str(error).splitlines()[-2].strip()})
+                continue
             report = result.report
             [clock] = report["fmax"].values()
             usable_mhz = min(clock["achieved"], clock["constraint"])
@@ -153,11 +178,13 @@ def plot_performance(records, folder="docs"):
     for axis, name in zip(axes[0], boards):
         builds = [b for b in records["builds"] if b["board"] == name]
         lanes = [b["lanes"] for b in builds]
+        highest = 100
         for label, cell in _UTILIZATION_CELLS[_family(name)].items():
-            axis.plot(lanes, [_percent(b["utilization"], cell) for b in builds], "o-",
-                      label=label)
-        axis.set(title=f"{name}: utilisation", xlabel="lanes", ylabel="% of the chip",
-                 ylim=(0, 105))
+            percents = [_percent(b["utilization"], cell) for b in builds]
+            highest = max(highest, *percents)
+            axis.plot(lanes, percents, "o-", label=label)
+        axis.set(title=f"{name}: utilisation (over 100 %: does not fit)", xlabel="lanes",
+                 ylabel="% of the chip", ylim=(0, highest + 5))
         _lane_axis(axis, lanes)
         axis.axhline(100, color="grey", linewidth=0.8)
         axis.legend()
@@ -225,6 +252,10 @@ def performance_report(records, cycles_table=""):
         use = [f"{b['utilization'].get(cells[k], {}).get('used', 0)} "
                f"({_percent(b['utilization'], cells[k]):.0f}%)"
                for k in ("logic", "DSP", "block RAM")]
+        if b["fmax_mhz"] is None:
+            lines.append(f"| {b['board']} | {b['lanes']} | {b['clock_mhz']:g} MHz | - | "
+                         f"does not fit: {b['error']} | {use[0]} | {use[1]} | {use[2]} | - |")
+            continue
         lines.append(f"| {b['board']} | {b['lanes']} | {b['clock_mhz']:g} MHz | "
                      f"{b['fmax_mhz']:.1f} MHz | {'met' if b['timing_met'] else 'NOT met'} | "
                      f"{use[0]} | {use[1]} | {use[2]} | {b['build_seconds']:.0f} s |")

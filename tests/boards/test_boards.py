@@ -15,7 +15,7 @@ import pytest
 from gatework.boards import build as build_module
 from gatework.boards.build import build_board, program_board, summary
 from gatework.boards.clocks import ecp5_pll, ice40_pll
-from gatework.boards.targets import BOARDS, BoardTop
+from gatework.boards.targets import BOARDS
 from gatework.host.cli import main
 
 
@@ -57,11 +57,12 @@ def test_pll_refuses_what_it_cannot_make():
 @pytest.mark.parametrize("name", sorted(BOARDS))
 def test_named_defaults_are_consistent(name):
     board = BOARDS[name]
-    top = BoardTop(board, board.default)
-    # The UART's bit time is within 2 % of the board's baud rate.
-    assert abs(top.clock_hz / top.divisor / board.baud - 1) < 0.02
-    assert abs(top.clock_hz - board.default.clock_mhz * 1e6) < 1e3
-    assert board.default.config.lanes <= board.multipliers
+    for build in (board.default, board.small):
+        clock_hz = board.clock_hz(build.clock_mhz)
+        # The UART's bit time is within 2 % of the board's baud rate.
+        assert abs(clock_hz / board.uart_divisor(build.clock_mhz) / board.baud - 1) < 0.02
+        assert abs(clock_hz - build.clock_mhz * 1e6) < 1e3
+        assert build.config.lanes <= board.multipliers
 
 
 def test_build_replaces_fields():

@@ -23,6 +23,12 @@ def _records():
     torch = [{"input_size": 64, "hidden_size": 64, "batch": batch, "latency_s": 40e-6,
               "gmacs": 24576 * batch / 40e-6 / 1e9, "torch": "2.x", "threads": 2}
              for batch in (1, 64)]
+    builds.append({"board": "ulx3s-85f", "lanes": 128, "clock_mhz": 100, "fmax_mhz": None,
+                   "timing_met": False, "usable_mhz": None,
+                   "utilization": {"MULT18X18D": {"used": 140, "available": 156},
+                                   "TRELLIS_COMB": {"used": 90000, "available": 83640}},
+                   "folder": None, "build_seconds": None, "max_batch": 8,
+                   "error": "ERROR: Unable to place cell"})
     return {"builds": builds, "runs": runs, "torch": torch, "machine": "x86_64",
             "date": "2026-01-01"}
 
@@ -35,6 +41,22 @@ def test_report_states_timing_and_compares_with_torch():
     assert "| 460 | 0.900 | 5.11 us |" in text
     assert "| 40.0 us | 7.8x |" in text
     assert "utilisation.png" in text and "throughput.png" in text
+    assert ("| ulx3s-85f | 128 | 100 MHz | - | does not fit: ERROR: Unable to place cell | "
+            "90000 (108%) |") in text
+
+
+def test_utilization_of_a_build_that_did_not_fit(tmp_path):
+    old, new = tmp_path / "ice" / "a", tmp_path / "ice" / "b"
+    for folder, used in ((old, 10), (new, 5452)):
+        folder.mkdir(parents=True)
+        (folder / "top.tim").write_text(
+            f"Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    {used}/   5280   103%\n"
+            f"Info: \t        ICESTORM_RAM:      19/     30    63%\n")
+    import os
+    os.utime(old / "top.tim", (1, 1))
+    assert performance.failed_utilization(tmp_path, "ice") == {
+        "ICESTORM_LC": {"used": 5452, "available": 5280},
+        "ICESTORM_RAM": {"used": 19, "available": 30}}
 
 
 def test_plots_are_written(tmp_path):
