@@ -65,7 +65,7 @@ class Activation(wiring.Component):
     o : Out(stream.Signature(signed(activation bits)))
         The result, in the activation format.
 
-    A value accepted in cycle ``c`` is offered on ``o`` in cycle ``c + 4`` (:attr:`latency`);
+    A value accepted in cycle ``c`` is offered on ``o`` in cycle ``c + 6`` (:attr:`latency`);
     one result per cycle is sustained. The pipeline moves only when its output register is
     empty or being read, so ``i.ready`` is low exactly while a full output waits. Resources:
     one ROM of ``segments + 1`` entries of ``activation bits + slope_bits`` bits, the table
@@ -76,7 +76,7 @@ class Activation(wiring.Component):
     a handful of adders and comparators.
     """
 
-    latency = 4
+    latency = 6
     """Cycles from accepting an input to offering its result; also the most values the
     pipeline holds at once (one per register stage)."""
 
@@ -134,18 +134,32 @@ class Activation(wiring.Component):
         negative_1 = Signal()
         tanh_1 = Signal()
         valid_1 = Signal()
-        # Stage 2: the slope times the offset.
-        product_2 = Signal(signed(table.slope_bits + shift), reset_less=True)
+        # Stage 2: the entry in a register of its own, as a block RAM's data arrives late in
+        # its cycle.
+        slope_2 = Signal.like(read.data.slope, reset_less=True)
         value_2 = Signal.like(read.data.value, reset_less=True)
+        offset_2 = Signal.like(offset_1, reset_less=True)
         negative_2 = Signal()
         tanh_2 = Signal()
         valid_2 = Signal()
-        # Stage 3: the interpolated magnitude of tanh; it lies between two table points, so
-        # it never exceeds the output format and its negation never wraps.
-        magnitude_3 = Signal(unsigned(output_format.total_bits), reset_less=True)
+        # Stage 3: the slope times the offset, beside the value scaled to the product's
+        # fraction bits with the rounding constant added, so that stage 4 is one addition:
+        # value + ((product + 2**(s-1)) >> s) == ((value << s) + 2**(s-1) + product) >> s.
+        product_3 = Signal(signed(table.slope_bits + shift), reset_less=True)
+        base_3 = Signal(signed(output_format.total_bits + shift + 1), reset_less=True)
         negative_3 = Signal()
         tanh_3 = Signal()
         valid_3 = Signal()
+        # Stage 4: the interpolated magnitude of tanh; it lies between two table points, so
+        # it never exceeds the output format and its negation never wraps.
+        magnitude_4 = Signal(unsigned(output_format.total_bits), reset_less=True)
+        negative_4 = Signal()
+        tanh_4 = Signal()
+        valid_4 = Signal()
+        # Stage 5: tanh, the sign put back.
+        tanh_value_5 = Signal(signed(output_format.total_bits), reset_less=True)
+        tanh_5 = Signal()
+        valid_5 = Signal()
 
         with m.If(advance):
             m.d.sync += [
@@ -154,22 +168,32 @@ class Activation(wiring.Component):
                 tanh_1.eq(is_tanh),
                 valid_1.eq(self.i.valid),
 
-                product_2.eq(multiply(read.data.slope, offset_1, lut=self._lut_multipliers)),
+                slope_2.eq(read.data.slope),
                 value_2.eq(read.data.value),
+                offset_2.eq(offset_1),
                 negative_2.eq(negative_1),
                 tanh_2.eq(tanh_1),
                 valid_2.eq(valid_1),
 
-                magnitude_3.eq(value_2 + ((product_2 + (1 << (shift - 1))) >> shift)),
+                product_3.eq(multiply(slope_2, offset_2, lut=self._lut_multipliers)),
+                base_3.eq((value_2 << shift) + (1 << (shift - 1))),
                 negative_3.eq(negative_2),
                 tanh_3.eq(tanh_2),
                 valid_3.eq(valid_2),
+
+                magnitude_4.eq((base_3 + product_3) >> shift),
+                negative_4.eq(negative_3),
+                tanh_4.eq(tanh_3),
+                valid_4.eq(valid_3),
+
+                tanh_value_5.eq(Mux(negative_4, -magnitude_4, magnitude_4)),
+                tanh_5.eq(tanh_4),
+                valid_5.eq(valid_4),
             ]
-            tanh = Mux(negative_3, -magnitude_3, magnitude_3)
-            sigmoid = ((1 << output_format.fraction_bits) + tanh + 1) >> 1
+            sigmoid = ((1 << output_format.fraction_bits) + tanh_value_5 + 1) >> 1
             sigmoid = Mux(sigmoid > output_format.max_int, output_format.max_int, sigmoid)
             m.d.sync += [
-                self.o.payload.eq(Mux(tanh_3, tanh, sigmoid)),
-                self.o.valid.eq(valid_3),
+                self.o.payload.eq(Mux(tanh_5, tanh_value_5, sigmoid)),
+                self.o.valid.eq(valid_5),
             ]
         return m

@@ -69,7 +69,7 @@ class GLUUnit(wiring.Component):
         would be (``function`` is always sigmoid).
 
     One input word per cycle is sustained across vectors, so a vector takes ``2 * C``
-    cycles, when ``o`` is never stalled. An output is offered 7 cycles after its ``b`` word
+    cycles, when ``o`` is never stalled. An output is offered 9 cycles after its ``b`` word
     is taken (:attr:`latency`): one to read ``a`` back and rescale ``b``, the activation's
     :attr:`~.Activation.latency`, one for the product and one for its rescale. Resources:
     a RAM of ``max_channels`` data words, the activation's ROM and multiplier, a

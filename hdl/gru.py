@@ -381,13 +381,14 @@ class GRUEngine(wiring.Component):
         issue_is_token = Signal()
         front_advance = Signal()
 
-        # Pipeline registers: M (memories read), A (accumulate).
+        # Pipeline registers: M (memories read), P (multiply), A (accumulate).
         term_layout = data.StructLayout({
             "valid": 1, "token": 1, "kind": _Kind, "first": 1, "split": 1, "last": 1,
             "restart": 1, "use_input": 1, "use_rh": 1, "h_valid": 1,
             "state_row": range(max_b * max_h), "last_sequence": 1,
             "group_base": range(max_h + lanes + 1), "read_bank": 1, "last_group": 1})
         at_m = Signal(term_layout)
+        at_p = Signal(term_layout)
         at_a = Signal(term_layout)
         issued = Signal(term_layout)
 
@@ -473,12 +474,18 @@ class GRUEngine(wiring.Component):
             state_vector.addr.eq(state_address(read_bank, sequence_row + unit)),
             state_vector.en.eq(front_advance),
         ]
+        # The biases are read a stage after the weights, as they are added a stage after the
+        # products are taken: their address waits in a register rather than their values in
+        # one per lane.
+        bias_address = Signal.like(bias_base)
+        with m.If(front_advance):
+            m.d.sync += bias_address.eq(bias_base + (term != 0))
         for lane, ((weight_read, _), (bias_read, _)) in enumerate(zip(weight_banks,
                                                                       bias_banks)):
             m.d.comb += [
                 weight_read.addr.eq(pass_base + term),
                 weight_read.en.eq(front_advance),
-                bias_read.addr.eq(bias_base + (term != 0)),
+                bias_read.addr.eq(bias_address),
                 bias_read.en.eq(front_advance),
             ]
         kind = Mux(issue_is_token, issue_token.as_value(), gate.as_value())
@@ -499,13 +506,22 @@ class GRUEngine(wiring.Component):
             issued.last_group.eq(last_group),
         ]
         with m.If(front_advance):
-            m.d.sync += [at_m.eq(issued), at_a.eq(at_m)]
+            m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_a.eq(at_p)]
 
-        # M stage: the broadcast element and each lane's product.
-        vector = Signal(signed(data_bits))
-        m.d.comb += vector.eq(Mux(at_m.use_input, input_read.data,
-                                  Mux(at_m.use_rh, rh_read.data,
-                                      Mux(at_m.h_valid, state_vector.data, 0))))
+        # M stage: the broadcast element and each lane's weight, taken from the memories into
+        # registers, as a block RAM's data arrives too late in its cycle to be multiplied.
+        vector = Signal(signed(data_bits), reset_less=True)
+        weights_p = [Signal(signed(formats.weight.total_bits), name=f"weight_{lane}",
+                            reset_less=True)
+                     for lane in range(lanes)]
+        with m.If(front_advance):
+            m.d.sync += vector.eq(Mux(at_m.use_input, input_read.data,
+                                      Mux(at_m.use_rh, rh_read.data,
+                                          Mux(at_m.h_valid, state_vector.data, 0))))
+            for lane in range(lanes):
+                m.d.sync += weights_p[lane].eq(weight_banks[lane][0].data)
+
+        # P stage: each lane's product.
         product_bits = data_bits + formats.weight.total_bits
         products = [Signal(signed(product_bits), name=f"product_{lane}", reset_less=True)
                     for lane in range(lanes)]
@@ -513,7 +529,7 @@ class GRUEngine(wiring.Component):
                     for lane in range(lanes)]
         with m.If(front_advance):
             for lane in range(lanes):
-                m.d.sync += [products[lane].eq(vector * weight_banks[lane][0].data),
+                m.d.sync += [products[lane].eq(vector * weights_p[lane]),
                              biases_a[lane].eq(bias_banks[lane][0].data)]
 
         # A stage: accumulate; at a pass's end, hand the sums over.
@@ -605,13 +621,18 @@ class GRUEngine(wiring.Component):
                     value_b_0.eq(rescale(holding_b[0], acc_fraction, preact)),
                 ]
 
-        # E0 -> E1: read r.
-        m.d.comb += [r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance)]
-        stages = [item_0] + [Signal(item_layout, name=f"item_{index}") for index in range(1, 10)]
+        # The stages: E0 to E4 prepare the pre-activation, which enters the activation unit at
+        # E5 and leaves it at EA (A = 5 + Activation.latency); EA to EA+4 compute the update.
+        # Every stage ends in a register: no block RAM's data and no carry chain is followed
+        # by another carry chain or a multiplier in the same cycle.
+        enter = 5
+        leave = enter + Activation.latency
+        last = leave + 4
+        stages = [item_0] + [Signal(item_layout, name=f"item_{index}")
+                             for index in range(1, last + 1)]
         with m.If(back_advance):
             for before, after in zip(stages, stages[1:]):
                 m.d.sync += after.eq(before)
-        item_1, item_2, item_3, item_4, item_5, item_6, item_7, item_8, item_9 = stages[1:]
 
         def delayed(signal, start, stop, name):
             """``signal`` of stage ``start`` carried to stage ``stop``, one register a stage."""
@@ -623,6 +644,8 @@ class GRUEngine(wiring.Component):
                 chain.append(register)
             return chain[-1]
 
+        # E0 -> E1: read r.
+        m.d.comb += [r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance)]
         value_a_1 = delayed(value_a_0, 0, 1, "value_a")
         value_b_1 = delayed(value_b_0, 0, 1, "value_b")
         r_1 = r_read.data
@@ -636,109 +659,133 @@ class GRUEngine(wiring.Component):
         with m.If(back_advance):
             m.d.sync += reset_3.eq(multiply(r_2, hn_2, lut=self._lut_multipliers))
         gi_3 = delayed(gi_2, 2, 3, "gi")
-        # E3: the pre-activation; n's in PyTorch's form is one rounding of the exact sum. Then
-        # sigmoid or tanh. The activation unit is always fed, so it moves in lockstep with
-        # these stages; items carry their own valid bit.
+        # E3: n's exact sum in PyTorch's form, rounded once at E4.
         common_fraction = max(acc_fraction, reset_fraction)
-        n_sum = ((gi_3 << (common_fraction - acc_fraction)) +
-                 (reset_3 << (common_fraction - reset_fraction)))
-        n_pre = rescale(n_sum, common_fraction, preact)
-        pre_3 = rescale(gi_3, acc_fraction, preact)
+        n_sum_4 = Signal(signed(max(acc_bits + common_fraction - acc_fraction,
+                                    len(reset_3) + common_fraction - reset_fraction) + 1),
+                         reset_less=True)
+        with m.If(back_advance):
+            m.d.sync += n_sum_4.eq((gi_3 << (common_fraction - acc_fraction)) +
+                                   (reset_3 << (common_fraction - reset_fraction)))
+        gi_4 = delayed(gi_3, 3, 4, "gi")
+        # E4: the pre-activation.
+        item_4, item_enter = stages[4], stages[enter]
+        pre_5 = Signal(signed(preact.total_bits), reset_less=True)
+        with m.If(back_advance):
+            m.d.sync += pre_5.eq(Mux((item_4.kind == _Kind.N) & command.linear_before_reset,
+                                     rescale(n_sum_4, common_fraction, preact),
+                                     rescale(gi_4, acc_fraction, preact)))
+        # E5: sigmoid or tanh. The activation unit is always fed, so it moves in lockstep with
+        # these stages; items carry their own valid bit.
         if self._shared_activation:
             activation = self.activation
         else:
             m.submodules.activation = activation = Activation(
                 formats, lut_multipliers=self._lut_multipliers)
-        is_n_3 = item_3.kind == _Kind.N
         m.d.comb += [
             activation.i.valid.eq(1),
-            activation.i.payload.value.eq(Mux(is_n_3 & command.linear_before_reset, n_pre,
-                                              pre_3)),
-            activation.i.payload.function.eq(Mux(is_n_3, Function.TANH, Function.SIGMOID)),
+            activation.i.payload.value.eq(pre_5),
+            activation.i.payload.function.eq(Mux(item_enter.kind == _Kind.N, Function.TANH,
+                                                 Function.SIGMOID)),
             activation.o.ready.eq(back_advance),
         ]
-        # E6 -> E7: read z and h. h is read this late, rather than carried from E0, as the
-        # state of a sequence is written at E9 by its previous job only, which ended before
-        # this job's first pass began.
+        # EA-1 -> EA: read z and h. h is read this late, rather than carried from E0, as the
+        # state of a sequence is written at the last stage by its previous job only, which
+        # ended before this job's first pass began.
+        item_before, item_leave = stages[leave - 1], stages[leave]
         m.d.comb += [
-            z_read.addr.eq(item_6.unit), z_read.en.eq(back_advance),
-            state_update.addr.eq(state_address(item_6.read_bank, item_6.state_offset)),
+            z_read.addr.eq(item_before.unit), z_read.en.eq(back_advance),
+            state_update.addr.eq(state_address(item_before.read_bank,
+                                               item_before.state_offset)),
             state_update.en.eq(back_advance),
         ]
-        h_7 = Signal(signed(data_bits))
-        m.d.comb += h_7.eq(Mux(item_7.h_valid, state_update.data, 0))
-        a_7 = activation.o.payload
-        z_7 = z_read.data
-        # E7: store r and z; prepare the update or r * h.
-        update_fraction = max(formats.data.fraction_bits, activation_format.fraction_bits)
-        n_u = a_7 << (update_fraction - activation_format.fraction_bits)
-        h_u = h_7 << (update_fraction - formats.data.fraction_bits)
-        is_r_7 = item_7.valid & (item_7.kind == _Kind.R)
-        is_z_7 = item_7.valid & (item_7.kind == _Kind.Z)
+        # EA: store r and z; take the activation, z and h into registers.
+        a_leave = activation.o.payload
+        is_r = item_leave.valid & (item_leave.kind == _Kind.R)
+        is_z = item_leave.valid & (item_leave.kind == _Kind.Z)
         m.d.comb += [
-            r_write.addr.eq(item_7.unit), r_write.data.eq(a_7),
-            r_write.en.eq(back_advance & is_r_7),
-            z_write.addr.eq(item_7.unit), z_write.data.eq(a_7),
-            z_write.en.eq(back_advance & is_z_7),
+            r_write.addr.eq(item_leave.unit), r_write.data.eq(a_leave),
+            r_write.en.eq(back_advance & is_r),
+            z_write.addr.eq(item_leave.unit), z_write.data.eq(a_leave),
+            z_write.en.eq(back_advance & is_z),
         ]
-        # h - n, both at the update's fraction bits, and r * h share one multiplier.
+        a_next = delayed(a_leave, leave, leave + 1, "a")
+        z_next = delayed(z_read.data, leave, leave + 1, "z")
+        h_next = Signal(signed(data_bits), name=f"h_{leave + 1}", reset_less=True)
+        with m.If(back_advance):
+            m.d.sync += h_next.eq(Mux(item_leave.h_valid, state_update.data, 0))
+        # EA+1: prepare the update or r * h; h - n, both at the update's fraction bits, and
+        # r * h share one multiplier.
+        item_next = stages[leave + 1]
+        update_fraction = max(formats.data.fraction_bits, activation_format.fraction_bits)
+        n_u = a_next << (update_fraction - activation_format.fraction_bits)
+        h_u = h_next << (update_fraction - formats.data.fraction_bits)
         operand_bits = max(data_bits + update_fraction - formats.data.fraction_bits,
                            activation_bits + update_fraction - activation_format.fraction_bits,
                            data_bits) + 1
-        multiplicand_8 = Signal(signed(activation_bits), reset_less=True)
-        multiplier_8 = Signal(signed(operand_bits), reset_less=True)
-        n_8 = Signal(signed(operand_bits), reset_less=True)
+        multiplicand = Signal(signed(activation_bits), name=f"multiplicand_{leave + 2}",
+                              reset_less=True)
+        multiplier = Signal(signed(operand_bits), name=f"multiplier_{leave + 2}",
+                            reset_less=True)
         with m.If(back_advance):
             m.d.sync += [
-                multiplicand_8.eq(Mux(item_7.kind == _Kind.R, a_7, z_7)),
-                multiplier_8.eq(Mux(item_7.kind == _Kind.R, h_7, h_u - n_u)),
-                n_8.eq(n_u),
+                multiplicand.eq(Mux(item_next.kind == _Kind.R, a_next, z_next)),
+                multiplier.eq(Mux(item_next.kind == _Kind.R, h_next, h_u - n_u)),
             ]
-        h_8 = delayed(h_7, 7, 8, "h")
-        # E8: the one multiplier of r * h and z * (h - n).
-        product_9 = Signal(signed(activation_bits + operand_bits), reset_less=True)
+        # EA+2: the one multiplier of r * h and z * (h - n).
+        product = Signal(signed(activation_bits + operand_bits), name=f"product_{leave + 3}",
+                         reset_less=True)
         with m.If(back_advance):
-            m.d.sync += product_9.eq(multiply(multiplicand_8, multiplier_8,
-                                              lut=self._lut_multipliers))
-        n_9 = delayed(n_8, 8, 9, "n")
-        h_9 = delayed(h_8, 8, 9, "h")
-        # E9: write r * h or the new state, and emit.
-        rh = rescale(product_9, activation_format.fraction_bits + formats.data.fraction_bits,
-                     formats.data)
-        new_state = rescale((n_9 << activation_format.fraction_bits) + product_9,
-                            update_fraction + activation_format.fraction_bits, formats.data)
-        is_n_9 = item_9.valid & (item_9.kind == _Kind.N)
+            m.d.sync += product.eq(multiply(multiplicand, multiplier,
+                                            lut=self._lut_multipliers))
+        n_product = delayed(n_u, leave + 1, leave + 3, "n")
+        # EA+3: the exact new state, n + z (h - n), rounded once at the last stage.
+        update = Signal(signed(max(len(n_product) + activation_format.fraction_bits,
+                                   len(product)) + 1),
+                        name=f"update_{last}", reset_less=True)
+        with m.If(back_advance):
+            m.d.sync += update.eq((n_product << activation_format.fraction_bits) + product)
+        product_last = delayed(product, leave + 3, last, "product")
+        h_last = delayed(h_next, leave + 1, last, "h")
+        # The last stage: write r * h or the new state, and emit.
+        item_last = stages[last]
+        rh = rescale(product_last,
+                     activation_format.fraction_bits + formats.data.fraction_bits, formats.data)
+        new_state = rescale(update, update_fraction + activation_format.fraction_bits,
+                            formats.data)
+        is_n_last = item_last.valid & (item_last.kind == _Kind.N)
         m.d.comb += [
-            rh_write.addr.eq(item_9.unit), rh_write.data.eq(rh),
-            rh_write.en.eq(back_advance & item_9.valid & (item_9.kind == _Kind.R) &
+            rh_write.addr.eq(item_last.unit), rh_write.data.eq(rh),
+            rh_write.en.eq(back_advance & item_last.valid & (item_last.kind == _Kind.R) &
                            ~command.linear_before_reset),
         ]
         load_state = Signal()
         with m.If(~load_state):
             m.d.comb += [
-                state_write.addr.eq(state_address(~item_9.read_bank, item_9.state_offset)),
+                state_write.addr.eq(state_address(~item_last.read_bank,
+                                                  item_last.state_offset)),
                 state_write.data.eq(new_state),
-                state_write.en.eq(back_advance & is_n_9),
+                state_write.en.eq(back_advance & is_n_last),
             ]
-        output = Mux(item_9.kind == _Kind.N, new_state,
-                     Mux(item_9.kind == _Kind.FINAL, h_9, 0))
+        output = Mux(item_last.kind == _Kind.N, new_state,
+                     Mux(item_last.kind == _Kind.FINAL, h_last, 0))
         with m.If(back_advance):
             m.d.sync += [
-                self.o.valid.eq(item_9.valid & item_9.emit),
+                self.o.valid.eq(item_last.valid & item_last.emit),
                 self.o.payload.data.eq(output),
-                self.o.payload.final.eq(item_9.kind == _Kind.FINAL),
-                self.o.payload.last.eq(item_9.final_run & item_9.last_unit),
+                self.o.payload.final.eq(item_last.kind == _Kind.FINAL),
+                self.o.payload.last.eq(item_last.final_run & item_last.last_unit),
             ]
-        ends_job = (item_9.valid & item_9.last_unit & item_9.last_group &
-                    ((item_9.kind == _Kind.N) | (item_9.kind == _Kind.SKIP)))
+        ends_job = (item_last.valid & item_last.last_unit & item_last.last_group &
+                    ((item_last.kind == _Kind.N) | (item_last.kind == _Kind.SKIP)))
         m.d.comb += [
             job_done.eq(back_advance & ends_job),
-            r_done.eq(back_advance & item_9.valid & item_9.last_unit & item_9.last_group &
-                      (item_9.kind == _Kind.R)),
+            r_done.eq(back_advance & item_last.valid & item_last.last_unit &
+                      item_last.last_group & (item_last.kind == _Kind.R)),
         ]
         run_finished = Signal()
-        m.d.comb += run_finished.eq(back_advance & item_9.valid & item_9.final_run &
-                                    item_9.last_unit)
+        m.d.comb += run_finished.eq(back_advance & item_last.valid & item_last.final_run &
+                                    item_last.last_unit)
 
         # ---- commands, lengths, loads, status -----------------------------------------
         length_index = Signal(range(max_b + 1))
