@@ -370,10 +370,13 @@ class GRUEngine(wiring.Component):
         final_sequence = Signal(range(max_b + 1))
         final_row = Signal(range(max_b * max_h + 1))     # final_sequence * max_h
 
-        time_index = Mux(command.reverse, command.steps - 1 - step, step)
+        # The step's index in the sequences, counted beside the step rather than computed from
+        # it: a subtraction fewer before the comparison with the lengths.
+        time_index = Signal(range(config.max_steps + 1))
         sequence_active = time_index < lengths[sequence]
         last_group = group_base + lanes >= hidden
-        last_term = term == terms - 1
+        final_term = Signal.like(terms)
+        last_term = term == final_term
 
         # The issue stage says what it issues this cycle; M and A stages follow.
         issue = Signal()
@@ -423,7 +426,8 @@ class GRUEngine(wiring.Component):
                 with m.If(final_sequence == command.batch - 1):
                     m.d.sync += [finals.eq(0), running.eq(0)]
             with m.Elif(~in_job & ~sequence_active):
-                self._next_job(m, step, sequence, sequence_row, read_slot, command, finals)
+                self._next_job(m, step, time_index, sequence, sequence_row, read_slot, command,
+                               finals)
             with m.Else():
                 with m.If(~in_job):
                     m.d.sync += [in_job.eq(1), job_read_bank.eq(parity[sequence])]
@@ -440,8 +444,8 @@ class GRUEngine(wiring.Component):
                                          started[sequence].eq(1),
                                          pass_base.eq(set_pass_base),
                                          bias_base.eq(set_bias_base)]
-                            self._next_job(m, step, sequence, sequence_row, read_slot,
-                                           command, finals)
+                            self._next_job(m, step, time_index, sequence, sequence_row,
+                                           read_slot, command, finals)
                         with m.Else():
                             m.d.sync += gate.eq(gate.as_value() + 1)
                     with m.Else():
@@ -567,8 +571,14 @@ class GRUEngine(wiring.Component):
                                       Mux(at_a.split, accumulators[lane], captured[lane]),
                                       total)
                     m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
+        # The serializer's last position, found as the sums are handed over rather than in
+        # the cycles that compare the position with it.
+        final_position = Signal(range(max(lanes, max_h)))
+        units_left = hidden - at_a.group_base
+        count = Mux(at_a.token, Mux((at_a.kind == _Kind.SKIP) & ~command.emit_steps, 1, hidden),
+                    Mux(units_left < lanes, units_left, lanes))
         with m.If(front_advance & (handover | token_handover)):
-            m.d.sync += [holding.eq(at_a), holding_busy.eq(1)]
+            m.d.sync += [holding.eq(at_a), holding_busy.eq(1), final_position.eq(count - 1)]
         with m.Elif(release):
             m.d.sync += holding_busy.eq(0)
 
@@ -582,18 +592,13 @@ class GRUEngine(wiring.Component):
             "emit": 1, "final_run": 1})
         # Serializer: one unit of the holding register per cycle.
         position = Signal(range(max(lanes, max_h) + 1))
-        count = Signal(range(max(lanes, max_h) + 1))
-        units_left = hidden - holding.group_base
-        m.d.comb += count.eq(Mux(holding.token, Mux((holding.kind == _Kind.SKIP) &
-                                                    ~command.emit_steps, 1, hidden),
-                                 Mux(units_left < lanes, units_left, lanes)))
         item_0 = Signal(item_layout)
         # The second sum is only ever W_hn h + b_hn, used at the pre-activation format.
         preact = formats.preactivation
         activation_format = formats.activation
         value_a_0 = Signal(signed(acc_bits), reset_less=True)
         value_b_0 = Signal(signed(preact.total_bits), reset_less=True)
-        last_position = position == count - 1
+        last_position = position == final_position
         unit_0 = Mux(holding.token, position, holding.group_base + position)
         with m.If(back_advance):
             m.d.sync += item_0.valid.eq(holding_busy)
@@ -791,7 +796,10 @@ class GRUEngine(wiring.Component):
         length_index = Signal(range(max_b + 1))
         reported_load_error = Signal()
         length_bad = Signal()
-        m.d.comb += terms.eq(command.input_size + command.hidden_size)
+        # Registers, not sums: the command holds still through a run, and a run's first pass
+        # comes at least two cycles after its command.
+        m.d.sync += [terms.eq(command.input_size + command.hidden_size),
+                     final_term.eq(terms - 1)]
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.command.ready.eq(1), self.load.ready.eq(1),
@@ -833,7 +841,8 @@ class GRUEngine(wiring.Component):
                         m.next = "START"
             with m.State("START"):
                 m.d.sync += [
-                    step.eq(0), sequence.eq(0), sequence_row.eq(0), gate.eq(_Gate.R),
+                    step.eq(0), time_index.eq(Mux(command.reverse, command.steps - 1, 0)),
+                    sequence.eq(0), sequence_row.eq(0), gate.eq(_Gate.R),
                     group_base.eq(0), term.eq(0), pass_base.eq(set_pass_base),
                     bias_base.eq(set_bias_base), in_job.eq(0), finals.eq(0),
                     final_sequence.eq(0), final_row.eq(0), r_pending.eq(0),
@@ -869,10 +878,12 @@ class GRUEngine(wiring.Component):
                     m.next = "IDLE"
         return m
 
-    def _next_job(self, m, step, sequence, sequence_row, read_slot, command, finals):
+    def _next_job(self, m, step, time_index, sequence, sequence_row, read_slot, command,
+                  finals):
         m.d.sync += read_slot.eq(~read_slot)
         with m.If(sequence == command.batch - 1):
-            m.d.sync += [sequence.eq(0), sequence_row.eq(0), step.eq(step + 1)]
+            m.d.sync += [sequence.eq(0), sequence_row.eq(0), step.eq(step + 1),
+                         time_index.eq(Mux(command.reverse, time_index - 1, time_index + 1))]
             with m.If(step == command.steps - 1):
                 m.d.sync += finals.eq(1)
         with m.Else():
