@@ -52,6 +52,10 @@ class Board:
     small: Build                # a quick build of the same design, for tests and CI
     notes: str = ""
     build_options: dict = field(default_factory=dict)
+    # A FIFO between the UART and the receiver keeps bytes that arrive while a frame is being
+    # released. The host sends one request at a time, so none arrive then; on a full chip it
+    # is left out.
+    receive_fifo: bool = True
 
     def platform(self):
         import importlib
@@ -87,14 +91,14 @@ BOARDS = {board.name: board for board in [
         # The largest build that fits today: the protocol top's control logic takes most of
         # the chip (D = H = 8, T = 16 with a 1 KB buffer needs 5679 logic cells).
         default=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4,
-                                  max_batch=2, max_steps=8, max_layers=1,
+                                  max_batch=1, max_steps=8, max_layers=1,
                                   bidirectional=False, glu=False),
                       max_payload=256, clock_mhz=12),
-        small=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4, max_batch=2,
+        small=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4, max_batch=1,
                                 max_steps=4, max_layers=1, bidirectional=False, glu=False),
                     max_payload=256, clock_mhz=12),
         notes="iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR, 4 SPRAM",
-        build_options={"synth_opts": "-dsp"}),
+        build_options={"synth_opts": "-dsp"}, receive_fifo=False),
     Board(
         name="ulx3s-85f", module="ulx3s", platform_name="ULX3S_85F_Platform",
         family="ecp5", multipliers=156, baud=DEFAULT_BAUD,
@@ -112,8 +116,8 @@ BOARDS = {board.name: board for board in [
 class BoardTop(Elaboratable):
     """The accelerator on a board: PLL clock, USB UART at ``baud``, the protocol top.
 
-    The UART's bytes pass through a 64-byte FIFO, so that bytes arriving while the receiver
-    hands a frame to the decoder are kept.
+    Where the board has room, the UART's bytes pass through a 64-byte FIFO, so that bytes
+    arriving while the receiver hands a frame to the decoder are kept.
     """
 
     def __init__(self, board, build):
@@ -148,18 +152,20 @@ class BoardTop(Elaboratable):
         m.submodules.uart_tx = tx_buffer = io.Buffer("o", uart.tx)
         m.submodules.rx = rx = UARTReceiver(self.divisor)
         m.submodules.tx = tx = UARTTransmitter(self.divisor)
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=64)
         m.submodules.top = top = AcceleratorTop(self.build.config, self.build.max_payload,
                                                 self.clock_hz)
-        m.d.comb += [
-            rx.rx.eq(rx_buffer.i),
-            tx_buffer.o.eq(tx.tx),
-            fifo.w_data.eq(rx.o.payload),
-            fifo.w_en.eq(rx.o.valid),
-            rx.o.ready.eq(1),               # a byte the FIFO has no room for is lost
-            top.i.payload.eq(fifo.r_data),
-            top.i.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(top.i.ready),
-        ]
+        m.d.comb += [rx.rx.eq(rx_buffer.i), tx_buffer.o.eq(tx.tx)]
+        if self.board.receive_fifo:
+            m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=64)
+            m.d.comb += [
+                fifo.w_data.eq(rx.o.payload),
+                fifo.w_en.eq(rx.o.valid),
+                rx.o.ready.eq(1),               # a byte the FIFO has no room for is lost
+                top.i.payload.eq(fifo.r_data),
+                top.i.valid.eq(fifo.r_rdy),
+                fifo.r_en.eq(top.i.ready),
+            ]
+        else:
+            wiring.connect(m, rx.o, top.i)
         wiring.connect(m, top.o, tx.i)
         return m
