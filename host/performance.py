@@ -24,8 +24,8 @@ __all__ = ["LANE_SWEEP", "MODEL_SIZES", "measure_performance", "performance_repo
 
 # Lane counts built per board (the last is the board's named default), and the model sizes
 # (D, H) run on each.
-LANE_SWEEP = {"icebreaker": (1, 2), "ulx3s-85f": (16, 32, 64)}
-MODEL_SIZES = {"icebreaker": ((8, 8),), "ulx3s-85f": ((32, 32), (64, 64))}
+LANE_SWEEP = {"icebreaker": (1, 2), "ulx3s-85f": (16, 64)}
+MODEL_SIZES = {"icebreaker": ((4, 4),), "ulx3s-85f": ((32, 32), (64, 64))}
 TORCH_BATCHES = (1, 64)
 TORCH_STEPS = 100
 
