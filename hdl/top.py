@@ -33,6 +33,7 @@ from .arith import SequentialMultiplier
 from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion
 from .link import FrameReceiver, FrameTransmitter
+from .stream import StreamRegister
 
 
 __all__ = ["AcceleratorTop"]
@@ -284,16 +285,21 @@ class AcceleratorTop(wiring.Component):
                 with m.If(~walk_done):
                     walk_step(m, limits, strides)
 
-        # Response words leave as two bytes each, low byte first.
+        # Response words leave as two bytes each, low byte first, through a register slice:
+        # the block RAMs' outputs meet no logic before a flip-flop.
+        m.submodules.words = word_slice = StreamRegister(unsigned(16))
         word_valid = Signal()
         word_data = Signal(16)
         word_ready = Signal()
-        m.d.comb += word_ready.eq(high_half & transmitter.payload.ready)
+        m.d.comb += [word_slice.i.valid.eq(word_valid), word_slice.i.payload.eq(word_data),
+                     word_ready.eq(word_slice.i.ready)]
 
         def send_words(m):
-            m.d.comb += [transmitter.payload.valid.eq(word_valid),
-                         transmitter.payload.payload.eq(Mux(high_half, word_data[8:16],
-                                                            word_data[0:8]))]
+            m.d.comb += [transmitter.payload.valid.eq(word_slice.o.valid),
+                         transmitter.payload.payload.eq(Mux(high_half,
+                                                            word_slice.o.payload[8:16],
+                                                            word_slice.o.payload[0:8])),
+                         word_slice.o.ready.eq(high_half & transmitter.payload.ready)]
             with m.If(transmitter.payload.valid & transmitter.payload.ready):
                 m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
 
