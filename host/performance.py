@@ -9,6 +9,7 @@ clock is the build's, or nextpnr's Fmax when a build misses it.
 """
 
 import json
+import os
 import pathlib
 import platform as host_platform
 import re
@@ -45,6 +46,19 @@ def failed_utilization(root, board):
             utilization.setdefault(match[1], {"used": int(match[2]),
                                               "available": int(match[3])})
     return utilization
+
+
+def _machine():
+    """This machine in a few words: CPU model and core count."""
+    model = host_platform.processor() or host_platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def _macs(input_size, hidden_size, batch):
@@ -136,7 +150,7 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
                 "torch": torch.__version__, "threads": torch.get_num_threads()})
             progress(f"torch CPU D={input_size} H={hidden_size} batch {batch}: "
                      f"{seconds * 1e6:.1f} us/step")
-    records["machine"] = f"{host_platform.machine()}, {host_platform.processor() or 'cpu'}"
+    records["machine"] = _machine()
     records["date"] = time.strftime("%Y-%m-%d")
     return records
 
@@ -254,7 +268,8 @@ def performance_report(records, cycles_table=""):
                for k in ("logic", "DSP", "block RAM")]
         if b["fmax_mhz"] is None:
             lines.append(f"| {b['board']} | {b['lanes']} | {b['clock_mhz']:g} MHz | - | "
-                         f"does not fit: {b['error']} | {use[0]} | {use[1]} | {use[2]} | - |")
+                         f"does not fit: {b['error'].replace('|', '&#124;')} | {use[0]} | "
+                         f"{use[1]} | {use[2]} | - |")
             continue
         lines.append(f"| {b['board']} | {b['lanes']} | {b['clock_mhz']:g} MHz | "
                      f"{b['fmax_mhz']:.1f} MHz | {'met' if b['timing_met'] else 'NOT met'} | "
