@@ -93,7 +93,7 @@ BOARDS = {board.name: board for board in [
         default=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4,
                                   max_batch=1, max_steps=8, max_layers=1,
                                   bidirectional=False, glu=False),
-                      max_payload=256, clock_mhz=12),
+                      max_payload=256, clock_mhz=24),
         small=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4, max_batch=1,
                                 max_steps=4, max_layers=1, bidirectional=False, glu=False),
                     max_payload=256, clock_mhz=12),
