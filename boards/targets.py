@@ -50,7 +50,6 @@ class Board:
     baud: int                   # the link's baud rate over the board's USB UART
     default: Build
     small: Build                # a quick build of the same design, for tests and CI
-    notes: str = ""
     build_options: dict = field(default_factory=dict)
     # A FIFO between the UART and the receiver keeps bytes that arrive while a frame is being
     # released. The host sends one request at a time, so none arrive then; on a full chip it
@@ -97,7 +96,6 @@ BOARDS = {board.name: board for board in [
         small=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4, max_batch=1,
                                 max_steps=4, max_layers=1, bidirectional=False, glu=False),
                     max_payload=256, clock_mhz=12),
-        notes="iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR, 4 SPRAM",
         build_options={"synth_opts": "-dsp"}, receive_fifo=False),
     Board(
         name="ulx3s-85f", module="ulx3s", platform_name="ULX3S_85F_Platform",
@@ -109,7 +107,7 @@ BOARDS = {board.name: board for board in [
         small=Build(BuildConfig(lanes=4, max_input_size=8, max_hidden_size=8, max_batch=2,
                                 max_steps=8, max_layers=1, bidirectional=False),
                     max_payload=512, clock_mhz=45),
-        notes="LFE5U-85F speed 6: 83640 LUT4, 156 MULT18X18D, 208 DP16KD"),
+    ),
 ]}
 
 

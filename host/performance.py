@@ -35,13 +35,13 @@ def _progress(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def failed_utilization(root, board):
-    """Cell counts nextpnr logged for the newest build of ``board`` under ``root``, from its
-    log's "Device utilisation" lines (a build that did not fit writes no report)."""
-    logs = sorted(pathlib.Path(root, board).glob("*/top.tim"), key=lambda p: p.stat().st_mtime)
+def failed_utilization(folder):
+    """Cell counts nextpnr logged in the build ``folder``, from its log's "Device
+    utilisation" lines (a build that did not fit writes no report)."""
+    log = pathlib.Path(folder, "top.tim")
     utilization = {}
-    if logs:
-        for match in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", logs[-1].read_text(),
+    if log.exists():
+        for match in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log.read_text(),
                                  re.MULTILINE):
             utilization.setdefault(match[1], {"used": int(match[2]),
                                               "available": int(match[3])})
@@ -80,7 +80,7 @@ def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20):
 
 def measure_performance(boards=None, lanes=None, root="build", progress=_progress):
     """Build, simulate and time everything the report shows; returns plain data."""
-    from ..boards.build import build_board
+    from ..boards.build import BuildFailed, build_board
     from ..boards.targets import BOARDS
 
     boards = list(LANE_SWEEP) if boards is None else boards
@@ -90,28 +90,24 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
         for count in (lanes or {}).get(name, LANE_SWEEP[name]):
             plan = board.default.replace(lanes=count)
             progress(f"{name}, {count} lanes:")
+            build = {"board": name, "lanes": count, "clock_mhz": plan.clock_mhz}
+            records["builds"].append(build)
             try:
                 result = build_board(board, plan, root=root, progress=progress)
-            except RuntimeError as error:
+            except BuildFailed as error:
                 # A build that does not fit: what nextpnr counted, for the utilisation plot.
-                progress(f"  {str(error).splitlines()[-2]}")
-                records["builds"].append({
-                    "board": name, "lanes": count, "clock_mhz": plan.clock_mhz,
-                    "fmax_mhz": None, "timing_met": False, "usable_mhz": None,
-                    "utilization": failed_utilization(root, name), "folder": None,
-                    "build_seconds": None, "max_batch": plan.config.max_batch,
-                    "error": str(error).splitlines()[-2].strip()})
+                reason = str(error).splitlines()[-2].strip()
+                progress(f"  {reason}")
+                build.update(fmax_mhz=None, timing_met=False, build_seconds=None,
+                             utilization=failed_utilization(error.folder),
+                             folder=str(error.folder), error=reason)
                 continue
             report = result.report
             [clock] = report["fmax"].values()
             usable_mhz = min(clock["achieved"], clock["constraint"])
-            records["builds"].append({
-                "board": name, "lanes": count, "clock_mhz": plan.clock_mhz,
-                "fmax_mhz": clock["achieved"], "timing_met": report["timing_met"],
-                "usable_mhz": usable_mhz, "utilization": report["utilization"],
-                "folder": str(result.folder), "build_seconds": report["build_seconds"],
-                "max_batch": plan.config.max_batch,
-            })
+            build.update(fmax_mhz=clock["achieved"], timing_met=report["timing_met"],
+                         build_seconds=report["build_seconds"],
+                         utilization=report["utilization"], folder=str(result.folder))
             for input_size, hidden_size in MODEL_SIZES[name]:
                 for batch in sorted({1, plan.config.max_batch}):
                     [cycles] = measure_cycles([(input_size, hidden_size, count, batch)],

@@ -12,9 +12,9 @@ def _records():
                    "MULT18X18D": {"used": 70, "available": 156},
                    "DP16KD": {"used": 140, "available": 208}}
     builds = [{"board": "ulx3s-85f", "lanes": lanes, "clock_mhz": 100, "fmax_mhz": fmax,
-               "timing_met": fmax >= 100, "usable_mhz": min(fmax, 100),
+               "timing_met": fmax >= 100,
                "utilization": utilization, "folder": "build/x", "build_seconds": 300,
-               "max_batch": 8} for lanes, fmax in ((16, 120.0), (64, 90.0))]
+               } for lanes, fmax in ((16, 120.0), (64, 90.0))]
     runs = [{"board": "ulx3s-85f", "lanes": lanes, "input_size": 64, "hidden_size": 64,
              "batch": 1, "cycles_per_step": cycles, "utilization": 0.9, "bit_exact": True,
              "latency_s": latency, "gmacs": 24576 / latency / 1e9, "link_s": 2.56e-4,
@@ -24,10 +24,10 @@ def _records():
               "gmacs": 24576 * batch / 40e-6 / 1e9, "torch": "2.x", "threads": 2}
              for batch in (1, 64)]
     builds.append({"board": "ulx3s-85f", "lanes": 128, "clock_mhz": 100, "fmax_mhz": None,
-                   "timing_met": False, "usable_mhz": None,
+                   "timing_met": False,
                    "utilization": {"MULT18X18D": {"used": 140, "available": 156},
                                    "TRELLIS_COMB": {"used": 90000, "available": 83640}},
-                   "folder": None, "build_seconds": None, "max_batch": 8,
+                   "folder": "build/y", "build_seconds": None,
                    "error": "ERROR: Unable to place cell"})
     return {"builds": builds, "runs": runs, "torch": torch, "machine": "x86_64",
             "date": "2026-01-01"}
@@ -46,17 +46,15 @@ def test_report_states_timing_and_compares_with_torch():
 
 
 def test_utilization_of_a_build_that_did_not_fit(tmp_path):
-    old, new = tmp_path / "ice" / "a", tmp_path / "ice" / "b"
-    for folder, used in ((old, 10), (new, 5452)):
-        folder.mkdir(parents=True)
-        (folder / "top.tim").write_text(
-            f"Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    {used}/   5280   103%\n"
-            f"Info: \t        ICESTORM_RAM:      19/     30    63%\n")
-    import os
-    os.utime(old / "top.tim", (1, 1))
-    assert performance.failed_utilization(tmp_path, "ice") == {
+    (tmp_path / "top.tim").write_text(
+        "Info: Device utilisation:\nInfo: \t         ICESTORM_LC:    5452/   5280   103%\n"
+        "Info: \t        ICESTORM_RAM:      19/     30    63%\n"
+        "Info: \t         ICESTORM_LC:    9/   5280   0%\n")
+    # The first count of each cell type is the device's; nothing when there is no log.
+    assert performance.failed_utilization(tmp_path) == {
         "ICESTORM_LC": {"used": 5452, "available": 5280},
         "ICESTORM_RAM": {"used": 19, "available": 30}}
+    assert performance.failed_utilization(tmp_path / "missing") == {}
 
 
 def test_plots_are_written(tmp_path):
