@@ -26,8 +26,11 @@ passes. All numerics are :func:`gatework.golden.gru.gru_cell_fixed`'s, bit for b
 Cycles per job: ``3 * ceil(H / lanes) * (D + H)`` when ``D + H >= lanes`` (the element-wise
 stage keeps up), which is the ideal ``3 H (D + H) / lanes`` when ``lanes`` divides ``H``.
 A job waits only where a dependency is not yet met: the state of the same sequence one step
-earlier (with a batch of one), and, before its ``n`` passes, the ``r`` of its own units,
-which is ready by then unless a pass is shorter than the element-wise pipeline.
+earlier, and, before its ``n`` passes, the ``r`` of its own units, which is ready by then
+unless a pass is shorter than the element-wise pipeline. With a batch of one, a job starts as
+soon as the previous step's passes are issued: its ``D`` input terms need no state, and each
+state term waits only until the previous step has written that unit, so when ``D`` is at
+least the element-wise stage's depth (about 20 cycles) steps follow each other with no gap.
 """
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed
@@ -395,9 +398,19 @@ class GRUEngine(wiring.Component):
         at_a = Signal(term_layout)
         issued = Signal(term_layout)
 
-        # Conditions for starting a job or a pass.
-        job_ready = slot_full.bit_select(read_slot, 1) & (outstanding < command.batch)
+        # Conditions for starting a job or a pass. A job may start while the job of its own
+        # sequence one step earlier is still in the element-wise stage (``outstanding`` is then
+        # the batch: that job is the oldest in flight, as jobs start round-robin over the
+        # sequences and end in order). The new job is then "chasing" it: a term that reads
+        # unit u of the state issues only once that job has written unit u, which it does in
+        # increasing u. Its input terms issue at once, so with D at least the element-wise
+        # stage's depth a batch of one never waits.
+        job_ready = slot_full.bit_select(read_slot, 1) & (outstanding <= command.batch)
         n_ready = ~r_pending
+        chasing = Signal()
+        written = Signal(range(max_h + 1))      # units of the state the oldest job has written
+        reads_state = ((term >= inputs) & ~((gate == _Gate.N) & ~command.linear_before_reset))
+        state_wait = chasing & reads_state & (term - inputs >= written)
 
         with m.If(running & ~finals):
             with m.If(~in_job):
@@ -408,7 +421,8 @@ class GRUEngine(wiring.Component):
                         m.d.comb += [issue_is_token.eq(1), issue_token.eq(_Kind.SKIP),
                                      free_slot.eq(front_advance)]
             with m.Else():
-                m.d.comb += issue.eq((term != 0) | (gate != _Gate.N) | (group_base != 0) | n_ready)
+                m.d.comb += issue.eq(((term != 0) | (gate != _Gate.N) | (group_base != 0) |
+                                      n_ready) & ~state_wait)
         with m.Elif(running & finals):
             m.d.comb += [issue.eq(outstanding == 0), issue_is_token.eq(1),
                          issue_token.eq(_Kind.FINAL)]
@@ -459,6 +473,15 @@ class GRUEngine(wiring.Component):
         # alone guarantees it.
         job_done = Signal()
         m.d.sync += outstanding.eq(outstanding + job_started - job_done)
+        with m.If(job_started & (outstanding == command.batch) & ~job_done):
+            m.d.sync += chasing.eq(1)
+        with m.Elif(job_done):
+            m.d.sync += chasing.eq(0)
+        state_written = Signal()
+        with m.If(job_done):
+            m.d.sync += written.eq(0)
+        with m.Elif(state_written):
+            m.d.sync += written.eq(written + 1)
         r_done = Signal()
         with m.If(job_started & sequence_active):
             m.d.sync += r_pending.eq(1)
@@ -781,6 +804,7 @@ class GRUEngine(wiring.Component):
                 self.o.payload.final.eq(item_last.kind == _Kind.FINAL),
                 self.o.payload.last.eq(item_last.final_run & item_last.last_unit),
             ]
+        m.d.comb += state_written.eq(back_advance & is_n_last)
         ends_job = (item_last.valid & item_last.last_unit & item_last.last_group &
                     ((item_last.kind == _Kind.N) | (item_last.kind == _Kind.SKIP)))
         m.d.comb += [
@@ -846,6 +870,7 @@ class GRUEngine(wiring.Component):
                     group_base.eq(0), term.eq(0), pass_base.eq(set_pass_base),
                     bias_base.eq(set_bias_base), in_job.eq(0), finals.eq(0),
                     final_sequence.eq(0), final_row.eq(0), r_pending.eq(0),
+                    chasing.eq(0), written.eq(0),
                     slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),
                     input_step.eq(0), input_sequence.eq(0), inputs_left.eq(1),
                 ]

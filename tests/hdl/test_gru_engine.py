@@ -120,9 +120,11 @@ def test_multipliers_in_logic_cells_give_the_same_results():
                lut_multipliers=True)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("seed", [3, 4])
-def test_random_backpressure(seed):
-    case = dict(input_size=4, hidden_size=5, lanes=2, batch=3, steps=3, num_layers=1,
+def test_random_backpressure(seed, batch):
+    # With a batch of one, each step chases the one before it through stalls.
+    case = dict(input_size=4, hidden_size=5, lanes=2, batch=batch, steps=3, num_layers=1,
                 direction="bidirectional", linear_before_reset=bool(seed % 2), h0=True,
                 bias=True)
     check_case(case, seed, stall=0.3)
@@ -147,6 +149,26 @@ def test_cycles_per_step_near_ideal():
     print(f"{per_step} cycles per step, ideal {ideal}")
     assert ideal / per_step >= 0.90
     assert per_step >= ideal
+
+
+@pytest.mark.parametrize("linear_before_reset", [True, False])
+def test_a_batch_of_one_takes_the_ideal_cycles_per_step(linear_before_reset):
+    # One sequence: each step depends on the one before. A step starts while the previous
+    # step's states are still being written and reads unit u of the state once it is written;
+    # with D beyond the element-wise stage's depth no pass waits, so a step takes exactly
+    # 3 H (D + H) / lanes cycles.
+    config = BuildConfig(lanes=8, max_input_size=32, max_hidden_size=8, max_batch=1,
+                         max_steps=4, max_layers=1, bidirectional=False)
+    rng = np.random.default_rng(12)
+    weights = quantize_gru(random_model(rng, 32, 8, 1, "forward", linear_before_reset),
+                           config.formats)
+    x = config.formats.data.quantize(rng.normal(0, 1, (4, 1, 32)))
+    output, _, (run,) = simulate_gru(config, weights, x)
+    expected, _ = gru_fixed(weights, x)
+    assert np.count_nonzero(output != expected) == 0
+    per_step = np.diff(run.step_ends)
+    print(f"cycles per step {per_step}, ideal {3 * 8 * (32 + 8) // 8}")
+    assert list(per_step) == [3 * 8 * (32 + 8) // 8] * 3
 
 
 def _engine_session(config, script, inputs):
