@@ -350,7 +350,16 @@ class AcceleratorTop(wiring.Component):
                     with m.If(field == count - 1):
                         m.next = next_state
 
-        with m.FSM() as fsm:
+        # The engine's outputs come only while a RUN waits for them in RUN_ENGINE, which
+        # writes each one as it comes: the engine is never stalled, so its element-wise stage
+        # needs no enable (an enable decoded from this FSM's state reached a thousand
+        # flip-flops). Its activation unit is its own from a RUN's first h0 word to the last
+        # run's status (RUN_H0, RUN_COMMAND, RUN_ENGINE), held in a register for the same
+        # reason.
+        m.d.comb += engine.o.ready.eq(1)
+        engine_owns = Signal()
+
+        with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [receiver.error.ready.eq(1),
                              receiver.header.ready.eq(~receiver.error.valid)]
@@ -644,6 +653,7 @@ class AcceleratorTop(wiring.Component):
                                      hn_base.eq(0),
                                      channels.eq(Mux(bidirectional, hidden, hidden >> 1))]
                         start_walk(m, ~use_h0)
+                        m.d.sync += engine_owns.eq(1)
                         m.next = "RUN_H0"
 
             with m.State("RUN_H0"):
@@ -691,7 +701,7 @@ class AcceleratorTop(wiring.Component):
                 m.d.comb += [engine.x.valid.eq(read_valid),
                              engine.x.payload.eq(buffer_read.data)]
                 # Outputs: each step's states to the other bank, the final ones to h_n.
-                m.d.comb += [engine.o.ready.eq(1), engine.status.ready.eq(1)]
+                m.d.comb += engine.status.ready.eq(1)
                 output = engine.o.payload
                 m.d.comb += [
                     buffer_write.addr.eq(out_row + out_unit),
@@ -733,6 +743,7 @@ class AcceleratorTop(wiring.Component):
                     start_walk(m, ~use_h0)
                     with m.If(last_direction & (run_layer == num_layers - 1)):
                         start_walk(m, final_only, base=Mux(num_layers[0], bank_words, 0))
+                        m.d.sync += engine_owns.eq(0)
                         m.next = "HEADER"
                     with m.Else():
                         m.next = "RUN_H0"
@@ -820,8 +831,6 @@ class AcceleratorTop(wiring.Component):
 
         # The activation unit is the engine's from a RUN's first h0 word to its last run's
         # status, and then the GLU's once the engine's last values have left it.
-        engine_owns = (fsm.ongoing("RUN_H0") | fsm.ongoing("RUN_COMMAND") |
-                       fsm.ongoing("RUN_ENGINE"))
         settling = Signal(range(Activation.latency + 1))
         with m.If(engine_owns):
             m.d.sync += settling.eq(Activation.latency)
