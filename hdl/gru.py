@@ -385,7 +385,9 @@ class GRUEngine(wiring.Component):
         issue = Signal()
         issue_token = Signal(_Kind)
         issue_is_token = Signal()
-        front_advance = Signal()
+        # The front moves unless a pass's sums wait for the holding register. A register
+        # (computed a cycle ahead, below), as it enables every lane's registers and memories.
+        front_advance = Signal(init=1)
 
         # Pipeline registers: M (memories read), P (multiply), A (accumulate).
         term_layout = data.StructLayout({
@@ -408,9 +410,10 @@ class GRUEngine(wiring.Component):
         job_ready = slot_full.bit_select(read_slot, 1) & (outstanding <= command.batch)
         n_ready = ~r_pending
         chasing = Signal()
-        written = Signal(range(max_h + 1))      # units of the state the oldest job has written
-        reads_state = ((term >= inputs) & ~((gate == _Gate.N) & ~command.linear_before_reset))
-        state_wait = chasing & reads_state & (term - inputs >= written)
+        # D + the units of the state the oldest job has written: the first term that waits.
+        written_term = Signal(range(config.max_terms + 1))
+        reads_rh = (gate == _Gate.N) & ~command.linear_before_reset
+        state_wait = chasing & ~reads_rh & (term >= written_term)
 
         with m.If(running & ~finals):
             with m.If(~in_job):
@@ -479,9 +482,9 @@ class GRUEngine(wiring.Component):
             m.d.sync += chasing.eq(0)
         state_written = Signal()
         with m.If(job_done):
-            m.d.sync += written.eq(0)
+            m.d.sync += written_term.eq(inputs)
         with m.Elif(state_written):
-            m.d.sync += written.eq(written + 1)
+            m.d.sync += written_term.eq(written_term + 1)
         r_done = Signal()
         with m.If(job_started & sequence_active):
             m.d.sync += r_pending.eq(1)
@@ -575,7 +578,12 @@ class GRUEngine(wiring.Component):
         release = Signal()
         handover = at_a.valid & at_a.last
         token_handover = at_a.valid & at_a.token
-        m.d.comb += front_advance.eq(~((handover | token_handover) & holding_busy))
+        # front_advance = ~(a handover waits at A & the holding register is busy), from the
+        # values both will have next cycle.
+        handover_next = Mux(front_advance, at_p.valid & (at_p.last | at_p.token),
+                            handover | token_handover)
+        busy_next = (front_advance & (handover | token_handover)) | (holding_busy & ~release)
+        m.d.sync += front_advance.eq(~(handover_next & busy_next))
         bias_shift = acc_fraction - formats.bias.fraction_bits
         with m.If(front_advance & at_a.valid & ~at_a.token):
             for lane in range(lanes):
@@ -870,7 +878,7 @@ class GRUEngine(wiring.Component):
                     group_base.eq(0), term.eq(0), pass_base.eq(set_pass_base),
                     bias_base.eq(set_bias_base), in_job.eq(0), finals.eq(0),
                     final_sequence.eq(0), final_row.eq(0), r_pending.eq(0),
-                    chasing.eq(0), written.eq(0),
+                    chasing.eq(0), written_term.eq(command.input_size),
                     slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),
                     input_step.eq(0), input_sequence.eq(0), inputs_left.eq(1),
                 ]
