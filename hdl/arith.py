@@ -227,14 +227,19 @@ class SequentialMultiplier(wiring.Component):
         multiplicand = Signal.like(self.a)      # a << i, for bit i of b
         multiplicand_lost = Signal()            # a << i has lost bits past the width
         multiplier = Signal.like(self.b)        # b >> i
-        m.d.comb += self.busy.eq(multiplier != 0)
+        # busy is multiplier != 0, kept in a register of its own: what waits on the product
+        # then starts from a flip-flop, not from a wide comparison.
+        next_multiplier = Signal.like(self.b)
+        m.d.comb += next_multiplier.eq(multiplier)
+        m.d.sync += [multiplier.eq(next_multiplier), self.busy.eq(next_multiplier != 0)]
         with m.If(self.start):
+            m.d.comb += next_multiplier.eq(self.b)
             m.d.sync += [multiplicand.eq(self.a), multiplicand_lost.eq(0),
-                         multiplier.eq(self.b), self.product.eq(0), self.overflow.eq(0)]
+                         self.product.eq(0), self.overflow.eq(0)]
         with m.Elif(self.busy):
+            m.d.comb += next_multiplier.eq(multiplier >> 1)
             m.d.sync += [multiplicand.eq(multiplicand << 1),
-                         multiplicand_lost.eq(multiplicand_lost | multiplicand[-1]),
-                         multiplier.eq(multiplier >> 1)]
+                         multiplicand_lost.eq(multiplicand_lost | multiplicand[-1])]
             with m.If(multiplier[0]):
                 total = self.product + multiplicand
                 m.d.sync += [self.product.eq(total),

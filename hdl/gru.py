@@ -583,25 +583,37 @@ class GRUEngine(wiring.Component):
         handover_next = Mux(front_advance, at_p.valid & (at_p.last | at_p.token),
                             handover | token_handover)
         busy_next = (front_advance & (handover | token_handover)) | (holding_busy & ~release)
-        m.d.sync += front_advance.eq(~(handover_next & busy_next))
+        advance_next = ~(handover_next & busy_next)
+        m.d.sync += front_advance.eq(advance_next)
+        # The A stage's enables reach every lane's accumulator, captured sum and holding
+        # registers: registers too, from A's next contents (P's when the front advances).
+        at_a_next = Signal(term_layout)
+        m.d.comb += at_a_next.eq(Mux(front_advance, at_p.as_value(), at_a.as_value()))
+        accumulate_next = advance_next & at_a_next.valid & ~at_a_next.token
+        accumulate = Signal()       # front_advance & at_a.valid & ~at_a.token
+        capture = Signal()          # ... & at_a.split
+        hand_over = Signal()        # ... & at_a.last
+        m.d.sync += [accumulate.eq(accumulate_next),
+                     capture.eq(accumulate_next & at_a_next.split),
+                     hand_over.eq(accumulate_next & at_a_next.last)]
         bias_shift = acc_fraction - formats.bias.fraction_bits
-        with m.If(front_advance & at_a.valid & ~at_a.token):
-            for lane in range(lanes):
-                bias = biases_a[lane].as_signed() << bias_shift
-                base = Mux(at_a.first, bias,
-                           Mux(at_a.split,
-                               Mux(at_a.restart, 0, accumulators[lane]) + bias,
-                               accumulators[lane]))
-                total = Signal(signed(acc_bits), name=f"total_{lane}")
-                m.d.comb += total.eq(base + products[lane])
+        for lane in range(lanes):
+            bias = biases_a[lane].as_signed() << bias_shift
+            base = Mux(at_a.first, bias,
+                       Mux(at_a.split,
+                           Mux(at_a.restart, 0, accumulators[lane]) + bias,
+                           accumulators[lane]))
+            total = Signal(signed(acc_bits), name=f"total_{lane}")
+            m.d.comb += total.eq(base + products[lane])
+            with m.If(accumulate):
                 m.d.sync += accumulators[lane].eq(total)
-                with m.If(at_a.split):
-                    m.d.sync += captured[lane].eq(accumulators[lane])
-                with m.If(at_a.last):
-                    first_value = Mux(at_a.restart,
-                                      Mux(at_a.split, accumulators[lane], captured[lane]),
-                                      total)
-                    m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
+            with m.If(capture):
+                m.d.sync += captured[lane].eq(accumulators[lane])
+            with m.If(hand_over):
+                first_value = Mux(at_a.restart,
+                                  Mux(at_a.split, accumulators[lane], captured[lane]),
+                                  total)
+                m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
         # The serializer's last position, found as the sums are handed over rather than in
         # the cycles that compare the position with it.
         final_position = Signal(range(max(lanes, max_h)))

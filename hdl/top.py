@@ -106,6 +106,12 @@ class AcceleratorTop(wiring.Component):
             # ports remain, idle.
             m.submodules.glu = glu = _AbsentGLU(config.formats, config.max_hidden_size,
                                                 shared_activation=True)
+        # Register slices on the GLU's streams: its ready runs back through the activation
+        # unit, and would otherwise reach this state machine's enables.
+        m.submodules.glu_in = glu_in = StreamRegister(glu.i.payload.shape())
+        m.submodules.glu_out = glu_out = StreamRegister(glu.o.payload.shape())
+        wiring.connect(m, glu_in.o, glu.i)
+        wiring.connect(m, glu.o, glu_out.i)
         m.submodules.engine = engine = GRUEngine(config, lut_multipliers=self._lut_multipliers,
                                                  shared_activation=True)
         # The engine and the GLU never run at the same time: they share one activation unit.
@@ -754,11 +760,13 @@ class AcceleratorTop(wiring.Component):
                 m.d.comb += buffer_read.addr.eq(walk_address)
                 output_strides = (features, step_stride)
                 with m.If(run_glu):
-                    read_walk(m, glu.i.ready, (batch, lengths[outer], run_features),
+                    read_walk(m, glu_in.i.ready, (batch, lengths[outer], run_features),
                               output_strides)
-                    m.d.comb += [glu.i.valid.eq(read_valid), glu.i.payload.eq(buffer_read.data),
-                                 word_valid.eq(glu.o.valid), word_data.eq(glu.o.payload.data),
-                                 glu.o.ready.eq(word_ready)]
+                    m.d.comb += [glu_in.i.valid.eq(read_valid),
+                                 glu_in.i.payload.eq(buffer_read.data),
+                                 word_valid.eq(glu_out.o.valid),
+                                 word_data.eq(glu_out.o.payload.data),
+                                 glu_out.o.ready.eq(word_ready)]
                 with m.Else():
                     read_walk(m, word_ready, (batch, lengths[outer], run_features),
                               output_strides)
@@ -809,20 +817,20 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("GLU"):
                 # Request bytes pair up into words for the GLU unit (little-endian)...
-                m.d.comb += receiver.payload.ready.eq(~have_low | glu.i.ready)
-                m.d.comb += [glu.i.valid.eq(have_low & receiver.payload.valid),
+                m.d.comb += receiver.payload.ready.eq(~have_low | glu_in.i.ready)
+                m.d.comb += [glu_in.i.valid.eq(have_low & receiver.payload.valid),
                              # An i16 travels low byte first.
-                             glu.i.payload.eq(Cat(low_byte,
-                                                  receiver.payload.payload.data).as_signed())]
+                             glu_in.i.payload.eq(Cat(low_byte,
+                                                     receiver.payload.payload.data).as_signed())]
                 with m.If(receiver.payload.valid & receiver.payload.ready):
                     m.d.sync += [remaining.eq(remaining - 1), have_low.eq(~have_low),
                                  low_byte.eq(receiver.payload.payload.data)]
                 # ... and its results leave as two bytes each.
-                result = glu.o.payload.data.as_unsigned()
+                result = glu_out.o.payload.data.as_unsigned()
                 m.d.comb += [
-                    transmitter.payload.valid.eq(glu.o.valid),
+                    transmitter.payload.valid.eq(glu_out.o.valid),
                     transmitter.payload.payload.eq(Mux(high_half, result[8:16], result[0:8])),
-                    glu.o.ready.eq(high_half & transmitter.payload.ready),
+                    glu_out.o.ready.eq(high_half & transmitter.payload.ready),
                 ]
                 with m.If(transmitter.payload.valid & transmitter.payload.ready):
                     m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
