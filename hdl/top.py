@@ -106,12 +106,15 @@ class AcceleratorTop(wiring.Component):
             # ports remain, idle.
             m.submodules.glu = glu = _AbsentGLU(config.formats, config.max_hidden_size,
                                                 shared_activation=True)
-        # Register slices on the GLU's streams: its ready runs back through the activation
-        # unit, and would otherwise reach this state machine's enables.
-        m.submodules.glu_in = glu_in = StreamRegister(glu.i.payload.shape())
-        m.submodules.glu_out = glu_out = StreamRegister(glu.o.payload.shape())
-        wiring.connect(m, glu_in.o, glu.i)
-        wiring.connect(m, glu.o, glu_out.i)
+        if config.glu:
+            # Register slices on the GLU's streams: its ready runs back through the activation
+            # unit, and would otherwise reach this state machine's enables.
+            m.submodules.glu_in = glu_in = StreamRegister(glu.i.payload.shape())
+            m.submodules.glu_out = glu_out = StreamRegister(glu.o.payload.shape())
+            wiring.connect(m, glu_in.o, glu.i)
+            wiring.connect(m, glu.o, glu_out.i)
+        else:
+            glu_in, glu_out = glu, glu
         m.submodules.engine = engine = GRUEngine(config, lut_multipliers=self._lut_multipliers,
                                                  shared_activation=True)
         # The engine and the GLU never run at the same time: they share one activation unit.
@@ -172,6 +175,8 @@ class AcceleratorTop(wiring.Component):
         have_low = Signal()
         high_half = Signal()
         fields = Array(Signal(8, name=f"field_{index}") for index in range(10))
+        cell_bytes = Signal(len(sizes.product) + 4)     # a LOAD's least length
+        cell_sized = Signal()                           # ... is in cell_bytes
 
         def u16(index):
             return Cat(fields[index], fields[index + 1])
@@ -434,16 +439,20 @@ class AcceleratorTop(wiring.Component):
                 start_product(m, load_inputs + load_hidden, load_hidden)
                 index = (load_layer << (directions - 1)) + load_direction
                 m.d.sync += [slot.eq(index), slots_to_skip.eq(index), weight_base.eq(0),
-                             bias_base.eq(0), h0_row.eq(0)]
+                             bias_base.eq(0), h0_row.eq(0), cell_sized.eq(0)]
                 m.next = "LOAD_CHECK"
 
             with m.State("LOAD_CHECK"):
                 # The h0 batch sits after the weights: the exact length is checked at the end.
+                # The least length goes to a register a cycle before it is compared.
                 cell_words = sizes.product
-                cell_bytes = ((cell_words << 2) + (cell_words << 1) +
-                              Mux(has_bias, (load_hidden << 3) + (load_hidden << 2), 0) +
-                              Mux(has_h0, 2, 0))
-                with m.If(~sizes.busy & (slots_to_skip == 0)):
+                m.d.sync += [
+                    cell_bytes.eq((cell_words << 2) + (cell_words << 1) +
+                                  Mux(has_bias, (load_hidden << 3) + (load_hidden << 2), 0) +
+                                  Mux(has_h0, 2, 0)),
+                    cell_sized.eq(~sizes.busy),
+                ]
+                with m.If(cell_sized & (slots_to_skip == 0)):
                     with m.If(((load_flags & 0xF8) != 0) | (load_inputs == 0) |
                               (load_hidden == 0) | sizes.overflow | (remaining < cell_bytes)):
                         answer(m, Status.MALFORMED)

@@ -229,9 +229,26 @@ def test_receiver_releases_golden_frames(stall):
     events, cycles = check_receiver(max_payload, stream_bytes, seed=seed, stall=stall)
     assert [event[2] for event in frames_from(events)] == [list(payload) for payload in payloads]
     if stall == 0:
-        # One wire byte per cycle; each frame then out of service for its length plus one.
-        release = sum(len(payload) + 1 for payload in payloads)
+        # One wire byte per cycle; each frame then out of service for its length plus one,
+        # and one more before a payload's first byte (the buffer's reads take two cycles).
+        release = sum(len(payload) + 1 + (len(payload) > 0) for payload in payloads)
         assert cycles == len(stream_bytes) + release + 1
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_receiver_reads_across_its_banks(stall):
+    # A buffer of three RAM banks (2048 + 2048 + 904 bytes): payloads that cross from one
+    # bank to the next, fill all three, and one that fits in the first.
+    seed = 21 + int(stall * 10)
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    max_payload = 5000
+    payloads = [random_payload(rng, length) for length in (max_payload, 2049, 3, 4097)]
+    bodies = [request_body(Command.LOAD, number, payload)
+              for number, payload in enumerate(payloads)]
+    stream_bytes = b"".join(wire(body) for body in bodies)
+    events, _ = check_receiver(max_payload, stream_bytes, seed=seed, stall=stall)
+    assert [event[2] for event in frames_from(events)] == [list(payload) for payload in payloads]
 
 
 def corrupted(rng, stream_bytes):
