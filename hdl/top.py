@@ -177,6 +177,9 @@ class AcceleratorTop(wiring.Component):
         fields = Array(Signal(8, name=f"field_{index}") for index in range(10))
         cell_bytes = Signal(len(sizes.product) + 4)     # a LOAD's least length
         cell_sized = Signal()                           # ... is in cell_bytes
+        # A RUN's checks, a cycle before its answer.
+        run_malformed, run_beyond = Signal(), Signal()
+        run_not_loaded, run_too_large = Signal(), Signal()
 
         def u16(index):
             return Cat(fields[index], fields[index + 1])
@@ -646,30 +649,44 @@ class AcceleratorTop(wiring.Component):
                 # The payload's length is exact when the inputs held sum(lengths) vectors of
                 # D words and nothing more.
                 inputs_exact = ~have_low & (unit == total_steps) & (term == 0)
+                # The checks go to registers; RUN_ANSWER picks the answer from them a cycle
+                # later, so that no path runs from the request's fields to the state.
                 with m.If(~sizes.busy):
-                    with m.If(bad_length | ~inputs_exact):
-                        answer(m, Status.MALFORMED)
-                        m.next = "HEADER"
-                    with m.Elif((num_layers > config.max_layers) | (run_directions > directions) |
-                                (batch > max_b) | (steps > config.max_steps) | (inputs > max_d) |
-                                (hidden > max_h) | ((num_layers > 1) & (run_features > max_d)) |
-                                (run_glu & (not config.glu))):
-                        answer(m, Status.BEYOND_MAXIMA)
-                        m.next = "HEADER"
-                    with m.Elif(not_loaded):
-                        answer(m, Status.NOT_LOADED)
-                        m.next = "HEADER"
-                    with m.Elif(size_overflow | sizes.overflow | (total > 0xFFFF)):
-                        answer(m, Status.TOO_LARGE)
-                        m.next = "HEADER"
-                    with m.Else():
-                        answer(m, Status.OK, total)
-                        m.d.sync += [run_layer.eq(0), run_direction.eq(0), h0_base.eq(0),
-                                     hn_base.eq(0),
-                                     channels.eq(Mux(bidirectional, hidden, hidden >> 1))]
-                        start_walk(m, ~use_h0)
-                        m.d.sync += engine_owns.eq(1)
-                        m.next = "RUN_H0"
+                    m.d.sync += [
+                        run_malformed.eq(bad_length | ~inputs_exact),
+                        run_beyond.eq((num_layers > config.max_layers) |
+                                      (run_directions > directions) | (batch > max_b) |
+                                      (steps > config.max_steps) | (inputs > max_d) |
+                                      (hidden > max_h) |
+                                      ((num_layers > 1) & (run_features > max_d)) |
+                                      (run_glu & (not config.glu))),
+                        run_not_loaded.eq(not_loaded),
+                        run_too_large.eq(size_overflow | sizes.overflow | (total > 0xFFFF)),
+                        response_length.eq(total),
+                    ]
+                    m.next = "RUN_ANSWER"
+
+            with m.State("RUN_ANSWER"):
+                with m.If(run_malformed):
+                    answer(m, Status.MALFORMED)
+                    m.next = "HEADER"
+                with m.Elif(run_beyond):
+                    answer(m, Status.BEYOND_MAXIMA)
+                    m.next = "HEADER"
+                with m.Elif(run_not_loaded):
+                    answer(m, Status.NOT_LOADED)
+                    m.next = "HEADER"
+                with m.Elif(run_too_large):
+                    answer(m, Status.TOO_LARGE)
+                    m.next = "HEADER"
+                with m.Else():
+                    # OK, with the response's length already in place.
+                    m.d.sync += [status.eq(Status.OK), run_layer.eq(0), run_direction.eq(0),
+                                 h0_base.eq(0), hn_base.eq(0),
+                                 channels.eq(Mux(bidirectional, hidden, hidden >> 1)),
+                                 engine_owns.eq(1)]
+                    start_walk(m, ~use_h0)
+                    m.next = "RUN_H0"
 
             with m.State("RUN_H0"):
                 # The slot's h0 into the engine's state memory: (b, j) = (middle, inner).
