@@ -273,11 +273,13 @@ class AcceleratorTop(wiring.Component):
         def walk_step(m, limits, strides):
             outer_limit, middle_limit, inner_limit = limits
             outer_stride, middle_stride = strides
-            with m.If(inner == inner_limit - 1):
+            # counter + 1 == limit rather than counter == limit - 1: the sum is the counter's
+            # next value anyway, and the limits (some of them read from a table) meet no adder.
+            with m.If(inner + 1 == inner_limit):
                 m.d.sync += inner.eq(0)
-                with m.If(middle == middle_limit - 1):
+                with m.If(middle + 1 == middle_limit):
                     m.d.sync += middle.eq(0)
-                    with m.If(outer == outer_limit - 1):
+                    with m.If(outer + 1 == outer_limit):
                         m.d.sync += walk_done.eq(1)
                     with m.Else():
                         m.d.sync += [outer.eq(outer + 1),
