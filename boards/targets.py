@@ -55,6 +55,8 @@ class Board:
     # released. The host sends one request at a time, so none arrive then; on a full chip it
     # is left out.
     receive_fifo: bool = True
+    # The top's register slices (see AcceleratorTop): for the clock, where logic cells allow.
+    register_slices: bool = True
 
     def platform(self):
         import importlib
@@ -96,7 +98,7 @@ BOARDS = {board.name: board for board in [
         small=Build(BuildConfig(lanes=1, max_input_size=4, max_hidden_size=4, max_batch=1,
                                 max_steps=4, max_layers=1, bidirectional=False, glu=False),
                     max_payload=256, clock_mhz=12),
-        build_options={"synth_opts": "-dsp"}, receive_fifo=False),
+        build_options={"synth_opts": "-dsp"}, receive_fifo=False, register_slices=False),
     Board(
         name="ulx3s-85f", module="ulx3s", platform_name="ULX3S_85F_Platform",
         family="ecp5", multipliers=156, baud=DEFAULT_BAUD,
@@ -151,7 +153,8 @@ class BoardTop(Elaboratable):
         m.submodules.rx = rx = UARTReceiver(self.divisor)
         m.submodules.tx = tx = UARTTransmitter(self.divisor)
         m.submodules.top = top = AcceleratorTop(self.build.config, self.build.max_payload,
-                                                self.clock_hz)
+                                                self.clock_hz,
+                                                register_slices=self.board.register_slices)
         m.d.comb += [rx.rx.eq(rx_buffer.i), tx_buffer.o.eq(tx.tx)]
         if self.board.receive_fifo:
             m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=64)

@@ -56,6 +56,12 @@ class AcceleratorTop(wiring.Component):
         :class:`~.gru.GRUEngine` and :class:`~.glu.GLUUnit`), so that the DSP blocks serve
         the lanes alone: an iCE40UP5K's eight SB_MAC16 are eight lanes. Same answers, same
         cycles.
+    register_slices : bool
+        Put :class:`~.stream.StreamRegister` slices on the engine's input stream and the
+        GLU's streams. Each cuts a ready path that would otherwise run from one block through
+        this state machine to the layer buffer's block RAMs, for a higher clock, at the cost
+        of about 40 logic cells and a cycle of latency. Same answers; a build short of logic
+        cells rather than of clock (the iCEBreaker's) leaves them out.
 
     Members
     -------
@@ -81,10 +87,11 @@ class AcceleratorTop(wiring.Component):
     """
 
     def __init__(self, config=BuildConfig(), max_payload=1024, clock_hz=0, *,
-                 lut_multipliers=False):
+                 lut_multipliers=False, register_slices=True):
         self._config = config
         self._max_payload = max_payload
         self._lut_multipliers = lut_multipliers
+        self._register_slices = register_slices
         self._info = info_payload(config, max_payload, clock_hz)
         super().__init__({
             "i": In(stream.Signature(unsigned(8))),
@@ -106,7 +113,7 @@ class AcceleratorTop(wiring.Component):
             # ports remain, idle.
             m.submodules.glu = glu = _AbsentGLU(config.formats, config.max_hidden_size,
                                                 shared_activation=True)
-        if config.glu:
+        if config.glu and self._register_slices:
             # Register slices on the GLU's streams: its ready runs back through the activation
             # unit, and would otherwise reach this state machine's enables.
             m.submodules.glu_in = glu_in = StreamRegister(glu.i.payload.shape())
@@ -117,6 +124,13 @@ class AcceleratorTop(wiring.Component):
             glu_in, glu_out = glu, glu
         m.submodules.engine = engine = GRUEngine(config, lut_multipliers=self._lut_multipliers,
                                                  shared_activation=True)
+        if self._register_slices:
+            # And on the engine's inputs: its ready would reach the layer buffer's read
+            # enables.
+            m.submodules.engine_x = engine_x = StreamRegister(engine.x.payload.shape())
+            wiring.connect(m, engine_x.o, engine.x)
+        else:
+            engine_x = _Direct(engine.x)
         # The engine and the GLU never run at the same time: they share one activation unit.
         m.submodules.activation = activation = Activation(
             config.formats, lut_multipliers=self._lut_multipliers)
@@ -731,9 +745,10 @@ class AcceleratorTop(wiring.Component):
                     m.d.sync += lengths_sent.eq(lengths_sent + 1)
                 # Inputs in processing order: (step, b, d) = (outer, middle, inner).
                 m.d.comb += buffer_read.addr.eq(walk_address)
-                read_walk(m, engine.x.ready, (steps, batch, run_inputs), (step_move, features))
-                m.d.comb += [engine.x.valid.eq(read_valid),
-                             engine.x.payload.eq(buffer_read.data)]
+                read_walk(m, engine_x.i.ready, (steps, batch, run_inputs),
+                          (step_move, features))
+                m.d.comb += [engine_x.i.valid.eq(read_valid),
+                             engine_x.i.payload.eq(buffer_read.data)]
                 # Outputs: each step's states to the other bank, the final ones to h_n.
                 m.d.comb += engine.status.ready.eq(1)
                 output = engine.o.payload
@@ -888,6 +903,13 @@ class AcceleratorTop(wiring.Component):
             engine.activation.o.payload.eq(activation.o.payload),
         ]
         return m
+
+
+class _Direct:
+    """A stream taken as it is, where a register slice is left out: ``.i`` is the stream."""
+
+    def __init__(self, stream_):
+        self.i = stream_
 
 
 class _AbsentGLU(GLUUnit):

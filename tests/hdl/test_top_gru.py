@@ -22,13 +22,14 @@ MAX_PAYLOAD = 512
 
 
 def check_against_model(wire, stall=0.0, config=CONFIG, max_payload=MAX_PAYLOAD,
-                        lut_multipliers=False):
+                        lut_multipliers=False, register_slices=True):
     """Feed ``wire`` to the RTL top and to the device model; demand the same answer.
 
     Returns the statuses of the answers and the cycles the top took.
     """
     expected = DeviceModel(config, max_payload=max_payload).feed(bytes(wire))
-    dut = AcceleratorTop(config, max_payload=max_payload, lut_multipliers=lut_multipliers)
+    dut = AcceleratorTop(config, max_payload=max_payload, lut_multipliers=lut_multipliers,
+                         register_slices=register_slices)
     (received,), cycles = run(dut, inputs=[(dut.i, list(wire))],
                               outputs=[(dut.o, len(expected))], seed=1, stall=stall,
                               timeout=200_000)
@@ -74,11 +75,13 @@ CASES = [
 ]
 
 
-# Every case, one with stalls, and one with the multipliers but the lanes' in logic cells.
-@pytest.mark.parametrize("stall, case, lut_multipliers",
-                         [(0.0, case, False) for case in CASES] +
-                         [(0.3, CASES[1], False), (0.0, CASES[4], True)])
-def test_load_and_run_match_the_model(rng, stall, case, lut_multipliers):
+# Every case, one with stalls, one with the multipliers but the lanes' in logic cells, and
+# one without the register slices (as on the iCEBreaker).
+@pytest.mark.parametrize("stall, case, lut_multipliers, register_slices",
+                         [(0.0, case, False, True) for case in CASES] +
+                         [(0.3, CASES[1], False, True), (0.0, CASES[4], True, True),
+                          (0.3, CASES[1], False, False)])
+def test_load_and_run_match_the_model(rng, stall, case, lut_multipliers, register_slices):
     layers, direction, inputs, hidden, lengths, linear, final_only, use_h0, glu, bias = case
     batch = len(lengths)
     frames = load_frames(rng, layers, direction, inputs, hidden, linear, batch, use_h0, bias)
@@ -87,7 +90,8 @@ def test_load_and_run_match_the_model(rng, stall, case, lut_multipliers):
                          final_only, use_h0, glu)
     frames.append(frame(Command.RUN, 100, encode_run_request(request)))
     wire = b"".join(frames)
-    statuses, cycles = check_against_model(wire, stall, lut_multipliers=lut_multipliers)
+    statuses, cycles = check_against_model(wire, stall, lut_multipliers=lut_multipliers,
+                                           register_slices=register_slices)
     assert statuses == [Status.OK] * len(frames)
     print(f"{case}: {len(wire)} bytes in, {cycles} cycles")
 
