@@ -105,7 +105,7 @@ BOARDS = {board.name: board for board in [
         default=Build(BuildConfig(lanes=64, max_input_size=64, max_hidden_size=64,
                                   max_batch=8, max_steps=32, max_layers=2,
                                   bidirectional=False),
-                      max_payload=65535, clock_mhz=45),
+                      max_payload=65535, clock_mhz=60),
         small=Build(BuildConfig(lanes=4, max_input_size=8, max_hidden_size=8, max_batch=2,
                                 max_steps=8, max_layers=1, bidirectional=False),
                     max_payload=512, clock_mhz=45),
