@@ -4,6 +4,7 @@ import argparse
 import logging
 import pathlib
 import re
+import signal
 import sys
 import time
 
@@ -172,6 +173,9 @@ def sim_server(args):
     from ..sim.device import simulated_accelerator
     from .device_model import serve_tcp
 
+    # Ctrl-C stops the server even where it was started with SIGINT ignored (a shell starts
+    # background jobs so, and Python then installs no handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     device = simulated_accelerator()
     with serve_tcp(device, port=args.port) as port:
         print(f"serving the accelerator's RTL in the Amaranth simulator on "

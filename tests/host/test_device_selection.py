@@ -112,4 +112,9 @@ def test_sim_server_command_serves_until_interrupted():
                 assert client.info().config.lanes == 8
         finally:
             server.send_signal(signal.SIGINT)
-            assert server.wait(timeout=30) == 0
+            try:
+                returncode = server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                raise
+        assert returncode == 0
