@@ -16,13 +16,14 @@ itself, and :class:`CobsEncoder` is the transmitter's encoder.
 from functools import reduce
 from operator import xor
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.protocol import Status, cobs_encode, crc16
+from .memory import BankedMemory
 from .stream import StreamRegister
 
 
@@ -54,8 +55,6 @@ FRAME_ERROR_LAYOUT = data.StructLayout({
 # Body bytes around the payload: command, sequence and length (and status in a response)
 # before it, the CRC after it.
 _REQUEST_HEADER_BYTES = 4
-# Bytes of the receive buffer's banks: one ECP5 block RAM (DP16KD, 2048 x 9).
-_BANK_DEPTH = 2048
 _RESPONSE_HEADER_BYTES = 5
 _CRC_BYTES = 2
 # COBS: a block holds at most 254 bytes; its code byte is its length plus one.
@@ -300,13 +299,13 @@ class FrameReceiver(wiring.Component):
     Throughput: one wire byte per cycle while receiving. Releasing a frame takes ``i`` out
     of service (``i.ready`` low) for ``length + 2`` cycles when the consumer never stalls
     (``1`` for an empty payload): one for the header, one to start the buffer's two-cycle
-    reads, one per payload byte; an error takes one cycle. Payload bytes leave through the
-    banks' registers and a :class:`~.stream.StreamRegister`, so no RAM's output meets logic
-    before a flip-flop, and the last one or two may still be on offer when ``i`` is ready
-    again. Upstream of a wire,
-    put a FIFO in front that holds the bytes arriving meanwhile. Latency: the header (or
-    error) is offered the cycle after the zero byte is taken. Resources: RAM banks of
-    ``max_payload`` bytes in all (2048 each) with a byte register each, a :class:`Crc16`, a 16-bit comparator for each of CRC and length,
+    reads, one per payload byte; an error takes one cycle. Payload bytes leave through a
+    :class:`~.memory.BankedMemory` and a :class:`~.stream.StreamRegister`, so no RAM's output
+    meets logic before a flip-flop, and the last one or two may still be on offer when ``i``
+    is ready again. Upstream of a wire, put a FIFO in front
+    that holds the bytes arriving meanwhile. Latency: the header (or error) is offered the
+    cycle after the zero byte is taken. Resources: a :class:`~.memory.BankedMemory` of
+    ``max_payload`` bytes, a :class:`Crc16`, a 16-bit comparator for each of CRC and length,
     counters of wire and body bytes, 48 flip-flops of header and CRC bytes: for
     ``max_payload=1024`` on iCE40 2 EBR, 285 LUT4 and 140 flip-flops (Yosys, no place and
     route).
@@ -334,24 +333,13 @@ class FrameReceiver(wiring.Component):
         largest_frame = len(cobs_encode(b"\x01" * largest_body))
 
         m.submodules.crc = crc = Crc16()
-        # The buffer is cut into banks of one block RAM (2048 bytes on an ECP5) and each bank's
-        # output is taken into a register of its own, beside its RAM; the bank is chosen among
-        # those registers a cycle later. A large buffer's RAMs lie all over the chip, and a
-        # RAM's output followed by a long route and a wide multiplexer in one cycle would set
-        # the clock. Reads therefore take two cycles. The chosen byte goes to a register slice,
-        # not straight to the consumer's logic.
-        bank_depth = min(max_payload, _BANK_DEPTH)
-        bank_count = -(-max_payload // bank_depth)
-        banks = [Memory(shape=unsigned(8), depth=bank_depth, init=[])
-                 for _ in range(bank_count)]
-        for number, bank in enumerate(banks):
-            m.submodules[f"buffer_{number}"] = bank
+        # A large buffer's RAMs lie all over the chip: it is read in two cycles, each bank
+        # into a register beside it first. The chosen byte goes to a register slice, not
+        # straight to the consumer's logic.
+        m.submodules.buffer = buffer = BankedMemory(unsigned(8), max_payload)
         m.submodules.payload_register = payload_register = StreamRegister(BYTE_LAYOUT)
         wiring.connect(m, payload_register.o, wiring.flipped(self.payload))
         payload = payload_register.i
-        write = _BankedWrite(max_payload)
-        read = _BankedRead(max_payload)
-        self._connect_banks(m, banks, bank_depth, write, read)
 
         command = Signal(8)
         sequence = Signal(8)
@@ -388,9 +376,9 @@ class FrameReceiver(wiring.Component):
         m.d.comb += [
             crc.data.eq(older),
             crc.enable.eq(settles),
-            write.addr.eq(settled_index - _REQUEST_HEADER_BYTES),
-            write.data.eq(older),
-            write.en.eq(settles & (settled_index >= _REQUEST_HEADER_BYTES)),
+            buffer.w_addr.eq(settled_index - _REQUEST_HEADER_BYTES),
+            buffer.w_data.eq(older),
+            buffer.w_en.eq(settles & (settled_index >= _REQUEST_HEADER_BYTES)),
         ]
 
         received_crc = Cat(older, newer)
@@ -417,7 +405,7 @@ class FrameReceiver(wiring.Component):
             self.header.payload.command.eq(command),
             self.header.payload.sequence.eq(sequence),
             self.header.payload.length.eq(length),
-            payload.payload.data.eq(read.data),
+            payload.payload.data.eq(buffer.r_data),
             payload.payload.last.eq(last),
             self.error.payload.status.eq(status),
             self.error.payload.command.eq(command),
@@ -468,8 +456,8 @@ class FrameReceiver(wiring.Component):
             with m.State("HEADER"):
                 m.d.comb += [
                     self.header.valid.eq(1),
-                    read.addr.eq(0),
-                    read.en.eq(1),
+                    buffer.r_addr.eq(0),
+                    buffer.r_en.eq(1),
                 ]
                 with m.If(self.header.ready):
                     m.d.sync += index.eq(0)
@@ -480,15 +468,15 @@ class FrameReceiver(wiring.Component):
 
             with m.State("PRIME"):
                 # Byte 0 moves on to the banks' registers while byte 1 is read.
-                m.d.comb += [read.addr.eq(1), read.en.eq(1)]
+                m.d.comb += [buffer.r_addr.eq(1), buffer.r_en.eq(1)]
                 m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
                 # The reads run two addresses ahead; while the consumer stalls they hold.
                 m.d.comb += [
                     payload.valid.eq(1),
-                    read.addr.eq(index + 2),
-                    read.en.eq(payload.ready),
+                    buffer.r_addr.eq(index + 2),
+                    buffer.r_en.eq(payload.ready),
                 ]
                 with m.If(payload.ready):
                     m.d.sync += index.eq(index + 1)
@@ -500,42 +488,6 @@ class FrameReceiver(wiring.Component):
                 with m.If(self.error.ready):
                     m.next = "RECEIVE"
         return m
-
-    @staticmethod
-    def _connect_banks(m, banks, bank_depth, write, read):
-        low_bits = (bank_depth - 1).bit_length()
-        bank_of = (lambda address: address[low_bits:]) if len(banks) > 1 else (lambda _: 0)
-        chosen = Signal(range(len(banks)))        # the bank of the RAMs' outputs
-        chosen_next = Signal(range(len(banks)))   # ... and of the registers'
-        registers = Array(Signal(8, name=f"bank_{number}_data") for number in range(len(banks)))
-        with m.If(read.en):
-            m.d.sync += [chosen.eq(bank_of(read.addr)), chosen_next.eq(chosen)]
-        for number, bank in enumerate(banks):
-            write_port, read_port = bank.write_port(), bank.read_port()
-            m.d.comb += [
-                write_port.addr.eq(write.addr[:low_bits]),
-                write_port.data.eq(write.data),
-                write_port.en.eq(write.en & (bank_of(write.addr) == number)),
-                read_port.addr.eq(read.addr[:low_bits]),
-                read_port.en.eq(read.en),
-            ]
-            with m.If(read.en):
-                m.d.sync += registers[number].eq(read_port.data)
-        m.d.comb += read.data.eq(registers[chosen_next])
-
-
-class _BankedWrite:
-    def __init__(self, depth):
-        self.addr = Signal(range(depth), name="write_addr")
-        self.data = Signal(8, name="write_data")
-        self.en = Signal(name="write_en")
-
-
-class _BankedRead:
-    def __init__(self, depth):
-        self.addr = Signal(range(depth), name="read_addr")
-        self.en = Signal(name="read_en")
-        self.data = Signal(8, name="read_data")
 
 
 class FrameTransmitter(wiring.Component):

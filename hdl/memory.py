@@ -1,19 +1,24 @@
-"""A single-port RAM that is an iCE40UP's SPRAM on that chip and a plain memory elsewhere.
+"""Memories shaped for the chips: SPRAMs on an iCE40UP, banked reads for large buffers.
 
 The iCE40UP5K has 30 block RAMs of 4 Kbit and four 256 Kbit single-port RAMs
 (``SB_SPRAM256KA``, 16384 x 16). Yosys does not infer the SPRAMs from a memory, so a buffer
 that should live there is a :class:`SinglePortMemory`: on an iCE40UP platform it instantiates
 as many SPRAMs as its depth needs, anywhere else (simulation, ECP5) it is an Amaranth memory
 with one read and one write port, and behaves the same.
+
+A buffer of many block RAMs lies all over the chip, and a RAM's output followed by a long
+route and a wide multiplexer in one cycle sets the clock. :class:`BankedMemory` reads such a
+buffer in two cycles: each bank (one block RAM) into a register beside it, then the bank.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import (Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal, Value,
+                          unsigned)
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
-__all__ = ["SinglePortMemory", "SPRAM_DEPTH", "uses_spram"]
+__all__ = ["BankedMemory", "SinglePortMemory", "SPRAM_DEPTH", "uses_spram"]
 
 
 SPRAM_DEPTH = 16384
@@ -104,4 +109,75 @@ class SinglePortMemory(wiring.Component):
         for index, output in enumerate(outputs[1:], start=1):
             data = Mux(read_bank == index, output, data)
         m.d.comb += self.r_data.eq(data[:width])
+        return m
+
+
+class BankedMemory(wiring.Component):
+    """``depth`` words of ``shape`` in banks of ``bank_depth`` words, read in two cycles.
+
+    Parameters
+    ----------
+    shape : int or Shape
+    depth : int
+    bank_depth : int
+        A power of two: words per bank, one block RAM's worth (2048 bytes on an ECP5).
+
+    Members
+    -------
+    w_addr, w_data, w_en : In
+        Write ``w_data`` at ``w_addr`` when ``w_en`` is high.
+    r_addr, r_en : In
+        The read pipeline moves only in cycles with ``r_en`` high: the word at the ``r_addr``
+        of such a cycle is on ``r_data`` after the next such cycle, and held meanwhile. A read
+        of a word written in the same cycle gives the old word.
+    r_data : Out(shape)
+        The chosen bank's register: no RAM's output meets logic before a flip-flop.
+
+    Resources: ``ceil(depth / bank_depth)`` memories, a register of ``shape`` beside each, and
+    a multiplexer over the registers.
+    """
+
+    def __init__(self, shape, depth, bank_depth=2048):
+        if bank_depth < 1 or bank_depth & (bank_depth - 1):
+            raise ValueError(f"bank_depth must be a power of two, not {bank_depth!r}")
+        self._depth = depth
+        self._bank_depth = min(depth, bank_depth)
+        super().__init__({
+            "w_addr": In(range(max(depth, 2))),
+            "w_data": In(shape),
+            "w_en": In(1),
+            "r_addr": In(range(max(depth, 2))),
+            "r_en": In(1),
+            "r_data": Out(shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bank_depth = self._bank_depth
+        count = -(-self._depth // bank_depth)
+        low_bits = max(1, (bank_depth - 1).bit_length())
+        shape = self.r_data.shape()
+
+        def bank_of(address):
+            return address[low_bits:] if count > 1 else 0
+
+        chosen = Signal(range(count))           # the bank of the RAMs' outputs
+        chosen_next = Signal(range(count))      # ... and of the registers'
+        registers = Array(Signal(shape, name=f"bank_{index}_data") for index in range(count))
+        with m.If(self.r_en):
+            m.d.sync += [chosen.eq(bank_of(self.r_addr)), chosen_next.eq(chosen)]
+        for index in range(count):
+            m.submodules[f"bank_{index}"] = bank = Memory(shape=shape, depth=bank_depth,
+                                                          init=[])
+            write, read = bank.write_port(), bank.read_port()
+            m.d.comb += [
+                write.addr.eq(self.w_addr[:low_bits]),
+                write.data.eq(self.w_data),
+                write.en.eq(self.w_en & (bank_of(self.w_addr) == index)),
+                read.addr.eq(self.r_addr[:low_bits]),
+                read.en.eq(self.r_en),
+            ]
+            with m.If(self.r_en):
+                m.d.sync += registers[index].eq(read.data)
+        m.d.comb += self.r_data.eq(registers[chosen_next])
         return m

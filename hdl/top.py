@@ -113,24 +113,22 @@ class AcceleratorTop(wiring.Component):
             # ports remain, idle.
             m.submodules.glu = glu = _AbsentGLU(config.formats, config.max_hidden_size,
                                                 shared_activation=True)
-        if config.glu and self._register_slices:
-            # Register slices on the GLU's streams: its ready runs back through the activation
-            # unit, and would otherwise reach this state machine's enables.
-            m.submodules.glu_in = glu_in = StreamRegister(glu.i.payload.shape())
-            m.submodules.glu_out = glu_out = StreamRegister(glu.o.payload.shape())
-            wiring.connect(m, glu_in.o, glu.i)
-            wiring.connect(m, glu.o, glu_out.i)
-        else:
-            glu_in, glu_out = glu, glu
         m.submodules.engine = engine = GRUEngine(config, lut_multipliers=self._lut_multipliers,
                                                  shared_activation=True)
+        # The streams this state machine drives and takes: the blocks' own, or register slices
+        # on them. The GLU's ready runs back through the activation unit and the engine's
+        # would reach the layer buffer's read enables.
+        glu_input, glu_output, engine_input = glu.i, glu.o, engine.x
         if self._register_slices:
-            # And on the engine's inputs: its ready would reach the layer buffer's read
-            # enables.
-            m.submodules.engine_x = engine_x = StreamRegister(engine.x.payload.shape())
-            wiring.connect(m, engine_x.o, engine.x)
-        else:
-            engine_x = _Direct(engine.x)
+            m.submodules.engine_x = engine_slice = StreamRegister(engine.x.payload.shape())
+            wiring.connect(m, engine_slice.o, engine.x)
+            engine_input = engine_slice.i
+            if config.glu:
+                m.submodules.glu_in = glu_in = StreamRegister(glu.i.payload.shape())
+                m.submodules.glu_out = glu_out = StreamRegister(glu.o.payload.shape())
+                wiring.connect(m, glu_in.o, glu.i)
+                wiring.connect(m, glu.o, glu_out.i)
+                glu_input, glu_output = glu_in.i, glu_out.o
         # The engine and the GLU never run at the same time: they share one activation unit.
         m.submodules.activation = activation = Activation(
             config.formats, lut_multipliers=self._lut_multipliers)
@@ -683,18 +681,15 @@ class AcceleratorTop(wiring.Component):
                     m.next = "RUN_ANSWER"
 
             with m.State("RUN_ANSWER"):
-                with m.If(run_malformed):
-                    answer(m, Status.MALFORMED)
-                    m.next = "HEADER"
-                with m.Elif(run_beyond):
-                    answer(m, Status.BEYOND_MAXIMA)
-                    m.next = "HEADER"
-                with m.Elif(run_not_loaded):
-                    answer(m, Status.NOT_LOADED)
-                    m.next = "HEADER"
-                with m.Elif(run_too_large):
-                    answer(m, Status.TOO_LARGE)
-                    m.next = "HEADER"
+                # The first refusal that applies, in the protocol's order.
+                refusals = [(run_malformed, Status.MALFORMED),
+                            (run_beyond, Status.BEYOND_MAXIMA),
+                            (run_not_loaded, Status.NOT_LOADED),
+                            (run_too_large, Status.TOO_LARGE)]
+                for index, (refused, code) in enumerate(refusals):
+                    with (m.If if index == 0 else m.Elif)(refused):
+                        answer(m, code)
+                        m.next = "HEADER"
                 with m.Else():
                     # OK, with the response's length already in place.
                     m.d.sync += [status.eq(Status.OK), run_layer.eq(0), run_direction.eq(0),
@@ -745,10 +740,10 @@ class AcceleratorTop(wiring.Component):
                     m.d.sync += lengths_sent.eq(lengths_sent + 1)
                 # Inputs in processing order: (step, b, d) = (outer, middle, inner).
                 m.d.comb += buffer_read.addr.eq(walk_address)
-                read_walk(m, engine_x.i.ready, (steps, batch, run_inputs),
+                read_walk(m, engine_input.ready, (steps, batch, run_inputs),
                           (step_move, features))
-                m.d.comb += [engine_x.i.valid.eq(read_valid),
-                             engine_x.i.payload.eq(buffer_read.data)]
+                m.d.comb += [engine_input.valid.eq(read_valid),
+                             engine_input.payload.eq(buffer_read.data)]
                 # Outputs: each step's states to the other bank, the final ones to h_n.
                 m.d.comb += engine.status.ready.eq(1)
                 output = engine.o.payload
@@ -803,13 +798,13 @@ class AcceleratorTop(wiring.Component):
                 m.d.comb += buffer_read.addr.eq(walk_address)
                 output_strides = (features, step_stride)
                 with m.If(run_glu):
-                    read_walk(m, glu_in.i.ready, (batch, lengths[outer], run_features),
+                    read_walk(m, glu_input.ready, (batch, lengths[outer], run_features),
                               output_strides)
-                    m.d.comb += [glu_in.i.valid.eq(read_valid),
-                                 glu_in.i.payload.eq(buffer_read.data),
-                                 word_valid.eq(glu_out.o.valid),
-                                 word_data.eq(glu_out.o.payload.data),
-                                 glu_out.o.ready.eq(word_ready)]
+                    m.d.comb += [glu_input.valid.eq(read_valid),
+                                 glu_input.payload.eq(buffer_read.data),
+                                 word_valid.eq(glu_output.valid),
+                                 word_data.eq(glu_output.payload.data),
+                                 glu_output.ready.eq(word_ready)]
                 with m.Else():
                     read_walk(m, word_ready, (batch, lengths[outer], run_features),
                               output_strides)
@@ -860,20 +855,20 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("GLU"):
                 # Request bytes pair up into words for the GLU unit (little-endian)...
-                m.d.comb += receiver.payload.ready.eq(~have_low | glu_in.i.ready)
-                m.d.comb += [glu_in.i.valid.eq(have_low & receiver.payload.valid),
+                m.d.comb += receiver.payload.ready.eq(~have_low | glu_input.ready)
+                m.d.comb += [glu_input.valid.eq(have_low & receiver.payload.valid),
                              # An i16 travels low byte first.
-                             glu_in.i.payload.eq(Cat(low_byte,
-                                                     receiver.payload.payload.data).as_signed())]
+                             glu_input.payload.eq(Cat(low_byte,
+                                                      receiver.payload.payload.data).as_signed())]
                 with m.If(receiver.payload.valid & receiver.payload.ready):
                     m.d.sync += [remaining.eq(remaining - 1), have_low.eq(~have_low),
                                  low_byte.eq(receiver.payload.payload.data)]
                 # ... and its results leave as two bytes each.
-                result = glu_out.o.payload.data.as_unsigned()
+                result = glu_output.payload.data.as_unsigned()
                 m.d.comb += [
-                    transmitter.payload.valid.eq(glu_out.o.valid),
+                    transmitter.payload.valid.eq(glu_output.valid),
                     transmitter.payload.payload.eq(Mux(high_half, result[8:16], result[0:8])),
-                    glu_out.o.ready.eq(high_half & transmitter.payload.ready),
+                    glu_output.ready.eq(high_half & transmitter.payload.ready),
                 ]
                 with m.If(transmitter.payload.valid & transmitter.payload.ready):
                     m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
@@ -903,13 +898,6 @@ class AcceleratorTop(wiring.Component):
             engine.activation.o.payload.eq(activation.o.payload),
         ]
         return m
-
-
-class _Direct:
-    """A stream taken as it is, where a register slice is left out: ``.i`` is the stream."""
-
-    def __init__(self, stream_):
-        self.i = stream_
 
 
 class _AbsentGLU(GLUUnit):

@@ -167,8 +167,9 @@ def test_a_batch_of_one_takes_the_ideal_cycles_per_step(linear_before_reset):
     expected, _ = gru_fixed(weights, x)
     assert np.count_nonzero(output != expected) == 0
     per_step = np.diff(run.step_ends)
-    print(f"cycles per step {per_step}, ideal {3 * 8 * (32 + 8) // 8}")
-    assert list(per_step) == [3 * 8 * (32 + 8) // 8] * 3
+    ideal = 3 * 8 * (32 + 8) // 8
+    print(f"cycles per step {per_step}, ideal {ideal}")
+    assert list(per_step) == [ideal] * 3
 
 
 def _engine_session(config, script, inputs):

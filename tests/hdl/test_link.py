@@ -193,6 +193,15 @@ def frames_from(events):
     return [event for event in events if event[0] == "frame"]
 
 
+def check_payloads(max_payload, bodies, payloads, *, seed, stall):
+    """Send ``bodies`` as frames; the receiver must report what the model does and release
+    each of ``payloads``. Returns the wire bytes, the events and the cycles."""
+    stream_bytes = b"".join(wire(body) for body in bodies)
+    events, cycles = check_receiver(max_payload, stream_bytes, seed=seed, stall=stall)
+    assert [event[2] for event in frames_from(events)] == [list(payload) for payload in payloads]
+    return stream_bytes, events, cycles
+
+
 def check_receiver(max_payload, stream_bytes, *, seed, stall):
     expected = expected_events(stream_bytes, max_payload)
     events, cycles = simulate_receiver(FrameReceiver(max_payload), stream_bytes, seed=seed,
@@ -225,9 +234,8 @@ def test_receiver_releases_golden_frames(stall):
     # empty block 0x01), and blocks of 255 bytes past a full one.
     assert any(e[-256] == 0xFF and e[-1] == 0x01 for e in encodings if len(e) > 256)
     assert sum(e.count(0xFF) for e in encodings) > 0
-    stream_bytes = b"".join(wire(body) for body in bodies)
-    events, cycles = check_receiver(max_payload, stream_bytes, seed=seed, stall=stall)
-    assert [event[2] for event in frames_from(events)] == [list(payload) for payload in payloads]
+    stream_bytes, _, cycles = check_payloads(max_payload, bodies, payloads, seed=seed,
+                                             stall=stall)
     if stall == 0:
         # One wire byte per cycle; each frame then out of service for its length plus one,
         # and one more before a payload's first byte (the buffer's reads take two cycles).
@@ -246,9 +254,7 @@ def test_receiver_reads_across_its_banks(stall):
     payloads = [random_payload(rng, length) for length in (max_payload, 2049, 3, 4097)]
     bodies = [request_body(Command.LOAD, number, payload)
               for number, payload in enumerate(payloads)]
-    stream_bytes = b"".join(wire(body) for body in bodies)
-    events, _ = check_receiver(max_payload, stream_bytes, seed=seed, stall=stall)
-    assert [event[2] for event in frames_from(events)] == [list(payload) for payload in payloads]
+    check_payloads(max_payload, bodies, payloads, seed=seed, stall=stall)
 
 
 def corrupted(rng, stream_bytes):
