@@ -389,7 +389,8 @@ class GRUEngine(wiring.Component):
         # (computed a cycle ahead, below), as it enables every lane's registers and memories.
         front_advance = Signal(init=1)
 
-        # Pipeline registers: M (memories read), P (multiply), A (accumulate).
+        # Pipeline registers: M (memories read), P (multiply), S (add the bias), A
+        # (accumulate).
         term_layout = data.StructLayout({
             "valid": 1, "token": 1, "kind": _Kind, "first": 1, "split": 1, "last": 1,
             "restart": 1, "use_input": 1, "use_rh": 1, "h_valid": 1,
@@ -397,6 +398,7 @@ class GRUEngine(wiring.Component):
             "group_base": range(max_h + lanes + 1), "read_bank": 1, "last_group": 1})
         at_m = Signal(term_layout)
         at_p = Signal(term_layout)
+        at_s = Signal(term_layout)
         at_a = Signal(term_layout)
         issued = Signal(term_layout)
 
@@ -510,10 +512,17 @@ class GRUEngine(wiring.Component):
         bias_address = Signal.like(bias_base)
         with m.If(front_advance):
             m.d.sync += bias_address.eq(bias_base + (term != 0))
+        # A weight bank is written between runs and read during one: its ports share one
+        # address, so that synthesis maps them to one port of a block RAM, with no logic to
+        # settle a read and a write of the same word in one cycle.
+        load_state = Signal()
+        weight_address = Signal(range(max(self._weight_depth, 2)))
+        m.d.comb += weight_address.eq(Mux(load_state, self.load.payload.address,
+                                          pass_base + term))
         for lane, ((weight_read, _), (bias_read, _)) in enumerate(zip(weight_banks,
                                                                       bias_banks)):
             m.d.comb += [
-                weight_read.addr.eq(pass_base + term),
+                weight_read.addr.eq(weight_address),
                 weight_read.en.eq(front_advance),
                 bias_read.addr.eq(bias_address),
                 bias_read.en.eq(front_advance),
@@ -536,7 +545,7 @@ class GRUEngine(wiring.Component):
             issued.last_group.eq(last_group),
         ]
         with m.If(front_advance):
-            m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_a.eq(at_p)]
+            m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_s.eq(at_p), at_a.eq(at_s)]
 
         # M stage: the broadcast element and each lane's weight, taken from the memories into
         # registers, as a block RAM's data arrives too late in its cycle to be multiplied.
@@ -551,16 +560,29 @@ class GRUEngine(wiring.Component):
             for lane in range(lanes):
                 m.d.sync += weights_p[lane].eq(weight_banks[lane][0].data)
 
-        # P stage: each lane's product.
+        # P stage: each lane's product, and its bias where one enters (k = 0 and k = D),
+        # otherwise zero: a synchronous reset of the bias register, so no select meets the
+        # adder of the S stage.
         product_bits = data_bits + formats.weight.total_bits
         products = [Signal(signed(product_bits), name=f"product_{lane}", reset_less=True)
                     for lane in range(lanes)]
-        biases_a = [Signal(signed(formats.bias.total_bits), name=f"bias_{lane}", reset_less=True)
+        biases_p = [Signal(signed(formats.bias.total_bits), name=f"bias_{lane}")
                     for lane in range(lanes)]
         with m.If(front_advance):
             for lane in range(lanes):
                 m.d.sync += [products[lane].eq(vector * weights_p[lane]),
-                             biases_a[lane].eq(bias_banks[lane][0].data)]
+                             biases_p[lane].eq(bias_banks[lane][0].data)]
+                with m.If(~at_p.first & ~at_p.split):
+                    m.d.sync += biases_p[lane].eq(0)
+
+        # S stage: product + bias, so that the accumulators take one addition.
+        bias_shift = acc_fraction - formats.bias.fraction_bits
+        addends = [Signal(signed(acc_bits), name=f"addend_{lane}", reset_less=True)
+                   for lane in range(lanes)]
+        with m.If(front_advance):
+            for lane in range(lanes):
+                m.d.sync += addends[lane].eq(products[lane] +
+                                             (biases_p[lane].as_signed() << bias_shift))
 
         # A stage: accumulate; at a pass's end, hand the sums over.
         accumulators = [Signal(signed(acc_bits), name=f"accumulator_{lane}", reset_less=True)
@@ -580,39 +602,42 @@ class GRUEngine(wiring.Component):
         token_handover = at_a.valid & at_a.token
         # front_advance = ~(a handover waits at A & the holding register is busy), from the
         # values both will have next cycle.
-        handover_next = Mux(front_advance, at_p.valid & (at_p.last | at_p.token),
+        handover_next = Mux(front_advance, at_s.valid & (at_s.last | at_s.token),
                             handover | token_handover)
         busy_next = (front_advance & (handover | token_handover)) | (holding_busy & ~release)
         advance_next = ~(handover_next & busy_next)
         m.d.sync += front_advance.eq(advance_next)
         # The A stage's enables reach every lane's accumulator, captured sum and holding
-        # registers: registers too, from A's next contents (P's when the front advances).
+        # registers: registers too, from A's next contents (S's when the front advances), as
+        # are the selects of what the accumulators and the holding registers take.
         at_a_next = Signal(term_layout)
-        m.d.comb += at_a_next.eq(Mux(front_advance, at_p.as_value(), at_a.as_value()))
+        m.d.comb += at_a_next.eq(Mux(front_advance, at_s.as_value(), at_a.as_value()))
         accumulate_next = advance_next & at_a_next.valid & ~at_a_next.token
         accumulate = Signal()       # front_advance & at_a.valid & ~at_a.token
         capture = Signal()          # ... & at_a.split
         hand_over = Signal()        # ... & at_a.last
+        # A sum starts afresh at k = 0, and at k = D for the n rows of PyTorch's form.
+        restart_sum = Signal()
+        # What a hand-over puts in holding_a: the sum so far (the n rows of PyTorch's form at
+        # k = D), the sum captured at k = D (theirs later), or the new sum.
+        first_is_sum, first_is_captured = Signal(), Signal()
         m.d.sync += [accumulate.eq(accumulate_next),
                      capture.eq(accumulate_next & at_a_next.split),
-                     hand_over.eq(accumulate_next & at_a_next.last)]
-        bias_shift = acc_fraction - formats.bias.fraction_bits
+                     hand_over.eq(accumulate_next & at_a_next.last),
+                     restart_sum.eq(at_a_next.first | (at_a_next.split & at_a_next.restart)),
+                     first_is_sum.eq(at_a_next.restart & at_a_next.split),
+                     first_is_captured.eq(at_a_next.restart & ~at_a_next.split)]
         for lane in range(lanes):
-            bias = biases_a[lane].as_signed() << bias_shift
-            base = Mux(at_a.first, bias,
-                       Mux(at_a.split,
-                           Mux(at_a.restart, 0, accumulators[lane]) + bias,
-                           accumulators[lane]))
             total = Signal(signed(acc_bits), name=f"total_{lane}")
-            m.d.comb += total.eq(base + products[lane])
+            m.d.comb += total.eq(Mux(restart_sum, addends[lane],
+                                     accumulators[lane] + addends[lane]))
             with m.If(accumulate):
                 m.d.sync += accumulators[lane].eq(total)
             with m.If(capture):
                 m.d.sync += captured[lane].eq(accumulators[lane])
             with m.If(hand_over):
-                first_value = Mux(at_a.restart,
-                                  Mux(at_a.split, accumulators[lane], captured[lane]),
-                                  total)
+                first_value = Mux(first_is_sum, accumulators[lane],
+                                  Mux(first_is_captured, captured[lane], total))
                 m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
         # The serializer's last position, found as the sums are handed over rather than in
         # the cycles that compare the position with it.
@@ -807,7 +832,6 @@ class GRUEngine(wiring.Component):
             rh_write.en.eq(back_advance & item_last.valid & (item_last.kind == _Kind.R) &
                            ~command.linear_before_reset),
         ]
-        load_state = Signal()
         with m.If(~load_state):
             m.d.comb += [
                 state_write.addr.eq(state_address(~item_last.read_bank,
@@ -848,7 +872,7 @@ class GRUEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.command.ready.eq(1), self.load.ready.eq(1),
                              load_state.eq(1)]
-                self._load(m, weight_banks, bias_banks, state_write)
+                self._load(m, weight_banks, bias_banks, state_write, weight_address)
                 with m.If(self.command.valid):
                     payload = self.command.payload
                     m.d.sync += [command.eq(payload), self.load_error.eq(0),
@@ -935,7 +959,7 @@ class GRUEngine(wiring.Component):
             m.d.sync += [sequence.eq(sequence + 1),
                          sequence_row.eq(sequence_row + self._config.max_hidden_size)]
 
-    def _load(self, m, weight_banks, bias_banks, state_write):
+    def _load(self, m, weight_banks, bias_banks, state_write, weight_address):
         load = self.load.payload
         in_range = Signal()
         with m.Switch(load.region):
@@ -953,7 +977,7 @@ class GRUEngine(wiring.Component):
                                                                        bias_banks)):
             selected = write & (load.lane == lane)
             m.d.comb += [
-                weight_write.addr.eq(load.address), weight_write.data.eq(load.data),
+                weight_write.addr.eq(weight_address), weight_write.data.eq(load.data),
                 weight_write.en.eq(selected & (load.region == LoadRegion.WEIGHT)),
                 bias_write.addr.eq(load.address), bias_write.data.eq(load.data),
                 bias_write.en.eq(selected & (load.region == LoadRegion.BIAS)),
