@@ -20,6 +20,7 @@ any backend sees the data.
   set and answers INFO, then torch (CUDA, else CPU) if it imports, else numpy.
 """
 
+import contextlib
 import logging
 import os
 import warnings
@@ -112,6 +113,21 @@ def _warn_saturation(counter, when):
         warnings.warn(f"during {when}: {counter.report()}", SaturationWarning, stacklevel=4)
 
 
+@contextlib.contextmanager
+def _full_float32(torch):
+    """Compute in full float32 whatever the process allows: torch lets cuDNN use TF32 (10-bit
+    mantissas) by default, and a user's script may allow it for cuBLAS too."""
+    switches = (torch.backends.cudnn, torch.backends.cuda.matmul)
+    saved = [switch.allow_tf32 for switch in switches]
+    for switch in switches:
+        switch.allow_tf32 = False
+    try:
+        yield
+    finally:
+        for switch, allow in zip(switches, saved):
+            switch.allow_tf32 = allow
+
+
 class TorchBackend(Backend):
     """Float GRU and GLU in PyTorch (float32)."""
 
@@ -148,7 +164,7 @@ class TorchBackend(Backend):
 
     def gru(self, weights, formats, x, h0, lengths):
         torch = self._torch
-        with torch.no_grad():
+        with torch.no_grad(), _full_float32(torch):
             if weights.linear_before_reset and weights.direction != "reverse":
                 out, h_n = self._gru_native(weights, x, h0, lengths)
             else:

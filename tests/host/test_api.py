@@ -14,7 +14,11 @@ from gatework.host import backends
 from gatework.host.backends import Backend, NumpyBackend
 
 
-DEVICES = ["golden", "numpy", "torch:cpu"]
+CUDA = torch.cuda.is_available()
+# Every backend here; CUDA's where this machine has it (`gatework bench torch` says where the
+# CUDA runs were last made).
+DEVICES = ["golden", "numpy", "torch:cpu"] + (["torch:cuda"] if CUDA else [])
+FLOAT32_DEVICES = [device for device in DEVICES if device.startswith("torch")]
 
 
 def inputs(seed, *shape, scale=1.0):
@@ -67,7 +71,7 @@ def test_backends_agree(config, ragged):
         results[device] = gru(x, h0, lengths)
     numpy_out, numpy_h_n = results["numpy"]
     assert numpy_out.shape == (steps, batch, h * (2 if kwargs.get("bidirectional") else 1))
-    for device, tolerance in (("torch:cpu", 1e-5), ("golden", 5e-3)):
+    for device, tolerance in [(d, 1e-5) for d in FLOAT32_DEVICES] + [("golden", 5e-3)]:
         out, h_n = results[device]
         assert np.max(np.abs(out - numpy_out)) <= tolerance, device
         assert np.max(np.abs(h_n - numpy_h_n)) <= tolerance, device
@@ -149,7 +153,7 @@ def test_gru_from_torch(device, batch_first):
     print("seed 7")
     module = torch.nn.GRU(5, 6, 2, batch_first=batch_first, bidirectional=True).eval()
     gru = GRU.from_torch(module, device=device)
-    assert gru.device == {"torch": "torch:cpu", "numpy": "numpy"}[device]
+    assert gru.device == {"torch": "torch:cuda" if CUDA else "torch:cpu", "numpy": "numpy"}[device]
     assert gru.batch_first == batch_first
     assert (gru.input_size, gru.hidden_size, gru.num_layers) == (5, 6, 2)
     assert gru.bidirectional and gru.linear_before_reset
@@ -314,7 +318,7 @@ def test_gru_size_errors(name, value):
         GRU(**sizes)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+@pytest.mark.skipif(CUDA, reason="CUDA is available here")
 def test_torch_cuda_without_cuda():
     with pytest.raises(RuntimeError, match="device='torch:cuda'.*no CUDA"):
         GRU(3, 4, device="torch:cuda")
@@ -358,7 +362,7 @@ def test_float_backends_do_not_warn_out_of_range():
 @pytest.mark.parametrize("device, name", [("golden", "golden"), ("numpy", "numpy"),
                                           ("torch", "torch:cpu"), ("torch:cpu", "torch:cpu")])
 def test_device_names(device, name):
-    if device == "torch" and torch.cuda.is_available():
+    if device == "torch" and CUDA:
         name = "torch:cuda"
     assert GRU(2, 3, device=device).device == name
     assert GRUCell(2, 3, device=device).device == name
@@ -366,7 +370,7 @@ def test_device_names(device, name):
     assert f"device={name!r}" in repr(GRU(2, 3, device=device))
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="auto picks CUDA where it exists")
+@pytest.mark.skipif(CUDA, reason="auto picks CUDA where it exists")
 def test_auto_picks_torch_cpu_and_logs_it_once(monkeypatch, caplog):
     monkeypatch.setattr(backends, "_announced", set())
     caplog.set_level(logging.INFO, logger="gatework")
@@ -382,3 +386,45 @@ def test_auto_picks_torch_cpu_and_logs_it_once(monkeypatch, caplog):
     GRU(2, 3, device="numpy")
     messages = [r.getMessage() for r in caplog.records if r.name == "gatework"]
     assert messages[1:] == ["gatework runs on the numpy backend"]
+
+
+# --- torch: full float32, tensors on their device --------------------------------------------
+
+@pytest.fixture
+def tf32_allowed():
+    """torch lets cuDNN use TF32 by default; a user's script may allow it for cuBLAS too."""
+    switches = (torch.backends.cudnn, torch.backends.cuda.matmul)
+    saved = [switch.allow_tf32 for switch in switches]
+    for switch in switches:
+        switch.allow_tf32 = True
+    yield
+    for switch, allow in zip(switches, saved):
+        switch.allow_tf32 = allow
+
+
+@pytest.mark.parametrize("device", FLOAT32_DEVICES)
+@pytest.mark.parametrize("linear_before_reset", [True, False])
+def test_torch_backend_is_full_float32_whatever_the_process_allows(device, linear_before_reset,
+                                                                  tf32_allowed):
+    # The reference must not lose 13 mantissa bits to a global switch (TF32 would put the
+    # error near 1e-3; cuDNN in float32 measured 5e-6), and must leave the switch as it was.
+    d, h, steps, batch = 64, 128, 30, 8
+    x = inputs(40, steps, batch, d)
+    gru = GRU(d, h, seed=40, linear_before_reset=linear_before_reset, device=device)
+    expected, _ = GRU(d, h, seed=40, linear_before_reset=linear_before_reset,
+                      device="numpy")(x)
+    out, _ = gru(x)
+    assert np.max(np.abs(out - expected)) <= 2e-5
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_cuda_tensor_in_cuda_tensor_out():
+    gru = GRU(3, 4, 2, bidirectional=True, seed=41, device="torch:cuda")
+    x = torch.from_numpy(inputs(41, 6, 2, 3)).cuda()
+    out, h_n = gru(x, lengths=[6, 3])
+    assert out.device.type == h_n.device.type == "cuda" and out.dtype == torch.float64
+    expected, expected_h_n = GRU(3, 4, 2, bidirectional=True, seed=41, device="numpy")(
+        x.cpu().numpy(), lengths=[6, 3])
+    assert np.max(np.abs(out.cpu().numpy() - expected)) <= 1e-5
+    assert np.max(np.abs(h_n.cpu().numpy() - expected_h_n)) <= 1e-5
