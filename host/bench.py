@@ -382,3 +382,163 @@ def cycles_report(records):
                          "weights", "biases", "hidden state", "gate buffers", "input buffer",
                          "activation table")) + " |")
     return "\n".join(lines) + "\n"
+
+
+# The torch bench: the float reference backend on the CPU and, where there is one, on CUDA.
+TORCH_SIZES = ((8, 16), (64, 64), (256, 256))
+TORCH_BATCHES = (1, 64)
+TORCH_STEPS = 100
+# float32 against float64 over TORCH_STEPS steps of PyTorch-initialised GRUs: about 1e-6 on
+# the CPU; TF32 (10-bit mantissas) would be about 1e-3.
+TORCH_ERROR_BOUND = 1e-4
+
+
+def torch_devices():
+    """The torch devices on this machine: ``cpu``, then ``cuda`` when PyTorch sees a GPU."""
+    import torch
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _torch_machine(torch):
+    from .performance import _machine
+    info = {"torch": torch.__version__, "cpu": _machine(), "threads": torch.get_num_threads(),
+            "date": time.strftime("%Y-%m-%d")}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+    return info
+
+
+def _raw_gru_error(torch, weights, x, reference, device, allow_tf32):
+    """Max error of ``torch.nn.GRU`` itself on ``device`` with cuDNN's TF32 switch as given."""
+    cell = weights.layers[0][0]
+    module = torch.nn.GRU(weights.input_size, weights.hidden_size)
+    with torch.no_grad():
+        for name, value in (("weight_ih_l0", cell.weight_ih), ("weight_hh_l0", cell.weight_hh),
+                            ("bias_ih_l0", cell.bias_ih), ("bias_hh_l0", cell.bias_hh)):
+            getattr(module, name).copy_(torch.as_tensor(value))
+    module = module.to(device)
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    try:
+        with torch.no_grad():
+            out, _ = module(torch.as_tensor(x, dtype=torch.float32, device=device))
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    return float(np.max(np.abs(out.double().cpu().numpy() - reference)))
+
+
+def measure_torch(sizes=TORCH_SIZES, batches=TORCH_BATCHES, steps=TORCH_STEPS, repeats=5,
+                  seed=0, progress=_progress):
+    """Time and check the torch backend on every torch device of this machine.
+
+    For each device, size and batch: ``torch.nn.GRU`` alone (seconds per step, float32, the
+    input already on the device), and gatework's ``GRU(device="torch:DEVICE")`` called as a
+    user calls it (NumPy in, NumPy out, transfers included), in both GRU forms (the original
+    form runs as a tensor loop, having no cuDNN kernel). Each API result is compared with the
+    float64 NumPy reference; on CUDA, ``torch.nn.GRU`` is also compared with cuDNN's TF32
+    switch on (torch's default) and off.
+    """
+    import torch
+
+    from .modules import GRU
+    from .performance import time_torch
+
+    records = {"machine": _torch_machine(torch), "speed": [], "accuracy": []}
+    for device in torch_devices():
+        for input_size, hidden_size in sizes:
+            for linear_before_reset in (True, False):
+                weights = pytorch_initialised_gru(input_size, hidden_size, seed=seed,
+                                                  linear_before_reset=linear_before_reset)
+                x = np.random.default_rng(seed + 1).standard_normal(
+                    (steps, max(batches), input_size))
+                reference, _ = gru_float(weights, x)
+                gru = GRU(input_size, hidden_size, weights=weights,
+                          linear_before_reset=linear_before_reset, device=f"torch:{device}")
+                out, _ = gru(x)
+                accuracy = {"device": device, "input_size": input_size,
+                            "hidden_size": hidden_size, "batch": max(batches), "steps": steps,
+                            "linear_before_reset": linear_before_reset,
+                            "max_error": float(np.max(np.abs(out - reference)))}
+                if linear_before_reset and device == "cuda":
+                    for allow_tf32 in (True, False):
+                        accuracy[f"nn_gru_error_tf32_{'on' if allow_tf32 else 'off'}"] = (
+                            _raw_gru_error(torch, weights, x, reference, device, allow_tf32))
+                records["accuracy"].append(accuracy)
+                progress(f"torch:{device} D={input_size} H={hidden_size} "
+                         f"linear_before_reset={linear_before_reset}: max error "
+                         f"{accuracy['max_error']:.2e}")
+                for batch in batches:
+                    xb = x[:, :batch].astype(np.float32)
+                    row = {"device": device, "input_size": input_size,
+                           "hidden_size": hidden_size, "batch": batch, "steps": steps,
+                           "linear_before_reset": linear_before_reset,
+                           "api_s": _best_time(lambda: gru(xb), repeats) / steps}
+                    if linear_before_reset:
+                        row["nn_gru_s"] = time_torch(input_size, hidden_size, batch, steps,
+                                                     repeats=4 * repeats, device=device)
+                    records["speed"].append(row)
+                    progress(f"  batch {batch}: API {row['api_s'] * 1e6:.1f} us/step" + (
+                        f", nn.GRU {row['nn_gru_s'] * 1e6:.1f} us/step"
+                        if "nn_gru_s" in row else ""))
+    return records
+
+
+def _microseconds(seconds):
+    return f"{seconds * 1e6:.1f} us"
+
+
+def torch_report(records):
+    """Markdown for :func:`measure_torch`'s records."""
+    machine = records["machine"]
+    gpu = (f"{machine['gpu']} (CUDA {machine['cuda']}, cuDNN {machine['cudnn']})"
+           if "gpu" in machine else "none (PyTorch sees no CUDA device)")
+    lines = [
+        "# The torch backend, CPU and CUDA",
+        "",
+        f"Produced by `gatework bench torch` on {machine['date']} with torch "
+        f"{machine['torch']}: CPU {machine['cpu']} ({machine['threads']} threads); GPU {gpu}. "
+        f"Every GRU here is PyTorch-initialised, one layer, inputs N(0, 1), {TORCH_STEPS} steps. "
+        f"`nn.GRU` is torch's module alone, float32 with torch's default switches, its input "
+        f"already on the device, best of 20 (CUDA calls timed to their end). The API column is gatework's `GRU(..., "
+        f"device=\"torch:DEVICE\")` called as a user calls it, NumPy in and NumPy out, every "
+        f"transfer included, best of 5. The original form (`linear_before_reset=False`) has "
+        f"no cuDNN kernel and runs as a loop of tensor operations, a few kernel launches per "
+        f"step.",
+        "",
+        "## Time per step",
+        "",
+        "| device | D | H | batch | `nn.GRU` | API, PyTorch form | API, original form |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    speed = {(r["device"], r["input_size"], r["hidden_size"], r["batch"],
+              r["linear_before_reset"]): r for r in records["speed"]}
+    for (device, d, h, batch, form), row in speed.items():
+        if not form:
+            continue
+        other = speed.get((device, d, h, batch, False))
+        lines.append(f"| {device} | {d} | {h} | {batch} | {_microseconds(row['nn_gru_s'])} | "
+                     f"{_microseconds(row['api_s'])} | "
+                     f"{'-' if other is None else _microseconds(other['api_s'])} |")
+    lines += [
+        "",
+        f"## Accuracy against the float64 reference (batch {records['accuracy'][0]['batch']})",
+        "",
+        f"Max absolute error of the output sequence; the bench fails above "
+        f"{TORCH_ERROR_BOUND:.0e}. The backend computes in full float32 whatever the process "
+        f"allows globally (it turns cuDNN's and cuBLAS's TF32 off for its own calls); the last "
+        f"two columns show torch's `nn.GRU` on CUDA with cuDNN's TF32 switch as torch leaves it "
+        f"(on) and off.",
+        "",
+        "| device | D | H | form | API max error | `nn.GRU`, TF32 allowed | `nn.GRU`, TF32 off |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in records["accuracy"]:
+        form = "PyTorch" if row["linear_before_reset"] else "original"
+        on = row.get("nn_gru_error_tf32_on")
+        off = row.get("nn_gru_error_tf32_off")
+        lines.append(f"| {row['device']} | {row['input_size']} | {row['hidden_size']} | {form} "
+                     f"| {row['max_error']:.1e} | {'-' if on is None else f'{on:.1e}'} | "
+                     f"{'-' if off is None else f'{off:.1e}'} |")
+    return "\n".join(lines) + "\n"

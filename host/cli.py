@@ -253,6 +253,25 @@ def bench_cycles(args):
     return 1 if failures else 0
 
 
+def bench_torch(args):
+    """The float reference backend timed and checked on every torch device here."""
+    import json
+    from . import bench
+
+    devices = bench.torch_devices()
+    print(f"timing the torch backend on {', '.join(devices)}...", file=sys.stderr)
+    sizes = bench.TORCH_SIZES[:1] if args.quick else bench.TORCH_SIZES
+    records = bench.measure_torch(sizes=sizes)
+    if args.json:
+        _write(json.dumps(records, indent=1) + "\n", args.json)
+    _write(bench.torch_report(records), args.out)
+    worst = max(r["max_error"] for r in records["accuracy"])
+    print(f"worst error against float64: {worst:.1e} (bound {bench.TORCH_ERROR_BOUND:.0e})")
+    if "cuda" not in devices:
+        print("no CUDA device here: only the CPU was measured", file=sys.stderr)
+    return 0 if worst <= bench.TORCH_ERROR_BOUND else 1
+
+
 def bench_blocks(args):
     """Synthesise every registered block for iCE40 and ECP5 and tabulate its cells."""
     from ..boards.synthesis import synthesize
@@ -495,6 +514,11 @@ def main(argv=None):
     p.add_argument("--json", help="also write the records as JSON here")
     p.add_argument("--out", default="docs/cycles.md", help="Markdown output ('-': stdout)")
     p.set_defaults(run=bench_cycles)
+    p = benches.add_parser("torch", help="the torch backend on the CPU and CUDA: time, error")
+    p.add_argument("--out", default="docs/torch.md", help="Markdown output ('-': stdout)")
+    p.add_argument("--json", help="also write the records as JSON here")
+    p.add_argument("--quick", action="store_true", help="the smallest size only")
+    p.set_defaults(run=bench_torch)
     p = benches.add_parser("blocks", help="synthesise each gateware block; cells per chip")
     p.add_argument("--out", default="docs/gateware.md", help="Markdown output ('-': stdout)")
     p.set_defaults(run=bench_blocks)

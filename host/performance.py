@@ -66,16 +66,27 @@ def _macs(input_size, hidden_size, batch):
     return 3 * hidden_size * (input_size + hidden_size) * batch
 
 
-def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20):
-    """Seconds per step of ``torch.nn.GRU`` (float32, CPU, best of ``repeats``)."""
+def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20, device="cpu"):
+    """Seconds per step of ``torch.nn.GRU`` (float32, best of ``repeats``) on ``device``.
+
+    On CUDA each call is timed to its end (the stream is synchronised), after one warm-up
+    call that also lets cuDNN pick its kernels.
+    """
     import torch
 
     torch.manual_seed(0)
-    module = torch.nn.GRU(input_size, hidden_size)
-    x = torch.randn(steps, batch, input_size)
+    module = torch.nn.GRU(input_size, hidden_size).to(device)
+    x = torch.randn(steps, batch, input_size, device=device)
+    if torch.device(device).type == "cuda":
+        def call():
+            module(x)
+            torch.cuda.synchronize(device)
+    else:
+        def call():
+            module(x)
     with torch.no_grad():
-        module(x)
-        return _best_time(lambda: module(x), repeats) / steps
+        call()
+        return _best_time(call, repeats) / steps
 
 
 def measure_performance(boards=None, lanes=None, root="build", progress=_progress):

@@ -1,5 +1,6 @@
 """The command line and the benchmarks behind it, run as a user would."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -41,6 +42,24 @@ def test_bench_accuracy_quick_writes_markdown(tmp_path):
     assert "| sigmoid |" in text and "| tanh |" in text
     assert "(default)" in text
     assert "Worst case at the default formats" in text
+
+
+def test_bench_torch_quick_writes_markdown_and_json(tmp_path):
+    torch = pytest.importorskip("torch")
+    out, records = tmp_path / "torch.md", tmp_path / "torch.json"
+    assert main(["bench", "torch", "--quick", "--out", str(out), "--json", str(records)]) == 0
+    text = out.read_text()
+    data = json.loads(records.read_text())
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for batch in bench.TORCH_BATCHES:
+            assert re.search(rf"^\| {device} \| 8 \| 16 \| {batch} \| [\d.]+ us \| [\d.]+ us "
+                             rf"\| [\d.]+ us \|$", text, re.MULTILINE), (device, batch)
+    assert sorted({(r["device"], r["linear_before_reset"]) for r in data["accuracy"]}) == sorted(
+        (device, form) for device in devices for form in (False, True))
+    # float32 over 100 steps, against float64: far inside the bound, and not exactly equal.
+    assert all(0 < r["max_error"] <= 2e-5 for r in data["accuracy"])
+    assert all(r["api_s"] > 0 for r in data["speed"])
 
 
 def test_accuracy_bound_at_default_formats():
