@@ -185,41 +185,56 @@ class TorchBackend(Backend):
         return out, h_n
 
     def _gru_loop(self, weights, x, h0, lengths):
+        # Forms and directions cuDNN has no kernel for, as a loop over time in few kernels a
+        # step (on CUDA each launch costs microseconds): the biases that do not meet r are
+        # folded into the input projections once, and the update is one lerp.
         torch = self._torch
         steps, batch, _ = x.shape
         hidden = weights.hidden_size
-        lengths_t = torch.as_tensor(lengths if lengths is not None else np.full(batch, steps),
-                                    device=self.device)
+        ragged = lengths is not None and not np.all(lengths == steps)
+        if ragged:
+            # (T, N, 1): 1 while a sequence runs, 0 past its length.
+            running = (torch.arange(steps, device=self.device)[:, None] <
+                       torch.as_tensor(lengths, device=self.device)[None, :])[..., None]
+            running_f = running.to(torch.float32)
         layer_input = self._tensor(x)
         states = []
         for k, layer in enumerate(weights.layers):
             outputs = []
             for d, cell in enumerate(layer):
                 w_ih, w_hh = self._tensor(cell.weight_ih), self._tensor(cell.weight_hh)
-                b_ih = self._tensor(cell.bias_ih) if cell.bias else 0.0
-                b_hh = self._tensor(cell.bias_hh) if cell.bias else torch.zeros(
-                    3 * hidden, device=self.device)
+                w_rz, w_hn = w_hh[:2 * hidden].T, w_hh[2 * hidden:].T
+                if cell.bias:
+                    b_ih, b_hh = self._tensor(cell.bias_ih), self._tensor(cell.bias_hh)
+                else:
+                    b_ih = b_hh = torch.zeros(3 * hidden, device=self.device)
+                b_hn = b_hh[2 * hidden:]
+                folded = b_ih + torch.cat([b_hh[:2 * hidden], torch.zeros_like(b_hn)])
+                if not weights.linear_before_reset:
+                    folded[2 * hidden:] += b_hn
+                gi_all = torch.addmm(folded, layer_input.reshape(steps * batch, -1),
+                                     w_ih.T).reshape(steps, batch, 3 * hidden)
+                gi_rz, gi_n = gi_all[..., :2 * hidden], gi_all[..., 2 * hidden:]
                 index = k * weights.num_directions + d
                 h = (torch.zeros(batch, hidden, device=self.device) if h0 is None
                      else self._tensor(h0[index]))
-                gi_all = layer_input @ w_ih.T + b_ih
-                out = torch.zeros(steps, batch, hidden, device=self.device)
+                out = torch.empty(steps, batch, hidden, device=self.device)
                 order = (range(steps - 1, -1, -1) if weights.direction_reversed(d)
                          else range(steps))
                 for t in order:
-                    gi_r, gi_z, gi_n = gi_all[t].chunk(3, dim=-1)
-                    gh = h @ w_hh[:2 * hidden].T + b_hh[:2 * hidden]
-                    r = torch.sigmoid(gi_r + gh[:, :hidden])
-                    z = torch.sigmoid(gi_z + gh[:, hidden:])
-                    w_hn, b_hn = w_hh[2 * hidden:], b_hh[2 * hidden:]
+                    rz = torch.sigmoid(torch.addmm(gi_rz[t], h, w_rz))
+                    r, z = rz[:, :hidden], rz[:, hidden:]
                     if weights.linear_before_reset:
-                        n = torch.tanh(gi_n + r * (h @ w_hn.T + b_hn))
+                        n = torch.tanh(torch.addcmul(gi_n[t], r, torch.addmm(b_hn, h, w_hn)))
                     else:
-                        n = torch.tanh(gi_n + (r * h) @ w_hn.T + b_hn)
-                    h_new = n + z * (h - n)
-                    active = (t < lengths_t)[:, None]
-                    h = torch.where(active, h_new, h)
-                    out[t] = torch.where(active, h_new, torch.zeros_like(h_new))
+                        n = torch.tanh(torch.addmm(gi_n[t], r * h, w_hn))
+                    h_new = torch.lerp(n, h, z)            # n + z (h - n)
+                    if ragged:
+                        h = torch.where(running[t], h_new, h)
+                        torch.mul(h_new, running_f[t], out=out[t])
+                    else:
+                        h = h_new
+                        out[t] = h_new
                 outputs.append(out)
                 states.append(h)
             layer_input = torch.cat(outputs, dim=-1)

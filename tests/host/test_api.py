@@ -50,6 +50,7 @@ CONFIGS = {
     "one layer": dict(num_layers=1),
     "two layers, bidirectional": dict(num_layers=2, bidirectional=True),
     "reverse, original form": dict(num_layers=1, reverse=True, linear_before_reset=False),
+    "reverse, PyTorch form": dict(num_layers=1, reverse=True),
     "two layers, original form": dict(num_layers=2, linear_before_reset=False),
 }
 
