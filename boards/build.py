@@ -136,6 +136,22 @@ def _describe(board, build):
     }
 
 
+def critical_path(nextpnr):
+    """The slowest register-to-register path of nextpnr's report: its delay split into logic
+    and routing, and the cells it starts and ends at (what to pipeline next)."""
+    paths = [path for path in nextpnr.get("critical_paths", [])
+             if path["from"].startswith("posedge") and path["to"].startswith("posedge")]
+    if not paths:
+        return None
+    segments = paths[0]["path"]
+    delay = {kind: sum(segment["delay"] for segment in segments if segment["type"] == kind)
+             for kind in ("routing", "logic", "clk-to-q", "setup")}
+    return {"ns": round(sum(segment["delay"] for segment in segments), 2),
+            "routing_ns": round(delay["routing"], 2),
+            "logic_ns": round(delay["logic"] + delay["clk-to-q"] + delay["setup"], 2),
+            "from": segments[0]["from"]["cell"], "to": segments[-1]["to"]["cell"]}
+
+
 def _report(board, build, top, folder, seconds, digest):
     nextpnr = json.loads((folder / "nextpnr-report.json").read_text())
     fmax = nextpnr.get("fmax", {})
@@ -145,6 +161,7 @@ def _report(board, build, top, folder, seconds, digest):
         "fmax": fmax,
         "utilization": nextpnr.get("utilization", {}),
         "timing_met": met,
+        "critical_path": critical_path(nextpnr),
         "clock_hz": top.clock_hz,
         "uart_divisor": top.divisor,
         **_describe(board, build),
@@ -171,6 +188,10 @@ def summary(report):
         verdict = "met" if clock["achieved"] >= clock["constraint"] else "NOT MET"
         lines.append(f"clock {name}: Fmax {clock['achieved']:.1f} MHz against "
                      f"{clock['constraint']:.1f} MHz: timing {verdict}")
+    path = report.get("critical_path")
+    if path:
+        lines.append(f"critical path {path['ns']:.1f} ns ({path['routing_ns']:.1f} routing, "
+                     f"{path['logic_ns']:.1f} cells): {path['from']} -> {path['to']}")
     for cell, use in sorted(report["utilization"].items()):
         if use["used"]:
             lines.append(f"  {cell:<14} {use['used']:>6} / {use['available']:<6} "

@@ -362,9 +362,6 @@ def cycles_report(records):
         "`3 H (D + H) batch / lanes`, every multiplier busy every cycle; utilization is "
         "ideal / measured. Every run is also checked bit-exact against golden.",
         "",
-        "The torch backend on CUDA has not been measured yet: no GPU was available where "
-        "these numbers were made.",
-        "",
         "| D | H | lanes | batch | cycles / step | ideal | utilization | bit-exact |",
         "|---|---|---|---|---|---|---|---|",
     ]

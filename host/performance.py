@@ -91,7 +91,7 @@ def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20, de
 
 def measure_performance(boards=None, lanes=None, root="build", progress=_progress):
     """Build, simulate and time everything the report shows; returns plain data."""
-    from ..boards.build import BuildFailed, build_board
+    from ..boards.build import BuildFailed, build_board, critical_path
     from ..boards.targets import BOARDS
 
     boards = list(LANE_SWEEP) if boards is None else boards
@@ -116,9 +116,11 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
             report = result.report
             [clock] = report["fmax"].values()
             usable_mhz = min(clock["achieved"], clock["constraint"])
+            nextpnr = json.loads((result.folder / "nextpnr-report.json").read_text())
             build.update(fmax_mhz=clock["achieved"], timing_met=report["timing_met"],
                          build_seconds=report["build_seconds"],
-                         utilization=report["utilization"], folder=str(result.folder))
+                         utilization=report["utilization"], folder=str(result.folder),
+                         critical_path=critical_path(nextpnr))
             for input_size, hidden_size in MODEL_SIZES[name]:
                 for batch in sorted({1, plan.config.max_batch}):
                     [cycles] = measure_cycles([(input_size, hidden_size, count, batch)],
@@ -281,6 +283,17 @@ def performance_report(records, cycles_table=""):
         lines.append(f"| {b['board']} | {b['lanes']} | {b['clock_mhz']:g} MHz | "
                      f"{b['fmax_mhz']:.1f} MHz | {'met' if b['timing_met'] else 'NOT met'} | "
                      f"{use[0]} | {use[1]} | {use[2]} | {b['build_seconds']:.0f} s |")
+    paths = [b for b in records["builds"] if b.get("critical_path")]
+    if paths:
+        lines += ["", "What sets each build's clock, from nextpnr's critical path (the cells at "
+                      "its two ends, as Yosys named them):", "",
+                  "| board | lanes | critical path | routing | cells | from | to |",
+                  "|---|---|---|---|---|---|---|"]
+        for b in paths:
+            path = b["critical_path"]
+            lines.append(f"| {b['board']} | {b['lanes']} | {path['ns']:.1f} ns | "
+                         f"{path['routing_ns']:.1f} ns | {path['logic_ns']:.1f} ns | "
+                         f"`{path['from']}` | `{path['to']}` |")
     lines += [
         "",
         "## Latency and throughput per step",
@@ -305,8 +318,8 @@ def performance_report(records, cycles_table=""):
     for t in records["torch"]:
         lines.append(f"| {t['input_size']} | {t['hidden_size']} | {t['batch']} | "
                      f"{t['latency_s'] * 1e6:.1f} us | {t['gmacs']:.2f} | {t['threads']} |")
-    lines += ["", "The torch backend on CUDA has not been measured: no GPU was available "
-                  "where these numbers were made."]
+    lines += ["", "torch on a GPU, and gatework's torch backend on the CPU and CUDA, are "
+                  "measured by `gatework bench torch`: [torch.md](torch.md)."]
     if cycles_table:
         lines += ["", cycles_table]
     return "\n".join(lines) + "\n"

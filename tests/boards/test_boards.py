@@ -129,6 +129,11 @@ def test_small_build_meets_timing_and_is_cached(name, tmp_path, monkeypatch, cap
     dsp = "ICESTORM_DSP" if board.family == "ice40" else "MULT18X18D"
     assert report["utilization"][dsp]["used"] >= board.small.config.lanes
     assert report["config"]["lanes"] == board.small.config.lanes
+    # The critical path is the one that sets Fmax, and the summary names its two ends.
+    path = report["critical_path"]
+    assert 1000 / path["ns"] == pytest.approx(clock["achieved"], abs=0.5)
+    assert path["ns"] == pytest.approx(path["routing_ns"] + path["logic_ns"], abs=0.02)
+    assert f"{path['from']} -> {path['to']}" in (folder / "summary.txt").read_text()
     bitstream = folder / ("top.bin" if board.family == "ice40" else "top.bit")
     assert bitstream.stat().st_size > 10_000
 

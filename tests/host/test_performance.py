@@ -14,6 +14,9 @@ def _records():
     builds = [{"board": "ulx3s-85f", "lanes": lanes, "clock_mhz": 100, "fmax_mhz": fmax,
                "timing_met": fmax >= 100,
                "utilization": utilization, "folder": "build/x", "build_seconds": 300,
+               "critical_path": {"ns": 1000 / fmax, "routing_ns": 6.0,
+                                 "logic_ns": 1000 / fmax - 6.0, "from": f"top.a_{lanes}",
+                                 "to": "top.h0.0.0"},
                } for lanes, fmax in ((16, 120.0), (64, 90.0))]
     runs = [{"board": "ulx3s-85f", "lanes": lanes, "input_size": 64, "hidden_size": 64,
              "batch": 1, "cycles_per_step": cycles, "utilization": 0.9, "bit_exact": True,
@@ -43,6 +46,9 @@ def test_report_states_timing_and_compares_with_torch():
     assert "utilisation.png" in text and "throughput.png" in text
     assert ("| ulx3s-85f | 128 | 100 MHz | - | does not fit: ERROR: Unable to place cell | "
             "90000 (108%) |") in text
+    # What limits each build that routed: 1000 / 90 MHz = 11.1 ns, 6 of them wire.
+    assert "| ulx3s-85f | 64 | 11.1 ns | 6.0 ns | 5.1 ns | `top.a_64` | `top.h0.0.0` |" in text
+    assert text.count("`top.h0.0.0`") == 2
 
 
 def test_utilization_of_a_build_that_did_not_fit(tmp_path):
