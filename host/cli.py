@@ -285,6 +285,11 @@ def bench_blocks(args):
         "ecp5": (("LUT4", "LUT4"), ("flip-flops", "TRELLIS_FF"), ("carry", "CCU2C"),
                  ("DSP", "MULT18X18D"), ("block RAM", "DP16KD"), ("LUT RAM", "TRELLIS_DPR16X4")),
     }
+    def row(name, cells, kinds):
+        counts = [sum(n for cell, n in cells.items() if cell.startswith(prefix))
+                  for _, prefix in kinds]
+        return f"| {name} | " + " | ".join(map(str, counts)) + " |"
+
     lines = ["# Gateware blocks: synthesis results", "",
              "Produced by `gatework bench blocks`: each block at its default parameters, "
              "synthesised alone with YoWASP Yosys (`synth_ice40 -dsp`, `synth_ecp5`), no place "
@@ -295,10 +300,7 @@ def bench_blocks(args):
                   "|---|" + "---|" * len(kinds)]
         for name, block in BLOCKS.items():
             print(f"  synthesising {name} for {family}...", file=sys.stderr)
-            cells = synthesize(block.build(), family)
-            counts = [sum(n for cell, n in cells.items() if cell.startswith(prefix))
-                      for _, prefix in kinds]
-            lines.append(f"| {name} | " + " | ".join(map(str, counts)) + " |")
+            lines.append(row(name, synthesize(block.build(), family), kinds))
         lines.append("")
     # Where a full chip's cells go: the iCEBreaker's default accelerator top, block by block.
     board = BOARDS["icebreaker"]
@@ -315,10 +317,7 @@ def bench_blocks(args):
               f"sequencer; `engine` the GRU engine's lanes, control and element-wise stage.", "",
               "| block | " + " | ".join(name for name, _ in kinds) + " |",
               "|---|" + "---|" * len(kinds)]
-    for name, cells in blocks.items():
-        counts = [sum(n for cell, n in cells.items() if cell.startswith(prefix))
-                  for _, prefix in kinds]
-        lines.append(f"| {name} | " + " | ".join(map(str, counts)) + " |")
+    lines += [row(name, cells, kinds) for name, cells in blocks.items()]
     lines.append("")
     _write("\n".join(lines), args.out)
     return 0
