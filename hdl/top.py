@@ -33,7 +33,6 @@ from .arith import SequentialMultiplier
 from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion
 from .link import FrameReceiver, FrameTransmitter
-from .memory import BankedMemory
 from .stream import StreamRegister
 
 
@@ -145,18 +144,17 @@ class AcceleratorTop(wiring.Component):
         step_stride = max_b * features
         bank_words = config.max_steps * step_stride
         state_words = max_b * max_h
-        # Block RAM even when small: in flip-flops they cost hundreds of logic cells. The
-        # layer buffer spans dozens of block RAMs on a large build: its reads take two cycles
-        # (bank, then word), as do h0's and h_n's, so that every walk has the same latency.
+        # Block RAM even when small: in flip-flops they cost hundreds of logic cells.
         block = {"ram_style": "block"}
-        m.submodules.buffer = buffer = BankedMemory(signed(data_bits), 2 * bank_words,
-                                                    bank_depth=1024)
+        m.submodules.buffer = buffer = Memory(shape=signed(data_bits), depth=2 * bank_words,
+                                              init=[], attrs=block)
         m.submodules.h0 = h0_memory = Memory(shape=signed(data_bits),
                                              depth=config.weight_sets * state_words, init=[],
                                              attrs=block)
         m.submodules.h_n = hn_memory = Memory(shape=signed(data_bits),
                                               depth=config.weight_sets * state_words, init=[],
                                               attrs=block)
+        buffer_read, buffer_write = buffer.read_port(), buffer.write_port()
         h0_read, h0_write = h0_memory.read_port(), h0_memory.write_port()
         hn_read, hn_write = hn_memory.read_port(), hn_memory.write_port()
         address_bits = max(2 * bank_words, config.weight_sets * state_words).bit_length()
@@ -277,17 +275,12 @@ class AcceleratorTop(wiring.Component):
         outer_address, middle_address = Signal(address_bits), Signal(address_bits)
         walk_address = middle_address + inner
         walk_done = Signal()
-        # A walk's reads take two cycles: issued (the address is in the memories), then valid
-        # (the word is in the read registers, for the consumer).
-        read_issued, read_valid = Signal(), Signal()
-        issued_tag, read_tag = Signal(range(state_words)), Signal(range(state_words))
-        h0_data, hn_data = Signal(signed(data_bits)), Signal(signed(data_bits))
-        walk_empty = walk_done & ~read_issued & ~read_valid
+        read_valid = Signal()           # a read port's data is a word for the consumer
+        read_tag = Signal(range(state_words))
 
         def start_walk(m, done=0, base=0):
             m.d.sync += [outer.eq(0), middle.eq(0), inner.eq(0), outer_address.eq(base),
-                         middle_address.eq(base), walk_done.eq(done), read_issued.eq(0),
-                         read_valid.eq(0)]
+                         middle_address.eq(base), walk_done.eq(done), read_valid.eq(0)]
 
         def walk_step(m, limits, strides):
             outer_limit, middle_limit, inner_limit = limits
@@ -313,12 +306,10 @@ class AcceleratorTop(wiring.Component):
         def read_walk(m, taken, limits, strides, tag=0):
             """Issue reads at the walk's address; ``taken``: the consumer takes the word."""
             advance = ~read_valid | taken
-            m.d.comb += [buffer.r_en.eq(advance), h0_read.en.eq(advance),
+            m.d.comb += [buffer_read.en.eq(advance), h0_read.en.eq(advance),
                          hn_read.en.eq(advance)]
             with m.If(advance):
-                m.d.sync += [read_issued.eq(~walk_done), issued_tag.eq(tag),
-                             read_valid.eq(read_issued), read_tag.eq(issued_tag),
-                             h0_data.eq(h0_read.data), hn_data.eq(hn_read.data)]
+                m.d.sync += [read_valid.eq(~walk_done), read_tag.eq(tag)]
                 with m.If(~walk_done):
                     walk_step(m, limits, strides)
 
@@ -619,10 +610,10 @@ class AcceleratorTop(wiring.Component):
                 # Ragged batch-major in, time-major out: (b, t, d) = (outer, middle, inner).
                 m.d.comb += receiver.payload.ready.eq(1)
                 input_done, input_word = take_word(m)
-                m.d.comb += [buffer.w_addr.eq(walk_address),
-                             buffer.w_data.eq(input_word)]
+                m.d.comb += [buffer_write.addr.eq(walk_address),
+                             buffer_write.data.eq(input_word)]
                 with m.If(input_done & ~walk_done):
-                    m.d.comb += buffer.w_en.eq(storing & ~bad_length)
+                    m.d.comb += buffer_write.en.eq(storing & ~bad_length)
                     walk_step(m, (batch, lengths[outer], inputs), (features, step_stride))
                 with m.If(input_done):
                     with m.If(term == inputs - 1):
@@ -715,8 +706,8 @@ class AcceleratorTop(wiring.Component):
                 with m.If(read_valid & ~load_valid):
                     m.d.sync += [load_valid.eq(1), load_word.region.eq(LoadRegion.STATE),
                                  load_word.lane.eq(0), load_word.address.eq(read_tag),
-                                 load_word.data.eq(h0_data)]
-                with m.If(walk_empty & ~load_valid):
+                                 load_word.data.eq(h0_read.data)]
+                with m.If(walk_done & ~read_valid & ~load_valid):
                     m.next = "RUN_COMMAND"
 
             with m.State("RUN_COMMAND"):
@@ -748,17 +739,17 @@ class AcceleratorTop(wiring.Component):
                 with m.If(engine.lengths.valid & engine.lengths.ready):
                     m.d.sync += lengths_sent.eq(lengths_sent + 1)
                 # Inputs in processing order: (step, b, d) = (outer, middle, inner).
-                m.d.comb += buffer.r_addr.eq(walk_address)
+                m.d.comb += buffer_read.addr.eq(walk_address)
                 read_walk(m, engine_input.ready, (steps, batch, run_inputs),
                           (step_move, features))
                 m.d.comb += [engine_input.valid.eq(read_valid),
-                             engine_input.payload.eq(buffer.r_data)]
+                             engine_input.payload.eq(buffer_read.data)]
                 # Outputs: each step's states to the other bank, the final ones to h_n.
                 m.d.comb += engine.status.ready.eq(1)
                 output = engine.o.payload
                 m.d.comb += [
-                    buffer.w_addr.eq(out_row + out_unit),
-                    buffer.w_data.eq(output.data),
+                    buffer_write.addr.eq(out_row + out_unit),
+                    buffer_write.data.eq(output.data),
                     hn_write.addr.eq(final_row + final_unit),
                     hn_write.data.eq(output.data),
                 ]
@@ -769,7 +760,7 @@ class AcceleratorTop(wiring.Component):
                     with m.Else():
                         m.d.sync += final_unit.eq(final_unit + 1)
                 with m.Elif(engine.o.valid):
-                    m.d.comb += buffer.w_en.eq(1)
+                    m.d.comb += buffer_write.en.eq(1)
                     with m.If(out_unit == hidden - 1):
                         m.d.sync += out_unit.eq(0)
                         with m.If(out_sequence == batch - 1):
@@ -804,20 +795,20 @@ class AcceleratorTop(wiring.Component):
             with m.State("RUN_OUTPUTS"):
                 # The last layer's outputs, ragged batch-major: (b, t, f) = (outer, middle,
                 # inner), through the GLU when asked.
-                m.d.comb += buffer.r_addr.eq(walk_address)
+                m.d.comb += buffer_read.addr.eq(walk_address)
                 output_strides = (features, step_stride)
                 with m.If(run_glu):
                     read_walk(m, glu_input.ready, (batch, lengths[outer], run_features),
                               output_strides)
                     m.d.comb += [glu_input.valid.eq(read_valid),
-                                 glu_input.payload.eq(buffer.r_data),
+                                 glu_input.payload.eq(buffer_read.data),
                                  word_valid.eq(glu_output.valid),
                                  word_data.eq(glu_output.payload.data),
                                  glu_output.ready.eq(word_ready)]
                 with m.Else():
                     read_walk(m, word_ready, (batch, lengths[outer], run_features),
                               output_strides)
-                    m.d.comb += [word_valid.eq(read_valid), word_data.eq(buffer.r_data)]
+                    m.d.comb += [word_valid.eq(read_valid), word_data.eq(buffer_read.data)]
                 send_words(m)
                 with m.If(sent == output_bytes):
                     start_walk(m)
@@ -828,7 +819,7 @@ class AcceleratorTop(wiring.Component):
                 m.d.comb += hn_read.addr.eq(walk_address)
                 read_walk(m, word_ready, (Mux(bidirectional, num_layers << 1, num_layers),
                                           batch, hidden), (state_words, max_h))
-                m.d.comb += [word_valid.eq(read_valid), word_data.eq(hn_data)]
+                m.d.comb += [word_valid.eq(read_valid), word_data.eq(hn_read.data)]
                 send_words(m)
                 with m.If(transmitter.payload.valid & transmitter.payload.ready &
                           (sent == response_length - 1)):
