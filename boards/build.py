@@ -24,7 +24,7 @@ from .synthesis import yowasp_tool
 from .targets import BOARDS, BoardTop
 
 
-__all__ = ["build_board", "program_board", "BuildResult", "BuildFailed", "TOOLS",
+__all__ = ["build_board", "build_plan", "program_board", "BuildResult", "BuildFailed", "TOOLS",
            "load_report"]
 
 
@@ -200,6 +200,19 @@ def summary(report):
     return "\n".join(lines) + "\n"
 
 
+def build_plan(board, build):
+    """The :class:`~.targets.BoardTop` of ``build`` on ``board``, and its Amaranth build plan,
+    whose digest keys the bitstream cache."""
+    top = BoardTop(board, build)
+    # No source locations in the netlist: they would put this checkout's paths and line
+    # numbers into the plan's digest, and a moved checkout or a new comment would rebuild an
+    # unchanged design.
+    plan = board.platform().prepare(
+        top, name="top", emit_src=False, **board.build_options,
+        nextpnr_opts="--report nextpnr-report.json --timing-allow-fail")
+    return top, plan
+
+
 def build_board(board, build=None, root="build", *, progress=None):
     """Build ``board`` (a name or :class:`~.targets.Board`) with ``build`` (default: the
     board's named default) and return a :class:`BuildResult`.
@@ -215,10 +228,7 @@ def build_board(board, build=None, root="build", *, progress=None):
         raise ValueError(f"the build root must be relative (YoWASP tools cannot open every "
                          f"absolute path), not {root}")
     progress = progress or (lambda line: None)
-    top = BoardTop(board, build)
-    platform = board.platform()
-    plan = platform.prepare(top, name="top", **board.build_options,
-                            nextpnr_opts="--report nextpnr-report.json --timing-allow-fail")
+    top, plan = build_plan(board, build)
     digest = plan.digest(size=8).hex()
     folder = pathlib.Path(root) / board.name / digest
     bitstream = folder / ("top.bin" if board.family == "ice40" else "top.bit")

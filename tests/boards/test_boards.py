@@ -13,7 +13,7 @@ import pathlib
 import pytest
 
 from gatework.boards import build as build_module
-from gatework.boards.build import build_board, program_board, summary
+from gatework.boards.build import build_board, build_plan, program_board, summary
 from gatework.boards.clocks import ecp5_pll, ice40_pll
 from gatework.boards.targets import BOARDS
 from gatework.host.cli import main
@@ -158,3 +158,18 @@ def test_build_progress_names_each_stage(tmp_path):
         stages.index("routing")
     assert any(stage.startswith("still in ") for stage in stages)
     assert (tmp_path / "build.log").read_text() == "done\n"
+
+
+def test_the_cache_key_holds_no_source_locations():
+    # Source locations would tie the digest to this checkout's path and line numbers: a
+    # comment added above BoardTop, or a clone elsewhere, would rebuild an unchanged design.
+    board = BOARDS["icebreaker"]
+    _, plan = build_plan(board, board.small)
+    netlist = plan.files["top.il"]
+    netlist = netlist.decode() if isinstance(netlist, bytes) else netlist
+    assert "attribute \\src" not in netlist
+    assert "targets.py" not in netlist and "top.py" not in netlist
+    _, again = build_plan(board, board.small)
+    assert again.digest() == plan.digest()
+    _, other = build_plan(board, board.small.replace(max_steps=3))
+    assert other.digest() != plan.digest()
