@@ -114,18 +114,19 @@ def _warn_saturation(counter, when):
 
 
 @contextlib.contextmanager
-def _full_float32(torch):
-    """Compute in full float32 whatever the process allows: torch lets cuDNN use TF32 (10-bit
-    mantissas) by default, and a user's script may allow it for cuBLAS too."""
+def tf32_allowed(torch, allow):
+    """Within the block, cuDNN and cuBLAS may use TF32 (10-bit mantissas) for float32 only if
+    ``allow``; afterwards the switches are as they were. torch allows it in cuDNN by default,
+    and a user's script may allow it in cuBLAS too: the backend computes with ``allow=False``."""
     switches = (torch.backends.cudnn, torch.backends.cuda.matmul)
     saved = [switch.allow_tf32 for switch in switches]
     for switch in switches:
-        switch.allow_tf32 = False
+        switch.allow_tf32 = allow
     try:
         yield
     finally:
-        for switch, allow in zip(switches, saved):
-            switch.allow_tf32 = allow
+        for switch, before in zip(switches, saved):
+            switch.allow_tf32 = before
 
 
 class TorchBackend(Backend):
@@ -164,7 +165,7 @@ class TorchBackend(Backend):
 
     def gru(self, weights, formats, x, h0, lengths):
         torch = self._torch
-        with torch.no_grad(), _full_float32(torch):
+        with torch.no_grad(), tf32_allowed(torch, False):
             if weights.linear_before_reset and weights.direction != "reverse":
                 out, h_n = self._gru_native(weights, x, h0, lengths)
             else:

@@ -408,21 +408,12 @@ def _torch_machine(torch):
 
 
 def _raw_gru_error(torch, weights, x, reference, device, allow_tf32):
-    """Max error of ``torch.nn.GRU`` itself on ``device`` with cuDNN's TF32 switch as given."""
-    cell = weights.layers[0][0]
-    module = torch.nn.GRU(weights.input_size, weights.hidden_size)
-    with torch.no_grad():
-        for name, value in (("weight_ih_l0", cell.weight_ih), ("weight_hh_l0", cell.weight_hh),
-                            ("bias_ih_l0", cell.bias_ih), ("bias_hh_l0", cell.bias_hh)):
-            getattr(module, name).copy_(torch.as_tensor(value))
-    module = module.to(device)
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow_tf32
-    try:
-        with torch.no_grad():
-            out, _ = module(torch.as_tensor(x, dtype=torch.float32, device=device))
-    finally:
-        torch.backends.cudnn.allow_tf32 = saved
+    """Max error of ``torch.nn.GRU`` itself on ``device``, TF32 allowed or not."""
+    from .backends import TorchBackend, tf32_allowed
+
+    module = TorchBackend(device)._nn_gru(weights)
+    with torch.no_grad(), tf32_allowed(torch, allow_tf32):
+        out, _ = module(torch.as_tensor(x, dtype=torch.float32, device=device))
     return float(np.max(np.abs(out.double().cpu().numpy() - reference)))
 
 
@@ -498,11 +489,11 @@ def torch_report(records):
         f"{machine['torch']}: CPU {machine['cpu']} ({machine['threads']} threads); GPU {gpu}. "
         f"Every GRU here is PyTorch-initialised, one layer, inputs N(0, 1), {TORCH_STEPS} steps. "
         f"`nn.GRU` is torch's module alone, float32 with torch's default switches, its input "
-        f"already on the device, best of 20 (CUDA calls timed to their end). The API column is gatework's `GRU(..., "
-        f"device=\"torch:DEVICE\")` called as a user calls it, NumPy in and NumPy out, every "
-        f"transfer included, best of 5. The original form (`linear_before_reset=False`) has "
-        f"no cuDNN kernel and runs as a loop of tensor operations, a few kernel launches per "
-        f"step.",
+        f"already on the device, best of 20 (CUDA calls timed to their end). The API column "
+        f"is gatework's `GRU(..., device=\"torch:DEVICE\")` called as a user calls it, "
+        f"NumPy in and NumPy out, every transfer included, best of 5. The original form "
+        f"(`linear_before_reset=False`) has no cuDNN kernel and runs as a loop of 8 tensor "
+        f"operations a step.",
         "",
         "## Time per step",
         "",
@@ -525,8 +516,8 @@ def torch_report(records):
         f"Max absolute error of the output sequence; the bench fails above "
         f"{TORCH_ERROR_BOUND:.0e}. The backend computes in full float32 whatever the process "
         f"allows globally (it turns cuDNN's and cuBLAS's TF32 off for its own calls); the last "
-        f"two columns show torch's `nn.GRU` on CUDA with cuDNN's TF32 switch as torch leaves it "
-        f"(on) and off.",
+        f"two columns show torch's `nn.GRU` on CUDA with TF32 allowed (torch's default in "
+        f"cuDNN) and not.",
         "",
         "| device | D | H | form | API max error | `nn.GRU`, TF32 allowed | `nn.GRU`, TF32 off |",
         "|---|---|---|---|---|---|---|",

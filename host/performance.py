@@ -16,7 +16,7 @@ import re
 import sys
 import time
 
-from .bench import _best_time, measure_cycles
+from .bench import TORCH_BATCHES, TORCH_STEPS, _best_time, measure_cycles
 
 
 __all__ = ["LANE_SWEEP", "MODEL_SIZES", "measure_performance", "performance_report",
@@ -27,8 +27,6 @@ __all__ = ["LANE_SWEEP", "MODEL_SIZES", "measure_performance", "performance_repo
 # (D, H) run on each.
 LANE_SWEEP = {"icebreaker": (1, 2), "ulx3s-85f": (16, 64)}
 MODEL_SIZES = {"icebreaker": ((4, 4),), "ulx3s-85f": ((32, 32), (64, 64))}
-TORCH_BATCHES = (1, 64)
-TORCH_STEPS = 100
 
 
 def _progress(message):
@@ -77,13 +75,13 @@ def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20, de
     torch.manual_seed(0)
     module = torch.nn.GRU(input_size, hidden_size).to(device)
     x = torch.randn(steps, batch, input_size, device=device)
-    if torch.device(device).type == "cuda":
-        def call():
-            module(x)
+    cuda = torch.device(device).type == "cuda"
+
+    def call():
+        module(x)
+        if cuda:
             torch.cuda.synchronize(device)
-    else:
-        def call():
-            module(x)
+
     with torch.no_grad():
         call()
         return _best_time(call, repeats) / steps
@@ -91,7 +89,7 @@ def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20, de
 
 def measure_performance(boards=None, lanes=None, root="build", progress=_progress):
     """Build, simulate and time everything the report shows; returns plain data."""
-    from ..boards.build import BuildFailed, build_board, critical_path
+    from ..boards.build import BuildFailed, build_board
     from ..boards.targets import BOARDS
 
     boards = list(LANE_SWEEP) if boards is None else boards
@@ -116,11 +114,10 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
             report = result.report
             [clock] = report["fmax"].values()
             usable_mhz = min(clock["achieved"], clock["constraint"])
-            nextpnr = json.loads((result.folder / "nextpnr-report.json").read_text())
             build.update(fmax_mhz=clock["achieved"], timing_met=report["timing_met"],
                          build_seconds=report["build_seconds"],
                          utilization=report["utilization"], folder=str(result.folder),
-                         critical_path=critical_path(nextpnr))
+                         critical_path=report.get("critical_path"))
             for input_size, hidden_size in MODEL_SIZES[name]:
                 for batch in sorted({1, plan.config.max_batch}):
                     [cycles] = measure_cycles([(input_size, hidden_size, count, batch)],

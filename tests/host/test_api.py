@@ -154,7 +154,8 @@ def test_gru_from_torch(device, batch_first):
     print("seed 7")
     module = torch.nn.GRU(5, 6, 2, batch_first=batch_first, bidirectional=True).eval()
     gru = GRU.from_torch(module, device=device)
-    assert gru.device == {"torch": "torch:cuda" if CUDA else "torch:cpu", "numpy": "numpy"}[device]
+    torch_device = "torch:cuda" if CUDA else "torch:cpu"
+    assert gru.device == {"torch": torch_device, "numpy": "numpy"}[device]
     assert gru.batch_first == batch_first
     assert (gru.input_size, gru.hidden_size, gru.num_layers) == (5, 6, 2)
     assert gru.bidirectional and gru.linear_before_reset
@@ -393,14 +394,9 @@ def test_auto_picks_torch_cpu_and_logs_it_once(monkeypatch, caplog):
 
 @pytest.fixture
 def tf32_allowed():
-    """torch lets cuDNN use TF32 by default; a user's script may allow it for cuBLAS too."""
-    switches = (torch.backends.cudnn, torch.backends.cuda.matmul)
-    saved = [switch.allow_tf32 for switch in switches]
-    for switch in switches:
-        switch.allow_tf32 = True
-    yield
-    for switch, allow in zip(switches, saved):
-        switch.allow_tf32 = allow
+    """A process that allows TF32 in cuDNN (torch's default) and in cuBLAS."""
+    with backends.tf32_allowed(torch, True):
+        yield
 
 
 @pytest.mark.parametrize("device", FLOAT32_DEVICES)
