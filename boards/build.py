@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from .synthesis import yowasp_tool
+from .synthesis import mark_read_write_collisions, yowasp_tool
 from .targets import BOARDS, BoardTop
 
 
@@ -210,6 +210,10 @@ def build_plan(board, build):
     plan = board.platform().prepare(
         top, name="top", emit_src=False, **board.build_options,
         nextpnr_opts="--report nextpnr-report.json --timing-allow-fail")
+    netlist = plan.files["top.il"]
+    if isinstance(netlist, bytes):
+        netlist = netlist.decode()
+    plan.files["top.il"] = mark_read_write_collisions(netlist)
     return top, plan
 
 

@@ -7,6 +7,7 @@ route, no pins. Bitstreams for whole boards are built elsewhere in :mod:`gatewor
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import tempfile
 from amaranth.back import rtlil
 
 
-__all__ = ["synthesize", "SYNTHESIS_COMMANDS", "yowasp_tool"]
+__all__ = ["mark_read_write_collisions", "synthesize", "SYNTHESIS_COMMANDS", "yowasp_tool"]
 
 
 # ``-dsp`` matters on iCE40: without it Yosys builds multipliers from logic cells.
@@ -23,6 +24,47 @@ SYNTHESIS_COMMANDS = {
     "ice40": "synth_ice40 -dsp -top top",
     "ecp5": "synth_ecp5 -top top",
 }
+
+
+class _SynthesisPlatform:
+    """What a block elaborates for when it is synthesised without a board: a chip, but none
+    in particular (no SPRAMs; see :func:`gatework.hdl.memory.read_data`)."""
+    device = ""
+
+
+_SYNTHESIS_PLATFORM = _SynthesisPlatform()
+
+
+_MODULE = re.compile(r"^module (\S+)\n(.*?)^end\n", re.S | re.M)
+_MARKED_MEMORY = re.compile(r"attribute \\no_rw_check 1\n(?:\s*attribute [^\n]*\n)*"
+                            r"\s*memory [^\n]* (\S+)\n")
+_READ_PORT = re.compile(r"^  cell \$memrd_v2 \S+\n.*?^  end\n", re.S | re.M)
+
+
+def mark_read_write_collisions(text):
+    """``text`` (an RTLIL netlist from Amaranth) with every synchronous read port of a memory
+    that has the ``no_rw_check`` attribute (:data:`gatework.hdl.memory.NO_RW_CHECK`) told
+    that a write of its address in the same cycle leaves its word undefined, except towards
+    write ports it is transparent for: Yosys then builds no bypass logic around the RAM."""
+    def module(match):
+        marked = set(_MARKED_MEMORY.findall(match.group(2)))
+        if not marked:
+            return match.group(0)
+
+        def read_port(port):
+            block = port.group(0)
+            memory = re.search(r'parameter \\MEMID "\\(\S+)"', block).group(1)
+            if memory not in marked or "parameter \\CLK_ENABLE 0\n" in block:
+                return block
+            width, transparent = re.search(r"parameter \\TRANSPARENCY_MASK (\d+)'([01]+)",
+                                           block).groups()
+            undefined = "".join("0" if bit == "1" else "1" for bit in transparent)
+            return re.sub(r"parameter \\COLLISION_X_MASK \d+'[01]+",
+                          f"parameter \\\\COLLISION_X_MASK {width}'{undefined}", block)
+
+        return _READ_PORT.sub(read_port, match.group(0))
+
+    return _MODULE.sub(module, text)
 
 
 def yowasp_tool(command):
@@ -39,7 +81,9 @@ def synthesize(component, family="ice40", timeout=600, platform=None, *, by_bloc
     """Synthesise ``component`` for ``family`` and return its cell counts by type.
 
     ``platform``, when given, is what the component elaborates for (so that it can pick the
-    chip's own primitives, such as an iCE40UP's SPRAMs). With ``by_block`` the design is not
+    chip's own primitives, such as an iCE40UP's SPRAMs); without one, a chip in general (no
+    simulation-only checks). Memories with ``no_rw_check`` are marked as a board build marks
+    them (:func:`mark_read_write_collisions`). With ``by_block`` the design is not
     flattened, and the counts come per block: ``{"top.engine": {cell: count}, ...}``, each
     block's own cells without those of the blocks inside it.
 
@@ -50,7 +94,9 @@ def synthesize(component, family="ice40", timeout=600, platform=None, *, by_bloc
         raise ValueError(f"family must be one of {sorted(SYNTHESIS_COMMANDS)}, not {family!r}")
     with tempfile.TemporaryDirectory(prefix="gatework-synth-", dir=os.getcwd()) as folder:
         folder = pathlib.Path(folder)
-        (folder / "top.il").write_text(rtlil.convert(component, name="top", platform=platform))
+        netlist = rtlil.convert(component, name="top", emit_src=False,
+                                platform=_SYNTHESIS_PLATFORM if platform is None else platform)
+        (folder / "top.il").write_text(mark_read_write_collisions(netlist))
         flatten = " -noflatten" if by_block else ""
         script = (f"read_rtlil top.il; {SYNTHESIS_COMMANDS[family]}{flatten}; "
                   f"tee -q -o stat.json stat -json")

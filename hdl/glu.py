@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.formats import DEFAULT_FORMATS
 from .activation import Activation, Function, activation_signature
 from .arith import multiply, rescale
+from .memory import NO_RW_CHECK, read_data
 
 
 __all__ = ["GLUUnit"]
@@ -115,12 +116,14 @@ class GLUUnit(wiring.Component):
         else:
             m.submodules.activation = activation = Activation(
                 formats, lut_multipliers=self._lut_multipliers)
-        # Block RAM even when small: in flip-flops it costs more logic cells than the GLU.
+        # Block RAM even when small: in flip-flops it costs more logic cells than the GLU. An
+        # a is read only after it was written, by its b.
         m.submodules.ram = ram = Memory(shape=signed(data_format.total_bits),
                                         depth=self._max_channels, init=[],
-                                        attrs={"ram_style": "block"})
+                                        attrs={"ram_style": "block", **NO_RW_CHECK})
         write = ram.write_port()
         read = ram.read_port(domain="sync")
+        stored_a = read_data(m, read, write, platform=platform)
         # Each entry is an a and whether its b is the last of a vector; it is written as its b
         # enters the activation and read as the sigmoid leaves, so the FIFO holds no more
         # than the activation, its latency in values. One entry more because a SyncFIFO
@@ -150,7 +153,7 @@ class GLUUnit(wiring.Component):
             activation.i.payload.value.eq(b_value),
             activation.i.payload.function.eq(Function.SIGMOID),
             pending.w_en.eq(b_valid & activation.i.ready),
-            pending_in.a.eq(read.data),
+            pending_in.a.eq(stored_a),
             pending_in.last.eq(b_last),
         ]
 

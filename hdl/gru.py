@@ -41,6 +41,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.config import BuildConfig
 from .activation import Activation, Function, activation_signature
 from .arith import multiply, rescale
+from .memory import NO_RW_CHECK, read_data
 
 
 __all__ = ["GRUEngine", "LoadRegion", "Refusal", "engine_load_words"]
@@ -260,14 +261,18 @@ class GRUEngine(wiring.Component):
 
         # ---- memories ------------------------------------------------------------------
         # Small memories too go to block RAM: in flip-flops and read multiplexers they cost
-        # more logic cells than the engine's control (Yosys' default for them).
-        block = {"ram_style": "block"}
+        # more logic cells than the engine's control (Yosys' default for them). No read of the
+        # weights, biases, states, inputs or r * h uses a word written in its cycle: banks
+        # are loaded between runs, a job reads the state bank its sequence's previous job has
+        # finished writing, and the input slot and r * h it reads are complete (the r and z
+        # memories are transparent instead, see below).
+        block = {"ram_style": "block", **NO_RW_CHECK}
         weight_banks, bias_banks = [], []
         for lane in range(lanes):
             bank = Memory(shape=signed(formats.weight.total_bits), depth=self._weight_depth,
-                          init=[])
+                          init=[], attrs=NO_RW_CHECK)
             biases = Memory(shape=signed(formats.bias.total_bits), depth=self._bias_depth,
-                            init=[])
+                            init=[], attrs=NO_RW_CHECK)
             m.submodules[f"weights_{lane}"] = bank
             m.submodules[f"biases_{lane}"] = biases
             weight_banks.append((bank.read_port(), bank.write_port()))
@@ -292,6 +297,13 @@ class GRUEngine(wiring.Component):
                                                 init=[], attrs=block)
         z_write = z_memory.write_port()
         z_read = z_memory.read_port(transparent_for=(z_write,))
+        state_vector_data = read_data(m, state_vector, state_write, platform=platform)
+        state_update_data = read_data(m, state_update, state_write, platform=platform)
+        input_data = read_data(m, input_read, input_write, platform=platform)
+        rh_data = read_data(m, rh_read, rh_write, platform=platform)
+        weight_data = [read_data(m, read, write, platform=platform)
+                       for read, write in weight_banks]
+        bias_data = [read_data(m, read, write, platform=platform) for read, write in bias_banks]
 
         def state_address(bank, offset):
             """Address in the state memory of ``offset`` (``b * max_h + j``) in ``bank``."""
@@ -554,11 +566,11 @@ class GRUEngine(wiring.Component):
                             reset_less=True)
                      for lane in range(lanes)]
         with m.If(front_advance):
-            m.d.sync += vector.eq(Mux(at_m.use_input, input_read.data,
-                                      Mux(at_m.use_rh, rh_read.data,
-                                          Mux(at_m.h_valid, state_vector.data, 0))))
+            m.d.sync += vector.eq(Mux(at_m.use_input, input_data,
+                                      Mux(at_m.use_rh, rh_data,
+                                          Mux(at_m.h_valid, state_vector_data, 0))))
             for lane in range(lanes):
-                m.d.sync += weights_p[lane].eq(weight_banks[lane][0].data)
+                m.d.sync += weights_p[lane].eq(weight_data[lane])
 
         # P stage: each lane's product, and its bias where one enters (k = 0 and k = D),
         # otherwise zero: a synchronous reset of the bias register, so no select meets the
@@ -571,7 +583,7 @@ class GRUEngine(wiring.Component):
         with m.If(front_advance):
             for lane in range(lanes):
                 m.d.sync += [products[lane].eq(vector * weights_p[lane]),
-                             biases_p[lane].eq(bias_banks[lane][0].data)]
+                             biases_p[lane].eq(bias_data[lane])]
                 with m.If(~at_p.first & ~at_p.split):
                     m.d.sync += biases_p[lane].eq(0)
 
@@ -786,7 +798,7 @@ class GRUEngine(wiring.Component):
         z_next = delayed(z_read.data, leave, leave + 1, "z")
         h_next = Signal(signed(data_bits), name=f"h_{leave + 1}", reset_less=True)
         with m.If(back_advance):
-            m.d.sync += h_next.eq(Mux(item_leave.h_valid, state_update.data, 0))
+            m.d.sync += h_next.eq(Mux(item_leave.h_valid, state_update_data, 0))
         # EA+1: prepare the update or r * h; h - n, both at the update's fraction bits, and
         # r * h share one multiplier.
         item_next = stages[leave + 1]

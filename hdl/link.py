@@ -23,7 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.protocol import Status, cobs_encode, crc16
-from .memory import BankedMemory
+from .memory import NO_RW_CHECK, BankedMemory, read_data
 from .stream import StreamRegister
 
 
@@ -152,9 +152,12 @@ class CobsEncoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ring_bytes = 512
-        m.submodules.ring = ring = Memory(shape=unsigned(8), depth=ring_bytes, init=[])
+        # The reader reads only bytes of closed blocks, which the writer has passed.
+        m.submodules.ring = ring = Memory(shape=unsigned(8), depth=ring_bytes, init=[],
+                                          attrs=NO_RW_CHECK)
         write = ring.write_port()
         read = ring.read_port()
+        read_byte = read_data(m, read, write, platform=platform)
         # A closed block: its byte count, and what follows it when it ends the frame (a
         # frame ending on a zero or on a full block has an empty final block, code 0x01).
         descriptor = data.StructLayout({"count": range(_COBS_BLOCK + 1), "extra_one": 1,
@@ -204,7 +207,7 @@ class CobsEncoder(wiring.Component):
         m.d.comb += [
             read.addr.eq(read_pointer),
             read.en.eq(advance),
-            self.o.payload.eq(Mux(output_is_data, read.data, output_byte)),
+            self.o.payload.eq(Mux(output_is_data, read_byte, output_byte)),
         ]
         with m.If(advance):
             m.d.sync += [

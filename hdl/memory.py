@@ -9,6 +9,16 @@ with one read and one write port, and behaves the same.
 A buffer of many block RAMs lies all over the chip, and a RAM's output followed by a long
 route and a wide multiplexer in one cycle sets the clock. :class:`BankedMemory` reads such a
 buffer in two cycles: each bank (one block RAM) into a register beside it, then the bank.
+
+Neither an iCE40's nor an ECP5's block RAM defines the word a read gets when the same cycle
+writes the same address, so for a memory whose read port is not transparent Yosys builds
+bypass logic around every RAM: on an iCE40 about 40 flip-flops and 28 LUTs a port. Most of
+the gateware's memories never use such a word (a layer reads one bank and writes the other;
+a read port runs on while its data is ignored). Those are built with :data:`NO_RW_CHECK`,
+read through :func:`read_data`, and their netlists are marked by
+:func:`gatework.boards.synthesis.mark_read_write_collisions`, which leaves the word to the
+RAM. In simulation :func:`read_data` returns the complement of a word read in such a cycle,
+so a design that uses one fails the bit-exact tests instead of failing on a chip.
 """
 
 from amaranth.hdl import (Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal, Value,
@@ -18,11 +28,37 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
-__all__ = ["BankedMemory", "SinglePortMemory", "SPRAM_DEPTH", "uses_spram"]
+__all__ = ["BankedMemory", "NO_RW_CHECK", "SinglePortMemory", "SPRAM_DEPTH", "read_data",
+           "uses_spram"]
 
 
 SPRAM_DEPTH = 16384
 _SPRAM_WIDTH = 16
+
+
+#: Attributes of a memory none of whose reads uses a word its address was written with in
+#: the same cycle (Yosys' name for the same promise). Read its ports with :func:`read_data`.
+NO_RW_CHECK = {"no_rw_check": 1}
+
+
+def read_data(m, read, *writes, platform):
+    """The word ``read`` (a synchronous read port) gives the design, for a memory built with
+    :data:`NO_RW_CHECK` and written by ``writes``.
+
+    For a chip (a ``platform``), the port's own data. Without one (simulation, or Verilog for
+    a simulator) the port's data, complemented when the cycle that read it also wrote its
+    address: a design that used that word would fail its bit-exact tests, where on a chip the
+    word is whatever the RAM gives.
+    """
+    if platform is not None:
+        return read.data
+    collided = Signal()
+    hit = 0
+    for write in writes:
+        hit = hit | (write.en.any() & (write.addr == read.addr))
+    with m.If(read.en):
+        m.d.sync += collided.eq(hit)
+    return Mux(collided, ~read.data, read.data)
 
 
 def uses_spram(platform):
@@ -129,7 +165,7 @@ class BankedMemory(wiring.Component):
     r_addr, r_en : In
         The read pipeline moves only in cycles with ``r_en`` high: the word at the ``r_addr``
         of such a cycle is on ``r_data`` after the next such cycle, and held meanwhile. A read
-        of a word written in the same cycle gives the old word.
+        of a word written in the same cycle is undefined (see :func:`read_data`).
     r_data : Out(shape)
         The chosen bank's register: no RAM's output meets logic before a flip-flop.
 
@@ -168,8 +204,9 @@ class BankedMemory(wiring.Component):
             m.d.sync += [chosen.eq(bank_of(self.r_addr)), chosen_next.eq(chosen)]
         for index in range(count):
             m.submodules[f"bank_{index}"] = bank = Memory(shape=shape, depth=bank_depth,
-                                                          init=[])
+                                                          init=[], attrs=NO_RW_CHECK)
             write, read = bank.write_port(), bank.read_port()
+            word = read_data(m, read, write, platform=platform)
             m.d.comb += [
                 write.addr.eq(self.w_addr[:low_bits]),
                 write.data.eq(self.w_data),
@@ -178,6 +215,6 @@ class BankedMemory(wiring.Component):
                 read.en.eq(self.r_en),
             ]
             with m.If(self.r_en):
-                m.d.sync += registers[index].eq(read.data)
+                m.d.sync += registers[index].eq(word)
         m.d.comb += self.r_data.eq(registers[chosen_next])
         return m

@@ -33,6 +33,7 @@ from .arith import SequentialMultiplier
 from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion
 from .link import FrameReceiver, FrameTransmitter
+from .memory import NO_RW_CHECK, read_data
 from .stream import StreamRegister
 
 
@@ -144,8 +145,10 @@ class AcceleratorTop(wiring.Component):
         step_stride = max_b * features
         bank_words = config.max_steps * step_stride
         state_words = max_b * max_h
-        # Block RAM even when small: in flip-flops they cost hundreds of logic cells.
-        block = {"ram_style": "block"}
+        # Block RAM even when small: in flip-flops they cost hundreds of logic cells. No read
+        # uses a word written in its cycle: a layer reads one bank and writes the other, h0
+        # is written by LOAD and h_n read by the response only.
+        block = {"ram_style": "block", **NO_RW_CHECK}
         m.submodules.buffer = buffer = Memory(shape=signed(data_bits), depth=2 * bank_words,
                                               init=[], attrs=block)
         m.submodules.h0 = h0_memory = Memory(shape=signed(data_bits),
@@ -157,6 +160,9 @@ class AcceleratorTop(wiring.Component):
         buffer_read, buffer_write = buffer.read_port(), buffer.write_port()
         h0_read, h0_write = h0_memory.read_port(), h0_memory.write_port()
         hn_read, hn_write = hn_memory.read_port(), hn_memory.write_port()
+        buffer_data = read_data(m, buffer_read, buffer_write, platform=platform)
+        h0_data = read_data(m, h0_read, h0_write, platform=platform)
+        hn_data = read_data(m, hn_read, hn_write, platform=platform)
         address_bits = max(2 * bank_words, config.weight_sets * state_words).bit_length()
 
         # The products a command needs before its payload or its response goes by (a GLU's
@@ -706,7 +712,7 @@ class AcceleratorTop(wiring.Component):
                 with m.If(read_valid & ~load_valid):
                     m.d.sync += [load_valid.eq(1), load_word.region.eq(LoadRegion.STATE),
                                  load_word.lane.eq(0), load_word.address.eq(read_tag),
-                                 load_word.data.eq(h0_read.data)]
+                                 load_word.data.eq(h0_data)]
                 with m.If(walk_done & ~read_valid & ~load_valid):
                     m.next = "RUN_COMMAND"
 
@@ -743,7 +749,7 @@ class AcceleratorTop(wiring.Component):
                 read_walk(m, engine_input.ready, (steps, batch, run_inputs),
                           (step_move, features))
                 m.d.comb += [engine_input.valid.eq(read_valid),
-                             engine_input.payload.eq(buffer_read.data)]
+                             engine_input.payload.eq(buffer_data)]
                 # Outputs: each step's states to the other bank, the final ones to h_n.
                 m.d.comb += engine.status.ready.eq(1)
                 output = engine.o.payload
@@ -801,14 +807,14 @@ class AcceleratorTop(wiring.Component):
                     read_walk(m, glu_input.ready, (batch, lengths[outer], run_features),
                               output_strides)
                     m.d.comb += [glu_input.valid.eq(read_valid),
-                                 glu_input.payload.eq(buffer_read.data),
+                                 glu_input.payload.eq(buffer_data),
                                  word_valid.eq(glu_output.valid),
                                  word_data.eq(glu_output.payload.data),
                                  glu_output.ready.eq(word_ready)]
                 with m.Else():
                     read_walk(m, word_ready, (batch, lengths[outer], run_features),
                               output_strides)
-                    m.d.comb += [word_valid.eq(read_valid), word_data.eq(buffer_read.data)]
+                    m.d.comb += [word_valid.eq(read_valid), word_data.eq(buffer_data)]
                 send_words(m)
                 with m.If(sent == output_bytes):
                     start_walk(m)
@@ -819,7 +825,7 @@ class AcceleratorTop(wiring.Component):
                 m.d.comb += hn_read.addr.eq(walk_address)
                 read_walk(m, word_ready, (Mux(bidirectional, num_layers << 1, num_layers),
                                           batch, hidden), (state_words, max_h))
-                m.d.comb += [word_valid.eq(read_valid), word_data.eq(hn_read.data)]
+                m.d.comb += [word_valid.eq(read_valid), word_data.eq(hn_data)]
                 send_words(m)
                 with m.If(transmitter.payload.valid & transmitter.payload.ready &
                           (sent == response_length - 1)):

@@ -173,3 +173,18 @@ def test_the_cache_key_holds_no_source_locations():
     assert again.digest() == plan.digest()
     _, other = build_plan(board, board.small.replace(max_steps=3))
     assert other.digest() != plan.digest()
+
+
+def test_the_build_leaves_collisions_to_the_rams():
+    # The layer buffer, h0 and h_n, the engine's memories and the link's: their read ports
+    # need no bypass logic (gatework.hdl.memory.read_data).
+    board = BOARDS["icebreaker"]
+    _, plan = build_plan(board, board.small)
+    netlist = plan.files["top.il"]
+    netlist = netlist.decode() if isinstance(netlist, bytes) else netlist
+    ports = netlist.split("cell $memrd_v2")[1:]
+    undefined = [port for port in ports if "COLLISION_X_MASK 1'1" in port]
+    print(len(ports), len(undefined))
+    assert len(undefined) >= 8
+    for memory in ("buffer", "h0", "h_n", "state", "inputs", "reset_state", "ring"):
+        assert any(f'MEMID "\\\\{memory}"' in port for port in undefined), memory

@@ -1,9 +1,15 @@
 """Real YoWASP syntheses in the default run: the multiply-accumulate unit maps onto DSPs, and
-the accelerator top uses DSPs for its datapath's multipliers only, or for its lanes alone."""
+the accelerator top uses DSPs for its datapath's multipliers only, or for its lanes alone; a
+memory with no_rw_check has no bypass logic around its RAM."""
 
 import pytest
+from amaranth.back import rtlil
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 
-from gatework.boards.synthesis import synthesize
+from gatework.boards.synthesis import mark_read_write_collisions, synthesize
 from gatework.golden.config import BuildConfig
 from gatework.hdl.arith import MultiplyAccumulate, Rescale
 from gatework.hdl.top import AcceleratorTop
@@ -59,3 +65,52 @@ def test_cells_by_block(tmp_path, monkeypatch):
     assert blocks["top.activation"].get("SB_RAM40_4K", 0) >= 1
     flat = synthesize(GLUUnit(), "ice40")
     assert sum(cells.get("SB_MAC16", 0) for cells in blocks.values()) == flat["SB_MAC16"]
+
+
+class _Memories(wiring.Component):
+    """Three memories: with no_rw_check, without, and with it but a transparent read port."""
+
+    addr: In(8)
+    data: In(16)
+    en: In(1)
+    o: Out(48)
+
+    def __init__(self, marked=(True, False, True)):
+        self._marked = marked
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        for index, marked in enumerate(self._marked):
+            attrs = {"no_rw_check": 1} if marked else {}
+            m.submodules[f"memory_{index}"] = memory = Memory(shape=16, depth=256, init=[],
+                                                              attrs=attrs)
+            write = memory.write_port()
+            read = memory.read_port(transparent_for=(write,) if index == 2 else ())
+            m.d.comb += [write.addr.eq(self.addr + index), write.data.eq(self.data),
+                         write.en.eq(self.en), read.addr.eq(self.addr),
+                         self.o[16 * index:16 * (index + 1)].eq(read.data)]
+        return m
+
+
+def test_marking_sets_the_collision_mask_of_marked_ports_only():
+    text = mark_read_write_collisions(rtlil.convert(_Memories(), name="top", emit_src=False))
+    masks = {}
+    for block in text.split("cell $memrd_v2")[1:]:
+        memory = block.split('parameter \\MEMID "\\\\')[1].split('"')[0]
+        masks[memory] = block.split("parameter \\COLLISION_X_MASK ")[1].split()[0]
+    print(masks)
+    assert masks == {"memory_0": "1'1", "memory_1": "1'0", "memory_2": "1'0"}
+
+
+def test_a_marked_memory_has_no_bypass_logic(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flops = {}
+    for marked in (True, False):
+        cells = synthesize(_Memories((marked,) * 2), "ice40")
+        print(marked, cells)
+        assert cells["SB_RAM40_4K"] == 2
+        flops[marked] = sum(count for cell, count in cells.items() if "DFF" in cell)
+    # Yosys' bypass of a read port that is not transparent: the old word and the
+    # collision registered, at least a word of flip-flops a RAM.
+    assert flops[True] == 0 and flops[False] >= 2 * 16

@@ -1,13 +1,72 @@
 """SinglePortMemory: a memory in simulation, SPRAMs on an iCE40UP. BankedMemory: two-cycle
-reads across its banks."""
+reads across its banks. read_data: in simulation, a word read as its address is written comes
+out complemented."""
 
 import random
 
+from amaranth.hdl import Fragment, Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
 from gatework.boards.synthesis import synthesize
-from gatework.hdl.memory import BankedMemory, SinglePortMemory, uses_spram
+from gatework.hdl.memory import (NO_RW_CHECK, BankedMemory, SinglePortMemory, read_data,
+                                 uses_spram)
+
+
+class _Checked(wiring.Component):
+    """A memory with ``NO_RW_CHECK`` read through :func:`read_data`."""
+
+    w_addr: In(3)
+    w_data: In(16)
+    w_en: In(1)
+    r_addr: In(3)
+    r_data: Out(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.memory = memory = Memory(shape=16, depth=8, init=[], attrs=NO_RW_CHECK)
+        write, read = memory.write_port(), memory.read_port()
+        self.port_data = read.data
+        self.data = read_data(m, read, write, platform=platform)
+        m.d.comb += [write.addr.eq(self.w_addr), write.data.eq(self.w_data),
+                     write.en.eq(self.w_en), read.addr.eq(self.r_addr),
+                     self.r_data.eq(self.data)]
+        return m
+
+
+def test_read_data_complements_a_word_read_as_it_is_written():
+    dut = _Checked()
+    seen = []
+
+    async def bench(ctx):
+        for address in range(8):
+            ctx.set(dut.w_addr, address)
+            ctx.set(dut.w_data, 0x1100 + address)
+            ctx.set(dut.w_en, 1)
+            await ctx.tick()
+        # Write 3 and read 3 in one cycle, then write 3 and read 2, then read 3 alone.
+        for write_address, read_address, write in [(3, 3, 1), (3, 2, 1), (0, 3, 0)]:
+            ctx.set(dut.w_addr, write_address)
+            ctx.set(dut.w_data, 0xBEEF)
+            ctx.set(dut.w_en, write)
+            ctx.set(dut.r_addr, read_address)
+            await ctx.tick()
+            seen.append(ctx.get(dut.r_data))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [~0x1103 & 0xFFFF, 0x1102, 0xBEEF]
+
+
+def test_read_data_on_a_chip_is_the_ports_own():
+    dut = _Checked()
+    Fragment.get(dut, ICEBreakerPlatform())
+    assert dut.data is dut.port_data
 
 
 def test_reads_what_was_written(seed):
