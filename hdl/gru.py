@@ -292,7 +292,7 @@ class GRUEngine(wiring.Component):
         m.submodules.r_gate = r_memory = Memory(shape=signed(activation_bits), depth=max_h,
                                                 init=[], attrs=block)
         r_write = r_memory.write_port()
-        r_read = r_memory.read_port(transparent_for=(r_write,))
+        r_read = r_memory.read_port()
         m.submodules.z_gate = z_memory = Memory(shape=signed(activation_bits), depth=max_h,
                                                 init=[], attrs=block)
         z_write = z_memory.write_port()
@@ -733,7 +733,7 @@ class GRUEngine(wiring.Component):
         m.d.comb += [r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance)]
         value_a_1 = delayed(value_a_0, 0, 1, "value_a")
         value_b_1 = delayed(value_b_0, 0, 1, "value_b")
-        r_1 = r_read.data
+        r_1 = read_data(m, r_read, r_write, platform=platform)
         # E1: r beside the sums.
         r_2 = delayed(r_1, 1, 2, "r")
         gi_2 = delayed(value_a_1, 1, 2, "gi")
