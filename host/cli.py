@@ -293,7 +293,10 @@ def bench_blocks(args):
     lines = ["# Gateware blocks: synthesis results", "",
              "Produced by `gatework bench blocks`: each block at its default parameters, "
              "synthesised alone with YoWASP Yosys (`synth_ice40 -dsp`, `synth_ecp5`), no place "
-             "and route. Cell counts by kind; flip-flops count every variant.", ""]
+             "and route. Cell counts by kind; flip-flops count every variant. Memories "
+             "marked `no_rw_check` are marked in the netlist as a board build marks them, so "
+             "no bypass logic is counted around their RAMs (`gatework.hdl.memory.read_data`).",
+             ""]
     for family, kinds in groups.items():
         lines += [f"## {family}", "",
                   "| block | " + " | ".join(name for name, _ in kinds) + " |",
@@ -309,9 +312,10 @@ def bench_blocks(args):
     blocks = synthesize(AcceleratorTop(board.default.config, board.default.max_payload,
                                        register_slices=board.register_slices),
                         "ice40", by_block=True)
+    lanes = board.default.config.lanes
     lines += ["## The iCEBreaker's default top, block by block", "",
               f"`AcceleratorTop` as the `icebreaker` board's named default builds it "
-              f"({board.default.config.lanes} lane), synthesised without flattening "
+              f"({lanes} lane{'s' if lanes > 1 else ''}), synthesised without flattening "
               f"(`synth_ice40 -dsp -noflatten`): each block's own cells, without those of the "
               f"blocks inside it. `top` is the protocol's command decoder, request walks and "
               f"sequencer; `engine` the GRU engine's lanes, control and element-wise stage.", "",
