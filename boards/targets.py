@@ -103,7 +103,7 @@ BOARDS = {board.name: board for board in [
     Board(
         name="ulx3s-85f", module="ulx3s", platform_name="ULX3S_85F_Platform",
         family="ecp5", multipliers=156, baud=DEFAULT_BAUD,
-        # 25 MHz x 21 / 8 from the PLL (Fmax 69.8 MHz at 64 lanes). The UART divides it by
+        # 25 MHz x 21 / 8 from the PLL (Fmax 71.7 MHz at 64 lanes). The UART divides it by
         # 22: 2,982,955 baud, 0.6 % from the host's 3,000,000, well inside a UART's tolerance.
         default=Build(BuildConfig(lanes=64, max_input_size=64, max_hidden_size=64,
                                   max_batch=8, max_steps=32, max_layers=2,
