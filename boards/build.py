@@ -11,9 +11,11 @@ YoWASP tools see a private ``/tmp`` of their own, so every path they are given i
 to the build folder they run in.
 """
 
+import collections
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +27,7 @@ from .targets import BOARDS, BoardTop
 
 
 __all__ = ["build_board", "build_plan", "program_board", "BuildResult", "BuildFailed", "TOOLS",
-           "load_report"]
+           "load_report", "late_endpoints"]
 
 
 # The environment variables Amaranth's build scripts call the tools by, and the YoWASP
@@ -152,6 +154,34 @@ def critical_path(nextpnr):
             "from": segments[0]["from"]["cell"], "to": segments[-1]["to"]["cell"]}
 
 
+def late_endpoints(nextpnr, count=1000, groups=6):
+    """Where the ``count`` latest register and RAM inputs of a build are, from nextpnr's
+    detailed timing report: grouped by cell name (digits and the cell-type suffixes Yosys and
+    nextpnr add dropped), the largest groups first, each with its endpoints and its latest
+    arrival in ns. The critical path is one path; these show the tail behind it (what a
+    faster clock would meet next). None without a detailed report."""
+    nets = nextpnr.get("detailed_net_timings")
+    if not nets:
+        return None
+    arrivals = []
+    for net in nets:
+        for endpoint in net.get("endpoints", []):
+            delay = endpoint["delay"]
+            arrivals.append((max(delay) if isinstance(delay, list) else delay,
+                             endpoint["cell"]))
+    arrivals.sort(reverse=True)
+    found = collections.defaultdict(lambda: [0, 0.0])
+    for arrival, cell in arrivals[:count]:
+        name = re.sub(r"(_(TRELLIS|MULT18|LUT4|PFUMX|L6MUX|CCU2C|DP16KD|SB_|ICESTORM|DFF)|"
+                      r"\$DPRAM).*", "", cell)
+        group = found[re.sub(r"\d+", "#", name)]
+        group[0] += 1
+        group[1] = max(group[1], arrival)
+    ranked = sorted(found.items(), key=lambda item: (-item[1][0], -item[1][1]))
+    return [{"group": name, "endpoints": endpoints, "latest_ns": round(latest, 2)}
+            for name, (endpoints, latest) in ranked[:groups]]
+
+
 def _report(board, build, top, folder, seconds, digest):
     nextpnr = json.loads((folder / "nextpnr-report.json").read_text())
     fmax = nextpnr.get("fmax", {})
@@ -162,6 +192,7 @@ def _report(board, build, top, folder, seconds, digest):
         "utilization": nextpnr.get("utilization", {}),
         "timing_met": met,
         "critical_path": critical_path(nextpnr),
+        "late_endpoints": late_endpoints(nextpnr),
         "clock_hz": top.clock_hz,
         "uart_divisor": top.divisor,
         **_describe(board, build),
@@ -192,6 +223,11 @@ def summary(report):
     if path:
         lines.append(f"critical path {path['ns']:.1f} ns ({path['routing_ns']:.1f} routing, "
                      f"{path['logic_ns']:.1f} cells): {path['from']} -> {path['to']}")
+    late = report.get("late_endpoints")
+    if late:
+        lines.append("where the 1000 latest register and RAM inputs are (largest groups):")
+        lines += [f"  {group['endpoints']:>4} up to {group['latest_ns']:.1f} ns  {group['group']}"
+                  for group in late]
     for cell, use in sorted(report["utilization"].items()):
         if use["used"]:
             lines.append(f"  {cell:<14} {use['used']:>6} / {use['available']:<6} "
@@ -209,7 +245,8 @@ def build_plan(board, build):
     # unchanged design.
     plan = board.platform().prepare(
         top, name="top", emit_src=False, **board.build_options,
-        nextpnr_opts="--report nextpnr-report.json --timing-allow-fail")
+        nextpnr_opts="--report nextpnr-report.json --detailed-timing-report "
+                     "--timing-allow-fail")
     netlist = plan.files["top.il"]
     if isinstance(netlist, bytes):
         netlist = netlist.decode()

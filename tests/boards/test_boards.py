@@ -13,7 +13,8 @@ import pathlib
 import pytest
 
 from gatework.boards import build as build_module
-from gatework.boards.build import build_board, build_plan, program_board, summary
+from gatework.boards.build import (build_board, build_plan, late_endpoints, program_board,
+                                   summary)
 from gatework.boards.clocks import ecp5_pll, ice40_pll
 from gatework.boards.targets import BOARDS
 from gatework.host.cli import main
@@ -188,3 +189,33 @@ def test_the_build_leaves_collisions_to_the_rams():
     assert len(undefined) >= 8
     for memory in ("buffer", "h0", "h_n", "state", "inputs", "reset_state", "ring"):
         assert any(f'MEMID "\\\\{memory}"' in port for port in undefined), memory
+
+
+def test_late_endpoints_group_the_tail_behind_the_critical_path():
+    # nextpnr's detailed report: per net, each endpoint's arrival (ns, or [min, max]).
+    def net(cells, delay):
+        return {"net": "n", "endpoints": [{"cell": cell, "delay": delay} for cell in cells]}
+    nextpnr = {"detailed_net_timings": [
+        net([f"top.engine.product_{lane}_TRELLIS_FF_Q_{bit}" for lane in range(4)
+             for bit in range(3)], [11.0, 12.5]),
+        net(["top.buffer.0.17", "top.buffer.1.3"], 13.9),
+        net(["top.engine.biases_7.0.0$DPRAM_COMB0"], 9.0),
+        net(["top.early_TRELLIS_FF_Q"], 1.0),
+    ]}
+    groups = late_endpoints(nextpnr, count=15, groups=2)
+    print(groups)
+    assert groups == [{"group": "top.engine.product_#", "endpoints": 12, "latest_ns": 12.5},
+                      {"group": "top.buffer.#.#", "endpoints": 2, "latest_ns": 13.9}]
+    # The 15 latest leave out the earliest input; the biases' LUT RAM comes last, with 1.
+    assert late_endpoints(nextpnr, count=15)[-1] == {"group": "top.engine.biases_#.#.#",
+                                                    "endpoints": 1, "latest_ns": 9.0}
+    assert len(late_endpoints(nextpnr, count=16)) == 4
+    assert late_endpoints({}) is None
+    report = {"board": "ulx3s-85f", "max_payload": 512, "baud": 3_000_000,
+              "config": {"lanes": 4, "max_input_size": 8, "max_hidden_size": 8, "max_batch": 2,
+                         "max_steps": 8, "max_layers": 1, "bidirectional": False},
+              "fmax": {"clk": {"achieved": 50.0, "constraint": 45.0}}, "utilization": {},
+              "build_seconds": 60, "late_endpoints": groups}
+    text = summary(report)
+    print(text)
+    assert "  12 up to 12.5 ns  top.engine.product_#" in text
