@@ -154,7 +154,11 @@ def critical_path(nextpnr):
             "from": segments[0]["from"]["cell"], "to": segments[-1]["to"]["cell"]}
 
 
-def late_endpoints(nextpnr, count=1000, groups=6):
+# How many of a build's latest register and RAM inputs report.json groups by block.
+LATE_ENDPOINTS = 1000
+
+
+def late_endpoints(nextpnr, count=LATE_ENDPOINTS, groups=6):
     """Where the ``count`` latest register and RAM inputs of a build are, from nextpnr's
     detailed timing report: grouped by cell name (digits and the cell-type suffixes Yosys and
     nextpnr add dropped), the largest groups first, each with its endpoints and its latest
@@ -225,7 +229,8 @@ def summary(report):
                      f"{path['logic_ns']:.1f} cells): {path['from']} -> {path['to']}")
     late = report.get("late_endpoints")
     if late:
-        lines.append("where the 1000 latest register and RAM inputs are (largest groups):")
+        lines.append(f"where the {LATE_ENDPOINTS} latest register and RAM inputs are "
+                     f"(largest groups):")
         lines += [f"  {group['endpoints']:>4} up to {group['latest_ns']:.1f} ns  {group['group']}"
                   for group in late]
     for cell, use in sorted(report["utilization"].items()):
@@ -247,10 +252,7 @@ def build_plan(board, build):
         top, name="top", emit_src=False, **board.build_options,
         nextpnr_opts="--report nextpnr-report.json --detailed-timing-report "
                      "--timing-allow-fail")
-    netlist = plan.files["top.il"]
-    if isinstance(netlist, bytes):
-        netlist = netlist.decode()
-    plan.files["top.il"] = mark_read_write_collisions(netlist)
+    plan.files["top.il"] = mark_read_write_collisions(plan.files["top.il"])
     return top, plan
 
 

@@ -35,7 +35,7 @@ class _SynthesisPlatform:
 _SYNTHESIS_PLATFORM = _SynthesisPlatform()
 
 
-_MODULE = re.compile(r"^module (\S+)\n(.*?)^end\n", re.S | re.M)
+_MODULE = re.compile(r"^module \S+\n(.*?)^end\n", re.S | re.M)
 _MARKED_MEMORY = re.compile(r"attribute \\no_rw_check 1\n(?:\s*attribute [^\n]*\n)*"
                             r"\s*memory [^\n]* (\S+)\n")
 _READ_PORT = re.compile(r"^  cell \$memrd_v2 \S+\n.*?^  end\n", re.S | re.M)
@@ -47,7 +47,7 @@ def mark_read_write_collisions(text):
     that a write of its address in the same cycle leaves its word undefined, except towards
     write ports it is transparent for: Yosys then builds no bypass logic around the RAM."""
     def module(match):
-        marked = set(_MARKED_MEMORY.findall(match.group(2)))
+        marked = set(_MARKED_MEMORY.findall(match.group(1)))
         if not marked:
             return match.group(0)
 

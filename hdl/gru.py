@@ -262,10 +262,10 @@ class GRUEngine(wiring.Component):
         # ---- memories ------------------------------------------------------------------
         # Small memories too go to block RAM: in flip-flops and read multiplexers they cost
         # more logic cells than the engine's control (Yosys' default for them). No read of the
-        # weights, biases, states, inputs or r * h uses a word written in its cycle: banks
+        # weights, biases, states, inputs, r * h or r uses a word written in its cycle: banks
         # are loaded between runs, a job reads the state bank its sequence's previous job has
-        # finished writing, and the input slot and r * h it reads are complete (the r and z
-        # memories are transparent instead, see below).
+        # finished writing, the input slot and r * h it reads are complete, and its n passes
+        # wait for its last r. Only z is read as it may be written (H = 1): transparent.
         block = {"ram_style": "block", **NO_RW_CHECK}
         weight_banks, bias_banks = [], []
         for lane in range(lanes):

@@ -41,9 +41,9 @@ _SPRAM_WIDTH = 16
 NO_RW_CHECK = {"no_rw_check": 1}
 
 
-def read_data(m, read, *writes, platform):
+def read_data(m, read, write, *, platform):
     """The word ``read`` (a synchronous read port) gives the design, for a memory built with
-    :data:`NO_RW_CHECK` and written by ``writes``.
+    :data:`NO_RW_CHECK` and written by ``write``.
 
     For a chip (a ``platform``), the port's own data. Without one (simulation, or Verilog for
     a simulator) the port's data, complemented when the cycle that read it also wrote its
@@ -53,11 +53,8 @@ def read_data(m, read, *writes, platform):
     if platform is not None:
         return read.data
     collided = Signal()
-    hit = 0
-    for write in writes:
-        hit = hit | (write.en.any() & (write.addr == read.addr))
     with m.If(read.en):
-        m.d.sync += collided.eq(hit)
+        m.d.sync += collided.eq(write.en.any() & (write.addr == read.addr))
     return Mux(collided, ~read.data, read.data)
 
 

@@ -167,7 +167,6 @@ def test_the_cache_key_holds_no_source_locations():
     board = BOARDS["icebreaker"]
     _, plan = build_plan(board, board.small)
     netlist = plan.files["top.il"]
-    netlist = netlist.decode() if isinstance(netlist, bytes) else netlist
     assert "attribute \\src" not in netlist
     assert "targets.py" not in netlist and "top.py" not in netlist
     _, again = build_plan(board, board.small)
@@ -182,7 +181,6 @@ def test_the_build_leaves_collisions_to_the_rams():
     board = BOARDS["icebreaker"]
     _, plan = build_plan(board, board.small)
     netlist = plan.files["top.il"]
-    netlist = netlist.decode() if isinstance(netlist, bytes) else netlist
     ports = netlist.split("cell $memrd_v2")[1:]
     undefined = [port for port in ports if "COLLISION_X_MASK 1'1" in port]
     print(len(ports), len(undefined))
