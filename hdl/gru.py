@@ -33,14 +33,15 @@ state term waits only until the previous step has written that unit, so when ``D
 least the element-wise stage's depth (about 20 cycles) steps follow each other with no gap.
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
 from .activation import Activation, Function, activation_signature
-from .arith import multiply, rescale
+from .arith import multiply, pipelined_product, rescale
+from .fanout import replica_of, replicas
 from .memory import NO_RW_CHECK, read_data
 
 
@@ -81,6 +82,10 @@ class _Kind(enum.Enum, shape=3):
     N = 2
     SKIP = 3     # a sequence past its length: emits zeros, keeps its state
     FINAL = 4    # reads a sequence's final state out
+
+
+# Lanes that share one copy of a register every lane reads (:func:`.fanout.replicas`).
+_LANES_PER_COPY = 8
 
 
 def _bits_for(count):
@@ -377,6 +382,21 @@ class GRUEngine(wiring.Component):
                          set_bias_base.eq(set_bias_base + config.bias_set_words)]
         pass_base = Signal(range(self._weight_depth + 1))
         bias_base = Signal(range(self._bias_depth + 1))
+        # What reaches every lane comes from one register per group of lanes
+        # (:func:`.fanout.replicas`), each near its own lanes: the weight banks' address and
+        # read enable, the broadcast element, the accumulators' enables.
+        fanout = -(-lanes // _LANES_PER_COPY)
+        # The weight banks' address, pass_base + term, kept in registers of its own (each
+        # assignment to pass_base or term below has its twin here), so that no adder and no
+        # multiplexer sits between them and the block RAMs. Between runs, the address of
+        # the load word taken in the cycle before (see _load).
+        weight_depth = max(self._weight_depth, 2)
+        weight_address = [Signal(range(weight_depth), name=f"weight_address_replica_{k}")
+                          for k in range(fanout)]
+
+        def set_weight_address(value):
+            m.d.sync += [copy.eq(value) for copy in weight_address]
+
         job_read_bank = Signal()
         outstanding = Signal(range(max_b + 2))
         r_pending = Signal()
@@ -401,7 +421,8 @@ class GRUEngine(wiring.Component):
         # (computed a cycle ahead, below), as it enables every lane's registers and memories.
         front_advance = Signal(init=1)
 
-        # Pipeline registers: M (memories read), P (multiply), S (add the bias), A
+        # Pipeline registers: M (memories read), P (the broadcast element and the weights
+        # taken), D (the multipliers' operands), S (the product; add the bias), A
         # (accumulate).
         term_layout = data.StructLayout({
             "valid": 1, "token": 1, "kind": _Kind, "first": 1, "split": 1, "last": 1,
@@ -410,6 +431,7 @@ class GRUEngine(wiring.Component):
             "group_base": range(max_h + lanes + 1), "read_bank": 1, "last_group": 1})
         at_m = Signal(term_layout)
         at_p = Signal(term_layout)
+        at_d = Signal(term_layout)
         at_s = Signal(term_layout)
         at_a = Signal(term_layout)
         issued = Signal(term_layout)
@@ -465,6 +487,7 @@ class GRUEngine(wiring.Component):
                 with m.If(last_term):
                     m.d.sync += [term.eq(0), pass_base.eq(pass_base + terms),
                                  bias_base.eq(bias_base + 2)]
+                    set_weight_address(pass_base + terms)
                     with m.If(last_group):
                         m.d.sync += group_base.eq(0)
                         with m.If(gate == _Gate.N):
@@ -475,6 +498,7 @@ class GRUEngine(wiring.Component):
                                          started[sequence].eq(1),
                                          pass_base.eq(set_pass_base),
                                          bias_base.eq(set_bias_base)]
+                            set_weight_address(set_pass_base)
                             self._next_job(m, step, time_index, sequence, sequence_row,
                                            read_slot, command, finals)
                         with m.Else():
@@ -483,6 +507,7 @@ class GRUEngine(wiring.Component):
                         m.d.sync += group_base.eq(group_base + lanes)
                 with m.Else():
                     m.d.sync += term.eq(term + 1)
+                    m.d.sync += [copy.eq(copy + 1) for copy in weight_address]
         # Jobs started and not yet through the element-wise stage. The n passes of a job wait
         # for its r: the original form reads r * h from the lanes, and the element-wise
         # stage reads r of an n unit early. r * h and r are stored by the time the last r
@@ -518,26 +543,29 @@ class GRUEngine(wiring.Component):
             state_vector.addr.eq(state_address(read_bank, sequence_row + unit)),
             state_vector.en.eq(front_advance),
         ]
-        # The biases are read a stage after the weights, as they are added a stage after the
-        # products are taken: their address waits in a register rather than their values in
-        # one per lane.
-        bias_address = Signal.like(bias_base)
-        with m.If(front_advance):
-            m.d.sync += bias_address.eq(bias_base + (term != 0))
+        advance_next = Signal()       # front_advance's next value, found below
+        lane_advance = replicas(m, advance_next, fanout, name="lane_advance", init=1,
+                                reset_less=False)
         # A weight bank is written between runs and read during one: its ports share one
         # address, so that synthesis maps them to one port of a block RAM, with no logic to
         # settle a read and a write of the same word in one cycle.
         load_state = Signal()
-        weight_address = Signal(range(max(self._weight_depth, 2)))
-        m.d.comb += weight_address.eq(Mux(load_state, self.load.payload.address,
-                                          pass_base + term))
+        # The biases are read two stages after the weights, as they are added beside the
+        # products: their address waits in registers rather than their values in one per
+        # lane.
+        bias_address_m = Signal.like(bias_base)
+        with m.If(front_advance):
+            m.d.sync += bias_address_m.eq(bias_base + (term != 0))
+        bias_address = replicas(m, bias_address_m, fanout, name="bias_address",
+                                enable=front_advance)
         for lane, ((weight_read, _), (bias_read, _)) in enumerate(zip(weight_banks,
                                                                       bias_banks)):
+            advance = replica_of(lane_advance, lane, lanes)
             m.d.comb += [
-                weight_read.addr.eq(weight_address),
-                weight_read.en.eq(front_advance),
-                bias_read.addr.eq(bias_address),
-                bias_read.en.eq(front_advance),
+                weight_read.addr.eq(replica_of(weight_address, lane, lanes)),
+                weight_read.en.eq(advance),
+                bias_read.addr.eq(replica_of(bias_address, lane, lanes)),
+                bias_read.en.eq(advance),
             ]
         kind = Mux(issue_is_token, issue_token.as_value(), gate.as_value())
         m.d.comb += [
@@ -557,42 +585,46 @@ class GRUEngine(wiring.Component):
             issued.last_group.eq(last_group),
         ]
         with m.If(front_advance):
-            m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_s.eq(at_p), at_a.eq(at_s)]
+            m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_d.eq(at_p), at_s.eq(at_d),
+                         at_a.eq(at_s)]
 
-        # M stage: the broadcast element and each lane's weight, taken from the memories into
-        # registers, as a block RAM's data arrives too late in its cycle to be multiplied.
-        vector = Signal(signed(data_bits), reset_less=True)
+        # M stage: the broadcast element (a copy per group of lanes) and each lane's weight,
+        # taken from the memories into registers, as a block RAM's data arrives too late in
+        # its cycle to go further (on an ECP5 about 6 ns after the clock edge).
+        vector = replicas(m, Mux(at_m.use_input, input_data,
+                                 Mux(at_m.use_rh, rh_data,
+                                     Mux(at_m.h_valid, state_vector_data, 0))),
+                          fanout, name="vector", shape=signed(data_bits), enable=front_advance)
         weights_p = [Signal(signed(formats.weight.total_bits), name=f"weight_{lane}",
                             reset_less=True)
                      for lane in range(lanes)]
-        with m.If(front_advance):
-            m.d.sync += vector.eq(Mux(at_m.use_input, input_data,
-                                      Mux(at_m.use_rh, rh_data,
-                                          Mux(at_m.h_valid, state_vector_data, 0))))
-            for lane in range(lanes):
+        for lane in range(lanes):
+            with m.If(replica_of(lane_advance, lane, lanes)):
                 m.d.sync += weights_p[lane].eq(weight_data[lane])
 
-        # P stage: each lane's product, and its bias where one enters (k = 0 and k = D),
-        # otherwise zero: a synchronous reset of the bias register, so no select meets the
-        # adder of the S stage.
-        product_bits = data_bits + formats.weight.total_bits
-        products = [Signal(signed(product_bits), name=f"product_{lane}", reset_less=True)
+        # P and D stages: each lane's weight and the broadcast element go into its
+        # multiplier's input registers, and the product into its output register
+        # (:func:`.arith.pipelined_product`: the DSP block's own registers on an ECP5).
+        products = [pipelined_product(m, weights_p[lane], replica_of(vector, lane, lanes),
+                                      enable=replica_of(lane_advance, lane, lanes),
+                                      platform=platform, name=f"lane_{lane}")
                     for lane in range(lanes)]
+        # D stage: each lane's bias where one enters (k = 0 and k = D), otherwise zero: a
+        # synchronous reset of the bias register, so no select meets the adder of the S stage.
         biases_p = [Signal(signed(formats.bias.total_bits), name=f"bias_{lane}")
                     for lane in range(lanes)]
-        with m.If(front_advance):
-            for lane in range(lanes):
-                m.d.sync += [products[lane].eq(vector * weights_p[lane]),
-                             biases_p[lane].eq(bias_data[lane])]
-                with m.If(~at_p.first & ~at_p.split):
+        for lane in range(lanes):
+            with m.If(replica_of(lane_advance, lane, lanes)):
+                m.d.sync += biases_p[lane].eq(bias_data[lane])
+                with m.If(~at_d.first & ~at_d.split):
                     m.d.sync += biases_p[lane].eq(0)
 
         # S stage: product + bias, so that the accumulators take one addition.
         bias_shift = acc_fraction - formats.bias.fraction_bits
         addends = [Signal(signed(acc_bits), name=f"addend_{lane}", reset_less=True)
                    for lane in range(lanes)]
-        with m.If(front_advance):
-            for lane in range(lanes):
+        for lane in range(lanes):
+            with m.If(replica_of(lane_advance, lane, lanes)):
                 m.d.sync += addends[lane].eq(products[lane] +
                                              (biases_p[lane].as_signed() << bias_shift))
 
@@ -617,7 +649,7 @@ class GRUEngine(wiring.Component):
         handover_next = Mux(front_advance, at_s.valid & (at_s.last | at_s.token),
                             handover | token_handover)
         busy_next = (front_advance & (handover | token_handover)) | (holding_busy & ~release)
-        advance_next = ~(handover_next & busy_next)
+        m.d.comb += advance_next.eq(~(handover_next & busy_next))
         m.d.sync += front_advance.eq(advance_next)
         # The A stage's enables reach every lane's accumulator, captured sum and holding
         # registers: registers too, from A's next contents (S's when the front advances), as
@@ -625,31 +657,33 @@ class GRUEngine(wiring.Component):
         at_a_next = Signal(term_layout)
         m.d.comb += at_a_next.eq(Mux(front_advance, at_s.as_value(), at_a.as_value()))
         accumulate_next = advance_next & at_a_next.valid & ~at_a_next.token
-        accumulate = Signal()       # front_advance & at_a.valid & ~at_a.token
-        capture = Signal()          # ... & at_a.split
-        hand_over = Signal()        # ... & at_a.last
+        # Each a copy per group of lanes. accumulate is front_advance & at_a.valid &
+        # ~at_a.token; capture and hand_over add at_a.split and at_a.last.
+        accumulate = replicas(m, accumulate_next, fanout, name="accumulate")
+        capture = replicas(m, accumulate_next & at_a_next.split, fanout, name="capture")
+        hand_over = replicas(m, accumulate_next & at_a_next.last, fanout, name="hand_over")
         # A sum starts afresh at k = 0, and at k = D for the n rows of PyTorch's form.
-        restart_sum = Signal()
+        restart_sum = replicas(m, at_a_next.first | (at_a_next.split & at_a_next.restart),
+                               fanout, name="restart_sum")
         # What a hand-over puts in holding_a: the sum so far (the n rows of PyTorch's form at
         # k = D), the sum captured at k = D (theirs later), or the new sum.
-        first_is_sum, first_is_captured = Signal(), Signal()
-        m.d.sync += [accumulate.eq(accumulate_next),
-                     capture.eq(accumulate_next & at_a_next.split),
-                     hand_over.eq(accumulate_next & at_a_next.last),
-                     restart_sum.eq(at_a_next.first | (at_a_next.split & at_a_next.restart)),
-                     first_is_sum.eq(at_a_next.restart & at_a_next.split),
-                     first_is_captured.eq(at_a_next.restart & ~at_a_next.split)]
+        first_is_sum = replicas(m, at_a_next.restart & at_a_next.split, fanout,
+                                name="first_is_sum")
+        first_is_captured = replicas(m, at_a_next.restart & ~at_a_next.split, fanout,
+                                     name="first_is_captured")
         for lane in range(lanes):
+            def mine(copies):
+                return replica_of(copies, lane, lanes)
             total = Signal(signed(acc_bits), name=f"total_{lane}")
-            m.d.comb += total.eq(Mux(restart_sum, addends[lane],
+            m.d.comb += total.eq(Mux(mine(restart_sum), addends[lane],
                                      accumulators[lane] + addends[lane]))
-            with m.If(accumulate):
+            with m.If(mine(accumulate)):
                 m.d.sync += accumulators[lane].eq(total)
-            with m.If(capture):
+            with m.If(mine(capture)):
                 m.d.sync += captured[lane].eq(accumulators[lane])
-            with m.If(hand_over):
-                first_value = Mux(first_is_sum, accumulators[lane],
-                                  Mux(first_is_captured, captured[lane], total))
+            with m.If(mine(hand_over)):
+                first_value = Mux(mine(first_is_sum), accumulators[lane],
+                                  Mux(mine(first_is_captured), captured[lane], total))
                 m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
         # The serializer's last position, found as the sums are handed over rather than in
         # the cycles that compare the position with it.
@@ -844,7 +878,12 @@ class GRUEngine(wiring.Component):
             rh_write.en.eq(back_advance & item_last.valid & (item_last.kind == _Kind.R) &
                            ~command.linear_before_reset),
         ]
-        with m.If(~load_state):
+        state_load, state_load_address, state_load_data = self._load(
+            m, load_state, weight_banks, bias_banks, weight_address, fanout)
+        with m.If(state_load):
+            m.d.comb += [state_write.addr.eq(state_load_address),
+                         state_write.data.eq(state_load_data), state_write.en.eq(1)]
+        with m.Else():
             m.d.comb += [
                 state_write.addr.eq(state_address(~item_last.read_bank,
                                                   item_last.state_offset)),
@@ -884,7 +923,7 @@ class GRUEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.command.ready.eq(1), self.load.ready.eq(1),
                              load_state.eq(1)]
-                self._load(m, weight_banks, bias_banks, state_write, weight_address)
+                set_weight_address(self.load.payload.address)
                 with m.If(self.command.valid):
                     payload = self.command.payload
                     m.d.sync += [command.eq(payload), self.load_error.eq(0),
@@ -930,6 +969,7 @@ class GRUEngine(wiring.Component):
                     slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),
                     input_step.eq(0), input_sequence.eq(0), inputs_left.eq(1),
                 ]
+                set_weight_address(set_pass_base)
                 for b in range(max_b):
                     m.d.sync += [parity[b].eq(0), started[b].eq(0)]
                 with m.If(length_bad):
@@ -971,32 +1011,51 @@ class GRUEngine(wiring.Component):
             m.d.sync += [sequence.eq(sequence + 1),
                          sequence_row.eq(sequence_row + self._config.max_hidden_size)]
 
-    def _load(self, m, weight_banks, bias_banks, state_write, weight_address):
+    def _load(self, m, load_state, weight_banks, bias_banks, weight_address, fanout):
+        """Take load words while ``load_state``; write each a cycle later, from registers.
+
+        The lanes' write enables are decoded into a register per lane, and the address and
+        data come from copies per group of lanes, so no decoder or shared register sits
+        between the load port and the lanes' RAMs. Returns the state memory's write: its
+        enable, address and data registers.
+        """
+        config = self._config
+        lanes = config.lanes
         load = self.load.payload
         in_range = Signal()
         with m.Switch(load.region):
             with m.Case(LoadRegion.WEIGHT):
                 m.d.comb += in_range.eq((load.address < self._weight_depth) &
-                                        (load.lane < self._config.lanes))
+                                        (load.lane < lanes))
             with m.Case(LoadRegion.BIAS):
                 m.d.comb += in_range.eq((load.address < self._bias_depth) &
-                                        (load.lane < self._config.lanes))
+                                        (load.lane < lanes))
             with m.Case(LoadRegion.STATE):
-                m.d.comb += in_range.eq(load.address < self._config.max_batch *
-                                        self._config.max_hidden_size)
-        write = self.load.valid & in_range
+                m.d.comb += in_range.eq(load.address < config.max_batch *
+                                        config.max_hidden_size)
+        write = self.load.valid & load_state & in_range
+        weight_select, bias_select = Signal(lanes), Signal(lanes)
+        state_select = Signal()
+        m.d.sync += [
+            weight_select.eq(Cat((write & (load.region == LoadRegion.WEIGHT) &
+                                  (load.lane == lane)) for lane in range(lanes))),
+            bias_select.eq(Cat((write & (load.region == LoadRegion.BIAS) &
+                                (load.lane == lane)) for lane in range(lanes))),
+            state_select.eq(write & (load.region == LoadRegion.STATE)),
+        ]
+        load_address = replicas(m, load.address, fanout, name="load_address")
+        load_data = replicas(m, load.data, fanout, name="load_data")
         for lane, ((_, weight_write), (_, bias_write)) in enumerate(zip(weight_banks,
                                                                        bias_banks)):
-            selected = write & (load.lane == lane)
             m.d.comb += [
-                weight_write.addr.eq(weight_address), weight_write.data.eq(load.data),
-                weight_write.en.eq(selected & (load.region == LoadRegion.WEIGHT)),
-                bias_write.addr.eq(load.address), bias_write.data.eq(load.data),
-                bias_write.en.eq(selected & (load.region == LoadRegion.BIAS)),
+                # The weights' address register took the load's address with it.
+                weight_write.addr.eq(replica_of(weight_address, lane, lanes)),
+                weight_write.data.eq(replica_of(load_data, lane, lanes)),
+                weight_write.en.eq(weight_select[lane]),
+                bias_write.addr.eq(replica_of(load_address, lane, lanes)),
+                bias_write.data.eq(replica_of(load_data, lane, lanes)),
+                bias_write.en.eq(bias_select[lane]),
             ]
-        m.d.comb += [
-            state_write.addr.eq(load.address), state_write.data.eq(load.data),
-            state_write.en.eq(write & (load.region == LoadRegion.STATE)),
-        ]
-        with m.If(self.load.valid & ~in_range):
+        with m.If(self.load.valid & load_state & ~in_range):
             m.d.sync += self.load_error.eq(1)
+        return state_select, load_address[0], load_data[0]

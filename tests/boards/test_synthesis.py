@@ -4,14 +4,14 @@ memory with no_rw_check has no bypass logic around its RAM."""
 
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import Module
+from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from gatework.boards.synthesis import mark_read_write_collisions, synthesize
 from gatework.golden.config import BuildConfig
-from gatework.hdl.arith import MultiplyAccumulate, Rescale
+from gatework.hdl.arith import MultiplyAccumulate, Rescale, pipelined_product
 from gatework.hdl.top import AcceleratorTop
 
 
@@ -114,3 +114,32 @@ def test_a_marked_memory_has_no_bypass_logic(tmp_path, monkeypatch):
     # Yosys' bypass of a read port that is not transparent: the old word and the
     # collision registered, at least a word of flip-flops a RAM.
     assert flops[True] == 0 and flops[False] >= 2 * 16
+
+
+class _Product(wiring.Component):
+    a: In(signed(16))
+    b: In(signed(16))
+    enable: In(1)
+    product: Out(signed(32))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.product.eq(pipelined_product(m, self.a, self.b, enable=self.enable,
+                                                      platform=platform, name="lane"))
+        return m
+
+
+@pytest.mark.parametrize("family", ["ecp5", "ice40"])
+def test_a_pipelined_product_keeps_its_registers_in_the_dsp_block(tmp_path, monkeypatch,
+                                                                     family):
+    # On an ECP5 the MULT18X18D's input and output registers, which nextpnr times from
+    # register to register: no flip-flop outside it. On an iCE40 Yosys takes the same
+    # registers into the SB_MAC16.
+    monkeypatch.chdir(tmp_path)
+    cells = synthesize(_Product(), family)
+    print(cells)
+    if family == "ecp5":
+        assert cells.get("MULT18X18D") == 1 and cells.get("TRELLIS_FF", 0) == 0
+    else:
+        assert cells.get("SB_MAC16") == 1
+        assert not any("DFF" in cell for cell in cells)

@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from gatework.golden.fixed import QFormat, rescale as golden_rescale
-from gatework.hdl.arith import MultiplyAccumulate, Rescale, SequentialMultiplier, multiply
+from gatework.hdl.arith import (MultiplyAccumulate, Rescale, SequentialMultiplier, multiply,
+                                pipelined_product)
 from gatework.sim.streams import run
 
 
@@ -137,3 +140,48 @@ def test_vcd_on_demand(tmp_path, monkeypatch):
     files = list(tmp_path.glob("test_vcd_on_demand*waves.vcd"))
     assert len(files) == 1
     assert "$var" in files[0].read_text()
+
+
+class _Product(wiring.Component):
+    """:func:`pipelined_product` of two signed operands, for ``platform``."""
+
+    def __init__(self, a_bits=16, b_bits=16):
+        super().__init__({"a": In(signed(a_bits)), "b": In(signed(b_bits)), "enable": In(1),
+                          "product": Out(signed(a_bits + b_bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.product.eq(pipelined_product(m, self.a, self.b, enable=self.enable,
+                                                      platform=platform, name="lane"))
+        return m
+
+
+def test_pipelined_product_takes_operands_and_product_where_enabled():
+    seed = 23
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    dut = _Product()
+    cycles = 300
+    a = rng.integers(-(1 << 15), 1 << 15, cycles).tolist()
+    b = rng.integers(-(1 << 15), 1 << 15, cycles).tolist()
+    a[:2], b[:2] = [-(1 << 15)] * 2, [-(1 << 15), (1 << 15) - 1]      # the extremes
+    enable = (rng.random(cycles) < 0.7).tolist()
+    mismatches = []
+
+    async def bench(ctx):
+        operands, product = (0, 0), 0      # the registers of the model
+        for cycle in range(cycles):
+            ctx.set(dut.a, a[cycle])
+            ctx.set(dut.b, b[cycle])
+            ctx.set(dut.enable, enable[cycle])
+            await ctx.tick()
+            if enable[cycle]:
+                product, operands = operands[0] * operands[1], (a[cycle], b[cycle])
+            if ctx.get(dut.product) != product:
+                mismatches.append(cycle)
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(bench)
+    simulator.run()
+    assert mismatches == []
