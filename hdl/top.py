@@ -21,6 +21,8 @@ LOAD and RUN do not range-check codes against formats narrower than 16 bits, whe
 model answers ``MALFORMED``; the default formats are 16 bits wide.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -33,7 +35,7 @@ from .arith import SequentialMultiplier
 from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion
 from .link import FrameReceiver, FrameTransmitter
-from .memory import NO_RW_CHECK, read_data
+from .memory import NO_RW_CHECK, BankedMemory, read_data
 from .stream import StreamRegister
 
 
@@ -149,20 +151,40 @@ class AcceleratorTop(wiring.Component):
         # uses a word written in its cycle: a layer reads one bank and writes the other, h0
         # is written by LOAD and h_n read by the response only.
         block = {"ram_style": "block", **NO_RW_CHECK}
-        m.submodules.buffer = buffer = Memory(shape=signed(data_bits), depth=2 * bank_words,
-                                              init=[], attrs=block)
+        # With register slices (a build for a higher clock) the layer buffer, whose RAMs lie
+        # all over a large chip, is read in two cycles, each bank into a register beside it
+        # first (a BankedMemory), and so are h0 and h_n: no RAM's output crosses the chip
+        # before a flip-flop. Without them, in one.
+        two_cycle_reads = self._register_slices
+        if two_cycle_reads:
+            m.submodules.buffer = buffer = BankedMemory(signed(data_bits), 2 * bank_words,
+                                                        bank_depth=1024)
+            buffer_read = SimpleNamespace(addr=buffer.r_addr, en=buffer.r_en)
+            buffer_write = SimpleNamespace(addr=buffer.w_addr, data=buffer.w_data,
+                                           en=buffer.w_en)
+        else:
+            m.submodules.buffer = buffer = Memory(shape=signed(data_bits),
+                                                  depth=2 * bank_words, init=[], attrs=block)
+            buffer_read, buffer_write = buffer.read_port(), buffer.write_port()
         m.submodules.h0 = h0_memory = Memory(shape=signed(data_bits),
                                              depth=config.weight_sets * state_words, init=[],
                                              attrs=block)
         m.submodules.h_n = hn_memory = Memory(shape=signed(data_bits),
                                               depth=config.weight_sets * state_words, init=[],
                                               attrs=block)
-        buffer_read, buffer_write = buffer.read_port(), buffer.write_port()
         h0_read, h0_write = h0_memory.read_port(), h0_memory.write_port()
         hn_read, hn_write = hn_memory.read_port(), hn_memory.write_port()
-        buffer_data = read_data(m, buffer_read, buffer_write, platform=platform)
         h0_data = read_data(m, h0_read, h0_write, platform=platform)
         hn_data = read_data(m, hn_read, hn_write, platform=platform)
+        read_advance = Signal()         # the walk's reads move on (see read_walk)
+        if two_cycle_reads:
+            buffer_data = buffer.r_data
+            h0_word, hn_word = Signal.like(h0_data), Signal.like(hn_data)
+            with m.If(read_advance):
+                m.d.sync += [h0_word.eq(h0_data), hn_word.eq(hn_data)]
+            h0_data, hn_data = h0_word, hn_word
+        else:
+            buffer_data = read_data(m, buffer_read, buffer_write, platform=platform)
         address_bits = max(2 * bank_words, config.weight_sets * state_words).bit_length()
 
         # The products a command needs before its payload or its response goes by (a GLU's
@@ -276,17 +298,23 @@ class AcceleratorTop(wiring.Component):
 
         # A walk over up to three nested counters, outer to inner, and its address
         # base + outer * outer_stride + middle * middle_stride + inner, kept as the running
-        # address of the outer and of the middle counter.
+        # address of the outer and of the middle counter, and as a register of its own (no
+        # adder between it and the RAMs).
         outer, middle, inner = Signal(count_range), Signal(count_range), Signal(count_range)
         outer_address, middle_address = Signal(address_bits), Signal(address_bits)
-        walk_address = middle_address + inner
+        walk_address = Signal(address_bits)
         walk_done = Signal()
         read_valid = Signal()           # a read port's data is a word for the consumer
         read_tag = Signal(range(state_words))
+        # With two-cycle reads, the word read a cycle ago, still in the RAMs' registers.
+        read_valid_1 = Signal()
+        read_tag_1 = Signal.like(read_tag)
+        reads_pending = read_valid | read_valid_1
 
         def start_walk(m, done=0, base=0):
             m.d.sync += [outer.eq(0), middle.eq(0), inner.eq(0), outer_address.eq(base),
-                         middle_address.eq(base), walk_done.eq(done), read_valid.eq(0)]
+                         middle_address.eq(base), walk_address.eq(base), walk_done.eq(done),
+                         read_valid.eq(0), read_valid_1.eq(0)]
 
         def walk_step(m, limits, strides):
             outer_limit, middle_limit, inner_limit = limits
@@ -298,24 +326,30 @@ class AcceleratorTop(wiring.Component):
                 with m.If(middle + 1 == middle_limit):
                     m.d.sync += middle.eq(0)
                     with m.If(outer + 1 == outer_limit):
-                        m.d.sync += walk_done.eq(1)
+                        m.d.sync += [walk_done.eq(1), walk_address.eq(middle_address)]
                     with m.Else():
                         m.d.sync += [outer.eq(outer + 1),
                                      outer_address.eq(outer_address + outer_stride),
-                                     middle_address.eq(outer_address + outer_stride)]
+                                     middle_address.eq(outer_address + outer_stride),
+                                     walk_address.eq(outer_address + outer_stride)]
                 with m.Else():
                     m.d.sync += [middle.eq(middle + 1),
-                                 middle_address.eq(middle_address + middle_stride)]
+                                 middle_address.eq(middle_address + middle_stride),
+                                 walk_address.eq(middle_address + middle_stride)]
             with m.Else():
-                m.d.sync += inner.eq(inner + 1)
+                m.d.sync += [inner.eq(inner + 1), walk_address.eq(walk_address + 1)]
 
         def read_walk(m, taken, limits, strides, tag=0):
             """Issue reads at the walk's address; ``taken``: the consumer takes the word."""
             advance = ~read_valid | taken
-            m.d.comb += [buffer_read.en.eq(advance), h0_read.en.eq(advance),
-                         hn_read.en.eq(advance)]
+            m.d.comb += [read_advance.eq(advance), buffer_read.en.eq(advance),
+                         h0_read.en.eq(advance), hn_read.en.eq(advance)]
             with m.If(advance):
-                m.d.sync += [read_valid.eq(~walk_done), read_tag.eq(tag)]
+                if two_cycle_reads:
+                    m.d.sync += [read_valid.eq(read_valid_1), read_tag.eq(read_tag_1),
+                                 read_valid_1.eq(~walk_done), read_tag_1.eq(tag)]
+                else:
+                    m.d.sync += [read_valid.eq(~walk_done), read_tag.eq(tag)]
                 with m.If(~walk_done):
                     walk_step(m, limits, strides)
 
@@ -341,6 +375,7 @@ class AcceleratorTop(wiring.Component):
         # layer buffer; then the final states, at final_row + final_unit in h_n.
         out_sequence, out_unit = Signal(range(max_b)), Signal(range(max_h))
         out_step_address, out_row = Signal(address_bits), Signal(address_bits)
+        out_address = Signal(address_bits)     # out_row + out_unit, a register of its own
         final_unit = Signal(range(max_h))
         final_row = Signal(address_bits)
         lengths_sent = Signal(range(max_b + 1))
@@ -713,7 +748,7 @@ class AcceleratorTop(wiring.Component):
                     m.d.sync += [load_valid.eq(1), load_word.region.eq(LoadRegion.STATE),
                                  load_word.lane.eq(0), load_word.address.eq(read_tag),
                                  load_word.data.eq(h0_data)]
-                with m.If(walk_done & ~read_valid & ~load_valid):
+                with m.If(walk_done & ~reads_pending & ~load_valid):
                     m.next = "RUN_COMMAND"
 
             with m.State("RUN_COMMAND"):
@@ -736,6 +771,7 @@ class AcceleratorTop(wiring.Component):
                                     Mux(run_direction, hidden, 0))
                     m.d.sync += [out_sequence.eq(0), out_unit.eq(0),
                                  out_step_address.eq(first_output), out_row.eq(first_output),
+                                 out_address.eq(first_output),
                                  final_unit.eq(0), final_row.eq(hn_base), lengths_sent.eq(0)]
                     m.next = "RUN_ENGINE"
 
@@ -754,7 +790,7 @@ class AcceleratorTop(wiring.Component):
                 m.d.comb += engine.status.ready.eq(1)
                 output = engine.o.payload
                 m.d.comb += [
-                    buffer_write.addr.eq(out_row + out_unit),
+                    buffer_write.addr.eq(out_address),
                     buffer_write.data.eq(output.data),
                     hn_write.addr.eq(final_row + final_unit),
                     hn_write.data.eq(output.data),
@@ -772,12 +808,14 @@ class AcceleratorTop(wiring.Component):
                         with m.If(out_sequence == batch - 1):
                             m.d.sync += [out_sequence.eq(0),
                                          out_step_address.eq(out_step_address + step_move),
-                                         out_row.eq(out_step_address + step_move)]
+                                         out_row.eq(out_step_address + step_move),
+                                         out_address.eq(out_step_address + step_move)]
                         with m.Else():
                             m.d.sync += [out_sequence.eq(out_sequence + 1),
-                                         out_row.eq(out_row + features)]
+                                         out_row.eq(out_row + features),
+                                         out_address.eq(out_row + features)]
                     with m.Else():
-                        m.d.sync += out_unit.eq(out_unit + 1)
+                        m.d.sync += [out_unit.eq(out_unit + 1), out_address.eq(out_address + 1)]
                 with m.If(engine.status.valid):
                     last_direction = run_direction == run_directions - 1
                     # The next run's h0 slot is the next one, except after a lone direction
