@@ -207,6 +207,13 @@ class GRUEngine(wiring.Component):
     multipliers in the element-wise stage (16 x 18 and 16 x 20 bits by default, two DSP
     blocks each) or with ``lut_multipliers`` three adder trees in their place; no other
     multiplier, as every address advances by its stride.
+
+    Built for a high clock across many lanes: a term takes six stages from issue to its
+    accumulator (memories read, operands registered, the multiplier's input and output
+    registers, bias added, accumulated), each lane's multiplier with its registers on one DSP
+    block of an ECP5 (:func:`.arith.pipelined_product`), and every register all lanes read
+    (the weight banks' address, the broadcast element, the enables) copied once per eight
+    lanes (:mod:`.fanout`). Load words are written a cycle after they are taken.
     """
 
     def __init__(self, config=BuildConfig(), *, lut_multipliers=False,

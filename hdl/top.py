@@ -298,11 +298,21 @@ class AcceleratorTop(wiring.Component):
 
         # A walk over up to three nested counters, outer to inner, and its address
         # base + outer * outer_stride + middle * middle_stride + inner, kept as the running
-        # address of the outer and of the middle counter, and as a register of its own (no
-        # adder between it and the RAMs).
+        # address of the outer and of the middle counter. With register slices the address
+        # is a register of its own too (no adder between it and the RAMs): each assignment
+        # below that moves the walk has its twin in keep_walk_address.
         outer, middle, inner = Signal(count_range), Signal(count_range), Signal(count_range)
         outer_address, middle_address = Signal(address_bits), Signal(address_bits)
-        walk_address = Signal(address_bits)
+        if two_cycle_reads:
+            walk_address = Signal(address_bits)
+
+            def keep_walk_address(value):
+                return [walk_address.eq(value)]
+        else:
+            walk_address = middle_address + inner
+
+            def keep_walk_address(value):
+                return []
         walk_done = Signal()
         read_valid = Signal()           # a read port's data is a word for the consumer
         read_tag = Signal(range(state_words))
@@ -313,8 +323,8 @@ class AcceleratorTop(wiring.Component):
 
         def start_walk(m, done=0, base=0):
             m.d.sync += [outer.eq(0), middle.eq(0), inner.eq(0), outer_address.eq(base),
-                         middle_address.eq(base), walk_address.eq(base), walk_done.eq(done),
-                         read_valid.eq(0), read_valid_1.eq(0)]
+                         middle_address.eq(base), walk_done.eq(done), read_valid.eq(0),
+                         read_valid_1.eq(0), *keep_walk_address(base)]
 
         def walk_step(m, limits, strides):
             outer_limit, middle_limit, inner_limit = limits
@@ -326,18 +336,18 @@ class AcceleratorTop(wiring.Component):
                 with m.If(middle + 1 == middle_limit):
                     m.d.sync += middle.eq(0)
                     with m.If(outer + 1 == outer_limit):
-                        m.d.sync += [walk_done.eq(1), walk_address.eq(middle_address)]
+                        m.d.sync += [walk_done.eq(1), *keep_walk_address(middle_address)]
                     with m.Else():
                         m.d.sync += [outer.eq(outer + 1),
                                      outer_address.eq(outer_address + outer_stride),
                                      middle_address.eq(outer_address + outer_stride),
-                                     walk_address.eq(outer_address + outer_stride)]
+                                     *keep_walk_address(outer_address + outer_stride)]
                 with m.Else():
                     m.d.sync += [middle.eq(middle + 1),
                                  middle_address.eq(middle_address + middle_stride),
-                                 walk_address.eq(middle_address + middle_stride)]
+                                 *keep_walk_address(middle_address + middle_stride)]
             with m.Else():
-                m.d.sync += [inner.eq(inner + 1), walk_address.eq(walk_address + 1)]
+                m.d.sync += [inner.eq(inner + 1), *keep_walk_address(walk_address + 1)]
 
         def read_walk(m, taken, limits, strides, tag=0):
             """Issue reads at the walk's address; ``taken``: the consumer takes the word."""
@@ -375,7 +385,17 @@ class AcceleratorTop(wiring.Component):
         # layer buffer; then the final states, at final_row + final_unit in h_n.
         out_sequence, out_unit = Signal(range(max_b)), Signal(range(max_h))
         out_step_address, out_row = Signal(address_bits), Signal(address_bits)
-        out_address = Signal(address_bits)     # out_row + out_unit, a register of its own
+        # out_row + out_unit; with register slices a register of its own, as walk_address.
+        if two_cycle_reads:
+            out_address = Signal(address_bits)
+
+            def keep_out_address(value):
+                return [out_address.eq(value)]
+        else:
+            out_address = out_row + out_unit
+
+            def keep_out_address(value):
+                return []
         final_unit = Signal(range(max_h))
         final_row = Signal(address_bits)
         lengths_sent = Signal(range(max_b + 1))
@@ -771,7 +791,7 @@ class AcceleratorTop(wiring.Component):
                                     Mux(run_direction, hidden, 0))
                     m.d.sync += [out_sequence.eq(0), out_unit.eq(0),
                                  out_step_address.eq(first_output), out_row.eq(first_output),
-                                 out_address.eq(first_output),
+                                 *keep_out_address(first_output),
                                  final_unit.eq(0), final_row.eq(hn_base), lengths_sent.eq(0)]
                     m.next = "RUN_ENGINE"
 
@@ -809,13 +829,14 @@ class AcceleratorTop(wiring.Component):
                             m.d.sync += [out_sequence.eq(0),
                                          out_step_address.eq(out_step_address + step_move),
                                          out_row.eq(out_step_address + step_move),
-                                         out_address.eq(out_step_address + step_move)]
+                                         *keep_out_address(out_step_address + step_move)]
                         with m.Else():
                             m.d.sync += [out_sequence.eq(out_sequence + 1),
                                          out_row.eq(out_row + features),
-                                         out_address.eq(out_row + features)]
+                                         *keep_out_address(out_row + features)]
                     with m.Else():
-                        m.d.sync += [out_unit.eq(out_unit + 1), out_address.eq(out_address + 1)]
+                        m.d.sync += [out_unit.eq(out_unit + 1),
+                                     *keep_out_address(out_address + 1)]
                 with m.If(engine.status.valid):
                     last_direction = run_direction == run_directions - 1
                     # The next run's h0 slot is the next one, except after a lone direction
