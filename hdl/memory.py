@@ -158,7 +158,10 @@ class BankedMemory(wiring.Component):
     Members
     -------
     w_addr, w_data, w_en : In
-        Write ``w_data`` at ``w_addr`` when ``w_en`` is high.
+        Write ``w_data`` at ``w_addr`` when ``w_en`` is high. The write reaches its bank a
+        cycle later, from registers (the bank's write enable decoded into a flip-flop
+        beside it), so a read may take the word from the cycle after next on; a read in the
+        cycle after the write is undefined (see :func:`read_data`).
     r_addr, r_en : In
         The read pipeline moves only in cycles with ``r_en`` high: the word at the ``r_addr``
         of such a cycle is on ``r_data`` after the next such cycle, and held meanwhile. A read
@@ -166,8 +169,9 @@ class BankedMemory(wiring.Component):
     r_data : Out(shape)
         The chosen bank's register: no RAM's output meets logic before a flip-flop.
 
-    Resources: ``ceil(depth / bank_depth)`` memories, a register of ``shape`` beside each, and
-    a multiplexer over the registers.
+    Resources: ``ceil(depth / bank_depth)`` memories, a register of ``shape`` and a write
+    enable flip-flop beside each, a multiplexer over the registers, and the write's address
+    and data registers.
     """
 
     def __init__(self, shape, depth, bank_depth=2048):
@@ -199,15 +203,21 @@ class BankedMemory(wiring.Component):
         registers = Array(Signal(shape, name=f"bank_{index}_data") for index in range(count))
         with m.If(self.r_en):
             m.d.sync += [chosen.eq(bank_of(self.r_addr)), chosen_next.eq(chosen)]
+        # Writes a cycle late: no decoder and no route across the chip from the writer's
+        # logic to a RAM's write enable in one cycle.
+        w_addr, w_data = Signal.like(self.w_addr), Signal.like(self.w_data)
+        m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
         for index in range(count):
             m.submodules[f"bank_{index}"] = bank = Memory(shape=shape, depth=bank_depth,
                                                           init=[], attrs=NO_RW_CHECK)
             write, read = bank.write_port(), bank.read_port()
             word = read_data(m, read, write, platform=platform)
+            write_enable = Signal(name=f"bank_{index}_write")
+            m.d.sync += write_enable.eq(self.w_en & (bank_of(self.w_addr) == index))
             m.d.comb += [
-                write.addr.eq(self.w_addr[:low_bits]),
-                write.data.eq(self.w_data),
-                write.en.eq(self.w_en & (bank_of(self.w_addr) == index)),
+                write.addr.eq(w_addr[:low_bits]),
+                write.data.eq(w_data),
+                write.en.eq(write_enable),
                 read.addr.eq(self.r_addr[:low_bits]),
                 read.en.eq(self.r_en),
             ]
