@@ -211,9 +211,10 @@ class GRUEngine(wiring.Component):
     Built for a high clock across many lanes: a term takes six stages from issue to its
     accumulator (memories read, operands registered, the multiplier's input and output
     registers, bias added, accumulated), each lane's multiplier with its registers on one DSP
-    block of an ECP5 (:func:`.arith.pipelined_product`), and every register all lanes read
-    (the weight banks' address, the broadcast element, the enables) copied once per eight
-    lanes (:mod:`.fanout`). Load words are written a cycle after they are taken.
+    block of an ECP5 (:func:`.arith.pipelined_product`), and the registers all lanes read
+    (the weight banks' address, the enables) copied once per eight lanes (:mod:`.fanout`);
+    the broadcast element, whose loads are the multipliers' input registers, has one. Load
+    words are written a cycle after they are taken.
     """
 
     def __init__(self, config=BuildConfig(), *, lut_multipliers=False,
@@ -391,7 +392,7 @@ class GRUEngine(wiring.Component):
         bias_base = Signal(range(self._bias_depth + 1))
         # What reaches every lane comes from one register per group of lanes
         # (:func:`.fanout.replicas`), each near its own lanes: the weight banks' address and
-        # read enable, the broadcast element, the accumulators' enables.
+        # read enable, the accumulators' enables.
         fanout = -(-lanes // _LANES_PER_COPY)
         # The weight banks' address, pass_base + term, kept in registers of its own (each
         # assignment to pass_base or term below has its twin here), so that no adder and no
@@ -595,13 +596,16 @@ class GRUEngine(wiring.Component):
             m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_d.eq(at_p), at_s.eq(at_d),
                          at_a.eq(at_s)]
 
-        # M stage: the broadcast element (a copy per group of lanes) and each lane's weight,
-        # taken from the memories into registers, as a block RAM's data arrives too late in
-        # its cycle to go further (on an ECP5 about 6 ns after the clock edge).
+        # M stage: the broadcast element and each lane's weight, taken from the memories into
+        # registers, as a block RAM's data arrives too late in its cycle to go further (on an
+        # ECP5 about 6 ns after the clock edge). The element has one register, beside its
+        # memories: copies near the lanes left the RAMs' data a route across the chip, the
+        # slowest path of the 64-lane ULX3S (12.3 ns). Its loads are the multipliers' input
+        # registers, where nothing follows the route.
         vector = replicas(m, Mux(at_m.use_input, input_data,
                                  Mux(at_m.use_rh, rh_data,
                                      Mux(at_m.h_valid, state_vector_data, 0))),
-                          fanout, name="vector", shape=signed(data_bits), enable=front_advance)
+                          1, name="vector", shape=signed(data_bits), enable=front_advance)
         weights_p = [Signal(signed(formats.weight.total_bits), name=f"weight_{lane}",
                             reset_less=True)
                      for lane in range(lanes)]
