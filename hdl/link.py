@@ -284,6 +284,10 @@ class FrameReceiver(wiring.Component):
     ----------
     max_payload : int
         Largest payload accepted, 1 to 65535 bytes: the depth of the payload RAM.
+    register_writes : bool
+        Write the payload RAM from registers, a cycle late (see
+        :class:`~.memory.BankedMemory`): for a high clock on a large buffer, at the cost of
+        a few flip-flops a bank. Same behaviour either way.
 
     Members
     -------
@@ -314,9 +318,10 @@ class FrameReceiver(wiring.Component):
     route).
     """
 
-    def __init__(self, max_payload=1024):
+    def __init__(self, max_payload=1024, *, register_writes=True):
         _check_max_payload(max_payload)
         self._max_payload = max_payload
+        self._register_writes = register_writes
         super().__init__({
             "i": In(stream.Signature(unsigned(8))),
             "header": Out(stream.Signature(REQUEST_HEADER_LAYOUT)),
@@ -339,7 +344,8 @@ class FrameReceiver(wiring.Component):
         # A large buffer's RAMs lie all over the chip: it is read in two cycles, each bank
         # into a register beside it first. The chosen byte goes to a register slice, not
         # straight to the consumer's logic.
-        m.submodules.buffer = buffer = BankedMemory(unsigned(8), max_payload)
+        m.submodules.buffer = buffer = BankedMemory(unsigned(8), max_payload,
+                                                    register_writes=self._register_writes)
         m.submodules.payload_register = payload_register = StreamRegister(BYTE_LAYOUT)
         wiring.connect(m, payload_register.o, wiring.flipped(self.payload))
         payload = payload_register.i

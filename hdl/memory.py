@@ -158,10 +158,11 @@ class BankedMemory(wiring.Component):
     Members
     -------
     w_addr, w_data, w_en : In
-        Write ``w_data`` at ``w_addr`` when ``w_en`` is high. The write reaches its bank a
-        cycle later, from registers (the bank's write enable decoded into a flip-flop
-        beside it), so a read may take the word from the cycle after next on; a read in the
-        cycle after the write is undefined (see :func:`read_data`).
+        Write ``w_data`` at ``w_addr`` when ``w_en`` is high. With ``register_writes`` the
+        write reaches its bank a cycle later, from registers (the bank's write enable
+        decoded into a flip-flop beside it), so a read may take the word from the cycle
+        after next on; a read in the cycle after the write is undefined (see
+        :func:`read_data`). Without, a read may take it from the next cycle on.
     r_addr, r_en : In
         The read pipeline moves only in cycles with ``r_en`` high: the word at the ``r_addr``
         of such a cycle is on ``r_data`` after the next such cycle, and held meanwhile. A read
@@ -169,16 +170,17 @@ class BankedMemory(wiring.Component):
     r_data : Out(shape)
         The chosen bank's register: no RAM's output meets logic before a flip-flop.
 
-    Resources: ``ceil(depth / bank_depth)`` memories, a register of ``shape`` and a write
-    enable flip-flop beside each, a multiplexer over the registers, and the write's address
-    and data registers.
+    Resources: ``ceil(depth / bank_depth)`` memories, a register of ``shape`` beside each, a
+    multiplexer over the registers; with ``register_writes`` a write enable flip-flop beside
+    each and the write's address and data registers.
     """
 
-    def __init__(self, shape, depth, bank_depth=2048):
+    def __init__(self, shape, depth, bank_depth=2048, *, register_writes=True):
         if bank_depth < 1 or bank_depth & (bank_depth - 1):
             raise ValueError(f"bank_depth must be a power of two, not {bank_depth!r}")
         self._depth = depth
         self._bank_depth = min(depth, bank_depth)
+        self._register_writes = register_writes
         super().__init__({
             "w_addr": In(range(max(depth, 2))),
             "w_data": In(shape),
@@ -205,15 +207,22 @@ class BankedMemory(wiring.Component):
             m.d.sync += [chosen.eq(bank_of(self.r_addr)), chosen_next.eq(chosen)]
         # Writes a cycle late: no decoder and no route across the chip from the writer's
         # logic to a RAM's write enable in one cycle.
-        w_addr, w_data = Signal.like(self.w_addr), Signal.like(self.w_data)
-        m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
+        if self._register_writes:
+            w_addr, w_data = Signal.like(self.w_addr), Signal.like(self.w_data)
+            m.d.sync += [w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
+        else:
+            w_addr, w_data = self.w_addr, self.w_data
         for index in range(count):
             m.submodules[f"bank_{index}"] = bank = Memory(shape=shape, depth=bank_depth,
                                                           init=[], attrs=NO_RW_CHECK)
             write, read = bank.write_port(), bank.read_port()
             word = read_data(m, read, write, platform=platform)
             write_enable = Signal(name=f"bank_{index}_write")
-            m.d.sync += write_enable.eq(self.w_en & (bank_of(self.w_addr) == index))
+            selected = self.w_en & (bank_of(self.w_addr) == index)
+            if self._register_writes:
+                m.d.sync += write_enable.eq(selected)
+            else:
+                m.d.comb += write_enable.eq(selected)
             m.d.comb += [
                 write.addr.eq(w_addr[:low_bits]),
                 write.data.eq(w_data),

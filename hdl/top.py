@@ -60,10 +60,12 @@ class AcceleratorTop(wiring.Component):
         the lanes alone: an iCE40UP5K's eight SB_MAC16 are eight lanes. Same answers, same
         cycles.
     register_slices : bool
-        Put :class:`~.stream.StreamRegister` slices on the engine's input stream and the
-        GLU's streams. Each cuts a ready path that would otherwise run from one block through
-        this state machine to the layer buffer's block RAMs, for a higher clock, at the cost
-        of about 40 logic cells and a cycle of latency. Same answers; a build short of logic
+        Build for a high clock: put :class:`~.stream.StreamRegister` slices on the engine's
+        input stream and the GLU's streams (each cuts a ready path that would otherwise run
+        from one block through this state machine to the layer buffer's block RAMs), read
+        the layer buffer, h0 and h_n in two cycles, keep the walks' addresses in registers
+        of their own, and write the receiver's payload RAM from registers. Each costs logic
+        cells and a cycle of latency here and there. Same answers; a build short of logic
         cells rather than of clock (the iCEBreaker's) leaves them out.
 
     Members
@@ -104,7 +106,8 @@ class AcceleratorTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         config = self._config
-        m.submodules.receiver = receiver = FrameReceiver(self._max_payload)
+        m.submodules.receiver = receiver = FrameReceiver(
+            self._max_payload, register_writes=self._register_slices)
         m.submodules.transmitter = transmitter = FrameTransmitter()
         if config.glu:
             m.submodules.glu = glu = GLUUnit(config.formats,
