@@ -143,3 +143,27 @@ def test_a_pipelined_product_keeps_its_registers_in_the_dsp_block(tmp_path, monk
     else:
         assert cells.get("SB_MAC16") == 1
         assert not any("DFF" in cell for cell in cells)
+
+
+def test_the_ecp5_product_uses_the_input_and_output_registers_only():
+    # The simulation's model is two register stages (operands, product): the MULT18X18D must
+    # register A, B and P on the one clock and enable, and not its pipeline register, which
+    # would add a third. Operands are sign-extended to 18 bits.
+    class Ecp5:
+        family, device = "ecp5", ""
+
+    text = rtlil.convert(_Product(), name="top", emit_src=False, platform=Ecp5())
+    cell = text[text.index("cell \\MULT18X18D"):]
+    cell = cell[:cell.index("\n  end\n")]
+    parameters = dict(line.split()[1:3] for line in cell.splitlines()
+                      if line.strip().startswith("parameter"))
+    connections = dict(line.split(None, 2)[1:] for line in cell.splitlines()
+                       if line.strip().startswith("connect"))
+    print(parameters)
+    for register in ("INPUTA", "INPUTB", "OUTPUT"):
+        assert parameters[f"\\REG_{register}_CLK"] == '"CLK0"'
+        assert parameters[f"\\REG_{register}_CE"] == '"CE0"'
+    assert parameters["\\REG_PIPELINE_CLK"] == '"NONE"'
+    assert connections["\\CE0"] == "\\enable [0]"
+    assert connections["\\SIGNEDA"] == connections["\\SIGNEDB"] == "1'1"
+    assert connections["\\A17"] == "\\a [15]" and connections["\\B16"] == "\\b [15]"
