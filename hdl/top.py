@@ -299,23 +299,22 @@ class AcceleratorTop(wiring.Component):
         h0_base = Signal(range(config.weight_sets * state_words + 1))
         hn_base = Signal(range(config.weight_sets * state_words + 1))
 
+        def address_of(name, total):
+            """``total``, a sum of registers that is a RAM address: with register slices a
+            register of its own instead (no adder between it and the RAMs), and the function
+            that gives the assignments keeping it equal to the sum (none without)."""
+            if not two_cycle_reads:
+                return total, lambda value: []
+            register = Signal(address_bits, name=name)
+            return register, lambda value: [register.eq(value)]
+
         # A walk over up to three nested counters, outer to inner, and its address
         # base + outer * outer_stride + middle * middle_stride + inner, kept as the running
-        # address of the outer and of the middle counter. With register slices the address
-        # is a register of its own too (no adder between it and the RAMs): each assignment
-        # below that moves the walk has its twin in keep_walk_address.
+        # address of the outer and of the middle counter (each assignment below that moves
+        # the walk has its twin in keep_walk_address).
         outer, middle, inner = Signal(count_range), Signal(count_range), Signal(count_range)
         outer_address, middle_address = Signal(address_bits), Signal(address_bits)
-        if two_cycle_reads:
-            walk_address = Signal(address_bits)
-
-            def keep_walk_address(value):
-                return [walk_address.eq(value)]
-        else:
-            walk_address = middle_address + inner
-
-            def keep_walk_address(value):
-                return []
+        walk_address, keep_walk_address = address_of("walk_address", middle_address + inner)
         walk_done = Signal()
         read_valid = Signal()           # a read port's data is a word for the consumer
         read_tag = Signal(range(state_words))
@@ -388,17 +387,7 @@ class AcceleratorTop(wiring.Component):
         # layer buffer; then the final states, at final_row + final_unit in h_n.
         out_sequence, out_unit = Signal(range(max_b)), Signal(range(max_h))
         out_step_address, out_row = Signal(address_bits), Signal(address_bits)
-        # out_row + out_unit; with register slices a register of its own, as walk_address.
-        if two_cycle_reads:
-            out_address = Signal(address_bits)
-
-            def keep_out_address(value):
-                return [out_address.eq(value)]
-        else:
-            out_address = out_row + out_unit
-
-            def keep_out_address(value):
-                return []
+        out_address, keep_out_address = address_of("out_address", out_row + out_unit)
         final_unit = Signal(range(max_h))
         final_row = Signal(address_bits)
         lengths_sent = Signal(range(max_b + 1))

@@ -38,16 +38,29 @@ class _Checked(wiring.Component):
         return m
 
 
+async def write_words(ctx, dut, words):
+    """Write ``words[i]`` at address ``i``, one a cycle, through ``dut``'s w_* ports."""
+    for address, word in enumerate(words):
+        ctx.set(dut.w_addr, address)
+        ctx.set(dut.w_data, word)
+        ctx.set(dut.w_en, 1)
+        await ctx.tick()
+    ctx.set(dut.w_en, 0)
+
+
+def simulate(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def test_read_data_complements_a_word_read_as_it_is_written():
     dut = _Checked()
     seen = []
 
     async def bench(ctx):
-        for address in range(8):
-            ctx.set(dut.w_addr, address)
-            ctx.set(dut.w_data, 0x1100 + address)
-            ctx.set(dut.w_en, 1)
-            await ctx.tick()
+        await write_words(ctx, dut, [0x1100 + address for address in range(8)])
         # Write 3 and read 3 in one cycle, then write 3 and read 2, then read 3 alone.
         for write_address, read_address, write in [(3, 3, 1), (3, 2, 1), (0, 3, 0)]:
             ctx.set(dut.w_addr, write_address)
@@ -57,10 +70,7 @@ def test_read_data_complements_a_word_read_as_it_is_written():
             await ctx.tick()
             seen.append(ctx.get(dut.r_data))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert seen == [~0x1103 & 0xFFFF, 0x1102, 0xBEEF]
 
 
@@ -96,10 +106,7 @@ def test_reads_what_was_written(seed):
         assert len(model) > 10
         assert all(got == want for got, want in checks)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
 
 
 def test_spram_on_icebreaker_only(tmp_path, monkeypatch):
@@ -120,12 +127,7 @@ def test_banked_reads_arrive_after_the_next_enabled_cycle(seed):
     checks = []
 
     async def bench(ctx):
-        for address, value in enumerate(model):
-            ctx.set(dut.w_addr, address)
-            ctx.set(dut.w_data, value)
-            ctx.set(dut.w_en, 1)
-            await ctx.tick()
-        ctx.set(dut.w_en, 0)
+        await write_words(ctx, dut, model)
         await ctx.tick()                  # the last write reaches its bank
         in_flight = [None, None]          # the RAMs' outputs, then the registers'
         for _ in range(400):
@@ -138,10 +140,7 @@ def test_banked_reads_arrive_after_the_next_enabled_cycle(seed):
             if in_flight[1] is not None:
                 checks.append((ctx.get(dut.r_data), in_flight[1]))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert len(checks) > 300
     assert all(got == want for got, want in checks)
 
@@ -156,12 +155,7 @@ def test_a_banked_write_reaches_its_bank_a_cycle_later(register_writes):
     seen = []
 
     async def bench(ctx):
-        for address in range(32):
-            ctx.set(dut.w_addr, address)
-            ctx.set(dut.w_data, 0x100 + address)
-            ctx.set(dut.w_en, 1)
-            await ctx.tick()
-        ctx.set(dut.w_en, 0)
+        await write_words(ctx, dut, [0x100 + address for address in range(32)])
         ctx.set(dut.r_addr, 20)
         ctx.set(dut.r_en, 1)
         for _ in range(3):
@@ -176,10 +170,7 @@ def test_a_banked_write_reaches_its_bank_a_cycle_later(register_writes):
             await ctx.tick()
             seen.append(ctx.get(dut.r_data))    # the reads issued in c, c + 1, c + 2
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     print([hex(word) for word in seen])
     # A collided read: what the RAM gave (the old word), complemented.
     if register_writes:
