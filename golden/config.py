@@ -22,6 +22,9 @@ class BuildConfig:
     ----------
     lanes : int
         Parallel multiply-accumulate lanes of the GRU engine.
+    lane_width : int
+        Terms each lane multiplies per cycle (1, 2 or 4): ``lanes * lane_width`` multipliers
+        in all. A row's input and recurrent terms are each padded to a multiple of it.
     max_input_size, max_hidden_size, max_batch, max_steps : int
         Largest ``D``, ``H``, ``N`` and ``T`` a run may have. A second layer of a
         bidirectional GRU takes ``2 * H`` inputs, so ``max_input_size`` bounds that too.
@@ -36,6 +39,7 @@ class BuildConfig:
     """
 
     lanes: int = 8
+    lane_width: int = 1
     max_input_size: int = 64
     max_hidden_size: int = 64
     max_batch: int = 8
@@ -51,6 +55,8 @@ class BuildConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        if isinstance(self.lane_width, bool) or self.lane_width not in (1, 2, 4):
+            raise ValueError(f"lane_width must be 1, 2 or 4, not {self.lane_width!r}")
         if not isinstance(self.formats, NumberFormats):
             raise TypeError(f"formats must be a NumberFormats, not {type(self.formats).__name__}")
 
@@ -73,6 +79,17 @@ class BuildConfig:
         """Terms of the longest dot product, ``max_input_size + max_hidden_size``."""
         return self.max_input_size + self.max_hidden_size
 
+    def padded_terms(self, size):
+        """``size`` terms rounded up to a multiple of ``lane_width``: the weight words a row
+        takes for them, and ``lane_width`` times the cycles a lane takes over them."""
+        return -(-size // self.lane_width) * self.lane_width
+
+    @property
+    def max_term_words(self):
+        """Weight words of the longest row in a lane's bank: its input and its recurrent
+        terms each padded to a multiple of ``lane_width``."""
+        return self.padded_terms(self.max_input_size) + self.padded_terms(self.max_hidden_size)
+
     @property
     def accumulator(self):
         """Accumulator format: never overflows for the longest dot product and its biases."""
@@ -81,8 +98,8 @@ class BuildConfig:
     @property
     def weight_set_words(self):
         """Words of one weight set in each lane's bank: 3 gates x ``groups`` passes of
-        ``max_terms`` weights."""
-        return 3 * self.groups * self.max_terms
+        ``max_term_words`` weights."""
+        return 3 * self.groups * self.max_term_words
 
     @property
     def bias_set_words(self):

@@ -22,7 +22,8 @@ import struct
 
 __all__ = ["PROTOCOL_VERSION", "Command", "Status", "RESPONSE_FLAG", "crc16", "cobs_encode",
            "cobs_decode", "FrameError", "INFO_LAYOUT", "INFO_CONFIG_SIZES", "INFO_FORMATS",
-           "DEFAULT_BAUD", "INFO_BIDIRECTIONAL", "INFO_NO_GLU", "info_flags", "info_payload"]
+           "DEFAULT_BAUD", "INFO_BIDIRECTIONAL", "INFO_NO_GLU", "INFO_LANE_WIDTH",
+           "INFO_LANE_WIDTH_SHIFT", "info_flags", "info_payload"]
 
 
 PROTOCOL_VERSION = 1
@@ -111,7 +112,7 @@ def cobs_decode(data):
 
 
 #: INFO's response payload: version, the six sizes, a flags byte (bit 0: bidirectional banks;
-#: bit 1: no GLU unit), five (integer, fraction) bit pairs, the table's two shape numbers,
+#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width), five (integer, fraction) bit pairs, the table's two shape numbers,
 #: max_payload and clock_hz.
 INFO_LAYOUT = struct.Struct("<B6HB10BBBHI")
 INFO_CONFIG_SIZES = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
@@ -125,12 +126,16 @@ DEFAULT_BAUD = 3_000_000
 
 INFO_BIDIRECTIONAL = 0x01
 INFO_NO_GLU = 0x02
+#: INFO's flag bits holding log2 of ``BuildConfig.lane_width`` (0, 1 or 2).
+INFO_LANE_WIDTH_SHIFT = 2
+INFO_LANE_WIDTH = 0x0C
 
 
 def info_flags(config):
     """INFO's flags byte for a :class:`~.config.BuildConfig`."""
     return ((INFO_BIDIRECTIONAL if config.bidirectional else 0) |
-            (0 if config.glu else INFO_NO_GLU))
+            (0 if config.glu else INFO_NO_GLU) |
+            ((config.lane_width.bit_length() - 1) << INFO_LANE_WIDTH_SHIFT))
 
 
 def info_payload(config, max_payload, clock_hz=0, version=PROTOCOL_VERSION):

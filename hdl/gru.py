@@ -18,13 +18,20 @@ bank, so the lanes never wait for weights. The biases enter the accumulators at 
 (``b_i``) and ``k = D`` (``b_h``); for the ``n`` rows of PyTorch's form the accumulator is
 taken aside at ``k = D`` (``W_in x + b_in``) and restarted for ``W_hn h + b_hn``.
 
+With a lane width ``w`` above 1 (:attr:`BuildConfig.lane_width`) every lane has ``w``
+multipliers and a cycle broadcasts ``w`` elements: a pass takes ``D' + H'`` cycles, where
+``D' = ceil(D / w)`` and ``H' = ceil(H / w)``, the input and the recurrent terms each padded
+to whole cycles. A padding element is taken as zero, whatever its weight word holds. Below,
+read ``D'`` and ``H'`` for ``D`` and ``H`` where cycles are counted.
+
 When a pass ends its sums move to a holding register, and an element-wise pipeline takes them
 one unit per cycle while the lanes start the next pass: sigmoid of ``r`` and ``z``, tanh of
 ``n``, the update ``h' = n + z (h - n)`` and, for the original form, ``r * h`` for the ``n``
 passes. All numerics are :func:`gatework.golden.gru.gru_cell_fixed`'s, bit for bit.
 
 Cycles per job: ``3 * ceil(H / lanes) * (D + H)`` when ``D + H >= lanes`` (the element-wise
-stage keeps up), which is the ideal ``3 H (D + H) / lanes`` when ``lanes`` divides ``H``.
+stage keeps up), which is the ideal ``3 H (D + H) / lanes`` when ``lanes`` divides ``H``
+(``3 H (D + H) / (lanes * w)`` when ``w`` divides ``D`` and ``H`` as well).
 A job waits only where a dependency is not yet met: the state of the same sequence one step
 earlier, and, before its ``n`` passes, the ``r`` of its own units, which is ready by then
 unless a pass is shorter than the element-wise pipeline. With a batch of one, a job starts as
@@ -33,7 +40,7 @@ state term waits only until the previous step has written that unit, so when ``D
 least the element-wise stage's depth (about 20 cycles) steps follow each other with no gap.
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -113,11 +120,14 @@ def engine_load_words(config, weights, weight_set, *, h0=None):
 
     The layout is the engine's: for lane ``l``, the row of unit ``j = g * lanes + l`` of
     gate ``G`` is pass ``p = G * ceil(H / lanes) + g`` and lies at words
-    ``set_base + p * (D + H) + k`` (``k < D``: input weights, then recurrent weights).
+    ``set_base + p * (D' + H') + k``: its input weights from ``k = 0``, its recurrent weights
+    from ``k = D'``, where ``D'`` and ``H'`` are ``D`` and ``H`` rounded up to a multiple of
+    the lane width (:meth:`BuildConfig.padded_terms`; the words between are not written).
     """
     lanes = config.lanes
     hidden, inputs = weights.hidden_size, weights.input_size
-    terms = inputs + hidden
+    input_words = config.padded_terms(inputs)
+    terms = input_words + config.padded_terms(hidden)
     groups = -(-hidden // lanes)
     weight_base = weight_set * config.weight_set_words
     bias_base = weight_set * config.bias_set_words
@@ -133,7 +143,7 @@ def engine_load_words(config, weights, weight_set, *, h0=None):
                               "data": int(weights.weight_ih[row, k])})
             for k in range(hidden):
                 words.append({"region": LoadRegion.WEIGHT, "lane": lane,
-                              "address": weight_base + pass_index * terms + inputs + k,
+                              "address": weight_base + pass_index * terms + input_words + k,
                               "data": int(weights.weight_hh[row, k])})
             for which, bias in enumerate((weights.bias_ih, weights.bias_hh)):
                 words.append({"region": LoadRegion.BIAS, "lane": lane,
@@ -197,12 +207,15 @@ class GRUEngine(wiring.Component):
         once the engine's values have left it (:attr:`.Activation.latency` cycles with
         ``i.valid`` low and ``o.ready`` high).
 
-    Throughput: ``lanes`` multiply-accumulates per cycle while a pass runs; a step of one
-    sequence takes ``3 * ceil(H / lanes) * (D + H)`` cycles when ``D + H >= lanes`` (see the
-    module docstring). A run's weight set is found by counting up from the first set, one set
+    Throughput: ``lanes * lane_width`` multiply-accumulates per cycle while a pass runs; a
+    step of one sequence takes ``3 * ceil(H / lanes) * (D' + H')`` cycles when
+    ``D' + H' >= lanes``, with ``D'`` and ``H'`` the cycles of a row's input and recurrent
+    terms, ``ceil(D / lane_width)`` and ``ceil(H / lane_width)`` (see the module
+    docstring). A run's weight set is found by counting up from the first set, one set
     per cycle from the command on: its first pass waits for that only when ``weight_set``
-    exceeds the cycles its lengths take. Resources: ``lanes`` multipliers and accumulators, a
-    weight and a bias bank per lane (:meth:`BuildConfig.memory_words`), a state memory of
+    exceeds the cycles its lengths take. Resources: ``lanes * lane_width`` multipliers,
+    ``lanes`` accumulators, a weight bank (``lane_width`` weights a word) and a bias bank per
+    lane (:meth:`BuildConfig.memory_words`), a state memory of
     ``2 * max_batch * max_hidden_size`` words, the activation ROM and its multiplier, and two
     multipliers in the element-wise stage (16 x 18 and 16 x 20 bits by default, two DSP
     blocks each) or with ``lut_multipliers`` three adder trees in their place; no other
@@ -223,6 +236,7 @@ class GRUEngine(wiring.Component):
         self._lut_multipliers = lut_multipliers
         self._shared_activation = shared_activation
         formats = config.formats
+        # Load addresses count weight words; a lane's bank holds lane_width of them a word.
         self._weight_depth = config.weight_sets * config.weight_set_words
         self._bias_depth = config.weight_sets * config.bias_set_words
         self._state_depth = 2 * config.max_batch * config.max_hidden_size
@@ -280,27 +294,44 @@ class GRUEngine(wiring.Component):
         # finished writing, the input slot and r * h it reads are complete, and its n passes
         # wait for its last r. Only z is read as it may be written (H = 1): transparent.
         block = {"ram_style": "block", **NO_RW_CHECK}
+        # With lane_width w, a lane takes w terms a cycle: w weights from one word of its bank
+        # (each written alone, a write granule apiece) and w elements of the vector, read
+        # through w ports of each memory the vector comes from.
+        width = config.lane_width
+        shift = width.bit_length() - 1
+        weight_bits = formats.weight.total_bits
+        bank_depth = self._weight_depth // width
         weight_banks, bias_banks = [], []
         for lane in range(lanes):
-            bank = Memory(shape=signed(formats.weight.total_bits), depth=self._weight_depth,
-                          init=[], attrs=NO_RW_CHECK)
+            if width == 1:
+                bank = Memory(shape=signed(weight_bits), depth=self._weight_depth,
+                              init=[], attrs=NO_RW_CHECK)
+            else:
+                bank = Memory(shape=unsigned(width * weight_bits), depth=bank_depth,
+                              init=[], attrs=NO_RW_CHECK)
             biases = Memory(shape=signed(formats.bias.total_bits), depth=self._bias_depth,
                             init=[], attrs=NO_RW_CHECK)
             m.submodules[f"weights_{lane}"] = bank
             m.submodules[f"biases_{lane}"] = biases
-            weight_banks.append((bank.read_port(), bank.write_port()))
+            weight_banks.append((bank.read_port(), bank.write_port(
+                granularity=None if width == 1 else weight_bits)))
             bias_banks.append((biases.read_port(), biases.write_port()))
         m.submodules.state = state_memory = Memory(shape=signed(data_bits),
                                                    depth=self._state_depth, init=[], attrs=block)
-        state_vector = state_memory.read_port()       # the broadcast h of the lanes
+        # the broadcast h of the lanes
+        state_vectors = [state_memory.read_port() for _ in range(width)]
         state_update = state_memory.read_port()       # h of the element-wise stage
         state_write = state_memory.write_port()
-        m.submodules.inputs = input_memory = Memory(shape=signed(data_bits), depth=2 * max_d,
-                                                    init=[], attrs=block)
-        input_read, input_write = input_memory.read_port(), input_memory.write_port()
+        # Two slots of one input vector, each padded to a multiple of the lane width.
+        slot_words = config.padded_terms(max_d)
+        m.submodules.inputs = input_memory = Memory(shape=signed(data_bits),
+                                                    depth=2 * slot_words, init=[], attrs=block)
+        input_reads = [input_memory.read_port() for _ in range(width)]
+        input_write = input_memory.write_port()
         m.submodules.reset_state = rh_memory = Memory(shape=signed(data_bits), depth=max_h,
                                                       init=[], attrs=block)
-        rh_read, rh_write = rh_memory.read_port(), rh_memory.write_port()
+        rh_reads = [rh_memory.read_port() for _ in range(width)]
+        rh_write = rh_memory.write_port()
         activation_bits = formats.activation.total_bits
         m.submodules.r_gate = r_memory = Memory(shape=signed(activation_bits), depth=max_h,
                                                 init=[], attrs=block)
@@ -310,12 +341,21 @@ class GRUEngine(wiring.Component):
                                                 init=[], attrs=block)
         z_write = z_memory.write_port()
         z_read = z_memory.read_port(transparent_for=(z_write,))
-        state_vector_data = read_data(m, state_vector, state_write, platform=platform)
+        state_vector_data = [read_data(m, read, state_write, platform=platform)
+                             for read in state_vectors]
         state_update_data = read_data(m, state_update, state_write, platform=platform)
-        input_data = read_data(m, input_read, input_write, platform=platform)
-        rh_data = read_data(m, rh_read, rh_write, platform=platform)
-        weight_data = [read_data(m, read, write, platform=platform)
-                       for read, write in weight_banks]
+        input_data = [read_data(m, read, input_write, platform=platform)
+                      for read in input_reads]
+        rh_data = [read_data(m, read, rh_write, platform=platform) for read in rh_reads]
+        # Each lane's weights of a cycle, term by term.
+        weight_data = []
+        for read, write in weight_banks:
+            word = read_data(m, read, write, platform=platform)
+            if width == 1:
+                weight_data.append([word])
+            else:
+                weight_data.append([word[k * weight_bits:(k + 1) * weight_bits].as_signed()
+                                    for k in range(width)])
         bias_data = [read_data(m, read, write, platform=platform) for read, write in bias_banks]
 
         def state_address(bank, offset):
@@ -326,7 +366,17 @@ class GRUEngine(wiring.Component):
         command = Signal.like(self.command.payload)
         inputs = command.input_size
         hidden = command.hidden_size
+        # A pass's cycles: the run's input terms, then its recurrent terms, each
+        # ceil(size / lane_width) cycles.
         terms = Signal(range(config.max_terms + 1))
+        if width == 1:
+            input_cycles = inputs
+        else:
+            input_cycles = Signal(range(max_d + 1))
+            last_input_cycle = Signal(range(max_d))
+            # Which elements of a pass's last input cycle and last recurrent cycle are terms:
+            # the rest are padding, whose elements are taken as zero.
+            input_tail, hidden_tail = Signal(width), Signal(width)
         lengths = Array(Signal(range(config.max_steps + 1), name=f"length_{b}")
                         for b in range(max_b))
         parity = Array(Signal(name=f"parity_{b}") for b in range(max_b))
@@ -343,7 +393,7 @@ class GRUEngine(wiring.Component):
         input_sequence = Signal(range(max_b))
         inputs_left = Signal()
         m.d.comb += [
-            input_write.addr.eq(Mux(write_slot, max_d, 0) + write_index),
+            input_write.addr.eq(Mux(write_slot, slot_words, 0) + write_index),
             input_write.data.eq(self.x.payload),
             self.x.ready.eq(running & inputs_left & ~slot_full.bit_select(write_slot, 1)),
             input_write.en.eq(self.x.valid & self.x.ready),
@@ -386,7 +436,7 @@ class GRUEngine(wiring.Component):
         set_bias_base = Signal(range(self._bias_depth + 1))
         with m.If(sets_to_skip != 0):
             m.d.sync += [sets_to_skip.eq(sets_to_skip - 1),
-                         set_pass_base.eq(set_pass_base + config.weight_set_words),
+                         set_pass_base.eq(set_pass_base + config.weight_set_words // width),
                          set_bias_base.eq(set_bias_base + config.bias_set_words)]
         pass_base = Signal(range(self._weight_depth + 1))
         bias_base = Signal(range(self._bias_depth + 1))
@@ -398,7 +448,7 @@ class GRUEngine(wiring.Component):
         # assignment to pass_base or term below has its twin here), so that no adder and no
         # multiplexer sits between them and the block RAMs. Between runs, the address of
         # the load word taken in the cycle before (see _load).
-        weight_depth = max(self._weight_depth, 2)
+        weight_depth = max(bank_depth, 2)
         weight_address = [Signal(range(weight_depth), name=f"weight_address_replica_{k}")
                           for k in range(fanout)]
 
@@ -436,7 +486,8 @@ class GRUEngine(wiring.Component):
             "valid": 1, "token": 1, "kind": _Kind, "first": 1, "split": 1, "last": 1,
             "restart": 1, "use_input": 1, "use_rh": 1, "h_valid": 1,
             "state_row": range(max_b * max_h), "last_sequence": 1,
-            "group_base": range(max_h + lanes + 1), "read_bank": 1, "last_group": 1})
+            "group_base": range(max_h + lanes + 1), "read_bank": 1, "last_group": 1,
+            **({} if width == 1 else {"mask": width})})
         at_m = Signal(term_layout)
         at_p = Signal(term_layout)
         at_d = Signal(term_layout)
@@ -528,9 +579,13 @@ class GRUEngine(wiring.Component):
         with m.Elif(job_done):
             m.d.sync += chasing.eq(0)
         state_written = Signal()
+        if width > 1:
+            state_written_unit = Signal(range(max_h))
+        # A recurrent cycle reads lane_width units: it counts as written with the last of them.
         with m.If(job_done):
-            m.d.sync += written_term.eq(inputs)
-        with m.Elif(state_written):
+            m.d.sync += written_term.eq(input_cycles)
+        with m.Elif(state_written if width == 1 else
+                    state_written & state_written_unit[:shift].all()):
             m.d.sync += written_term.eq(written_term + 1)
         r_done = Signal()
         with m.If(job_started & sequence_active):
@@ -538,19 +593,22 @@ class GRUEngine(wiring.Component):
         with m.Elif(r_done):
             m.d.sync += r_pending.eq(0)
 
-        # Addresses of what the issued term needs.
-        unit = term - inputs
-        use_input = term < inputs
+        # Addresses of what the issued term needs: element k of the cycle's lane_width.
+        unit = term - input_cycles if width == 1 else (term - input_cycles) << shift
+        use_input = term < input_cycles
         use_rh = (gate == _Gate.N) & ~command.linear_before_reset & ~use_input
         read_bank = Mux(in_job, job_read_bank, parity[sequence])
-        m.d.comb += [
-            input_read.addr.eq(Mux(read_slot, max_d, 0) + term),
-            input_read.en.eq(front_advance),
-            rh_read.addr.eq(unit),
-            rh_read.en.eq(front_advance),
-            state_vector.addr.eq(state_address(read_bank, sequence_row + unit)),
-            state_vector.en.eq(front_advance),
-        ]
+        for k in range(width):
+            element = term if width == 1 else Cat(Const(k, shift), term)
+            unit_k = unit if k == 0 else unit + k
+            m.d.comb += [
+                input_reads[k].addr.eq(Mux(read_slot, slot_words, 0) + element),
+                input_reads[k].en.eq(front_advance),
+                rh_reads[k].addr.eq(unit_k),
+                rh_reads[k].en.eq(front_advance),
+                state_vectors[k].addr.eq(state_address(read_bank, sequence_row + unit_k)),
+                state_vectors[k].en.eq(front_advance),
+            ]
         advance_next = Signal()       # front_advance's next value, found below
         lane_advance = replicas(m, advance_next, fanout, name="lane_advance", init=1,
                                 reset_less=False)
@@ -580,7 +638,7 @@ class GRUEngine(wiring.Component):
             issued.token.eq(issue_is_token),
             issued.kind.eq(kind),
             issued.first.eq(term == 0),
-            issued.split.eq(term == inputs),
+            issued.split.eq(term == input_cycles),
             issued.last.eq(last_term),
             issued.restart.eq((gate == _Gate.N) & command.linear_before_reset),
             issued.use_input.eq(use_input),
@@ -592,6 +650,11 @@ class GRUEngine(wiring.Component):
             issued.read_bank.eq(Mux(finals, parity[final_sequence], read_bank)),
             issued.last_group.eq(last_group),
         ]
+        if width > 1:
+            all_terms = (1 << width) - 1
+            m.d.comb += issued.mask.eq(
+                Mux(use_input, Mux(term == last_input_cycle, input_tail, all_terms),
+                    Mux(last_term, hidden_tail, all_terms)))
         with m.If(front_advance):
             m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_d.eq(at_p), at_s.eq(at_d),
                          at_a.eq(at_s)]
@@ -602,23 +665,33 @@ class GRUEngine(wiring.Component):
         # memories: copies near the lanes left the RAMs' data a route across the chip, the
         # slowest path of the 64-lane ULX3S (12.3 ns). Its loads are the multipliers' input
         # registers, where nothing follows the route.
-        vector = replicas(m, Mux(at_m.use_input, input_data,
-                                 Mux(at_m.use_rh, rh_data,
-                                     Mux(at_m.h_valid, state_vector_data, 0))),
-                          1, name="vector", shape=signed(data_bits), enable=front_advance)
-        weights_p = [Signal(signed(formats.weight.total_bits), name=f"weight_{lane}",
-                            reset_less=True)
+        def element(k):
+            value = Mux(at_m.use_input, input_data[k],
+                        Mux(at_m.use_rh, rh_data[k], Mux(at_m.h_valid, state_vector_data[k], 0)))
+            return value if width == 1 else Mux(at_m.mask[k], value, 0)
+
+        def suffix(k):
+            return "" if width == 1 else f"_{k}"
+
+        vectors = [replicas(m, element(k), 1, name=f"vector{suffix(k)}",
+                            shape=signed(data_bits), enable=front_advance)
+                   for k in range(width)]
+        weights_p = [[Signal(signed(weight_bits), name=f"weight_{lane}{suffix(k)}",
+                             reset_less=True)
+                      for k in range(width)]
                      for lane in range(lanes)]
         for lane in range(lanes):
             with m.If(replica_of(lane_advance, lane, lanes)):
-                m.d.sync += weights_p[lane].eq(weight_data[lane])
+                m.d.sync += [weights_p[lane][k].eq(weight_data[lane][k]) for k in range(width)]
 
         # P and D stages: each lane's weight and the broadcast element go into its
         # multiplier's input registers, and the product into its output register
         # (:func:`.arith.pipelined_product`: the DSP block's own registers on an ECP5).
-        products = [pipelined_product(m, weights_p[lane], replica_of(vector, lane, lanes),
-                                      enable=replica_of(lane_advance, lane, lanes),
-                                      platform=platform, name=f"lane_{lane}")
+        products = [[pipelined_product(m, weights_p[lane][k],
+                                       replica_of(vectors[k], lane, lanes),
+                                       enable=replica_of(lane_advance, lane, lanes),
+                                       platform=platform, name=f"lane_{lane}{suffix(k)}")
+                     for k in range(width)]
                     for lane in range(lanes)]
         # D stage: each lane's bias where one enters (k = 0 and k = D), otherwise zero: a
         # synchronous reset of the bias register, so no select meets the adder of the S stage.
@@ -630,13 +703,16 @@ class GRUEngine(wiring.Component):
                 with m.If(~at_d.first & ~at_d.split):
                     m.d.sync += biases_p[lane].eq(0)
 
-        # S stage: product + bias, so that the accumulators take one addition.
+        # S stage: the products + bias, so that the accumulators take one addition.
         bias_shift = acc_fraction - formats.bias.fraction_bits
         addends = [Signal(signed(acc_bits), name=f"addend_{lane}", reset_less=True)
                    for lane in range(lanes)]
         for lane in range(lanes):
+            product_sum = products[lane][0]
+            for product in products[lane][1:]:
+                product_sum = product_sum + product
             with m.If(replica_of(lane_advance, lane, lanes)):
-                m.d.sync += addends[lane].eq(products[lane] +
+                m.d.sync += addends[lane].eq(product_sum +
                                              (biases_p[lane].as_signed() << bias_shift))
 
         # A stage: accumulate; at a pass's end, hand the sums over.
@@ -911,6 +987,8 @@ class GRUEngine(wiring.Component):
                 self.o.payload.last.eq(item_last.final_run & item_last.last_unit),
             ]
         m.d.comb += state_written.eq(back_advance & is_n_last)
+        if width > 1:
+            m.d.comb += state_written_unit.eq(item_last.unit)
         ends_job = (item_last.valid & item_last.last_unit & item_last.last_group &
                     ((item_last.kind == _Kind.N) | (item_last.kind == _Kind.SKIP)))
         m.d.comb += [
@@ -928,13 +1006,31 @@ class GRUEngine(wiring.Component):
         length_bad = Signal()
         # Registers, not sums: the command holds still through a run, and a run's first pass
         # comes at least two cycles after its command.
-        m.d.sync += [terms.eq(command.input_size + command.hidden_size),
-                     final_term.eq(terms - 1)]
+        def tail_mask(size):
+            """Which of the lane_width elements of a last cycle over ``size`` terms are
+            terms."""
+            rest = size[:shift]
+            return Cat((rest == 0) | (rest > k) for k in range(width))
+
+        if width == 1:
+            m.d.sync += terms.eq(command.input_size + command.hidden_size)
+        else:
+            rounded_inputs = (command.input_size + (width - 1)) >> shift
+            rounded_hidden = (command.hidden_size + (width - 1)) >> shift
+            m.d.sync += [
+                terms.eq(rounded_inputs + rounded_hidden),
+                input_cycles.eq(rounded_inputs),
+                last_input_cycle.eq(rounded_inputs - 1),
+                input_tail.eq(tail_mask(command.input_size)),
+                hidden_tail.eq(tail_mask(command.hidden_size)),
+            ]
+        m.d.sync += final_term.eq(terms - 1)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.command.ready.eq(1), self.load.ready.eq(1),
                              load_state.eq(1)]
-                set_weight_address(self.load.payload.address)
+                set_weight_address(self.load.payload.address if width == 1 else
+                                   self.load.payload.address[shift:])
                 with m.If(self.command.valid):
                     payload = self.command.payload
                     m.d.sync += [command.eq(payload), self.load_error.eq(0),
@@ -976,7 +1072,7 @@ class GRUEngine(wiring.Component):
                     group_base.eq(0), term.eq(0), pass_base.eq(set_pass_base),
                     bias_base.eq(set_bias_base), in_job.eq(0), finals.eq(0),
                     final_sequence.eq(0), final_row.eq(0), r_pending.eq(0),
-                    chasing.eq(0), written_term.eq(command.input_size),
+                    chasing.eq(0), written_term.eq(input_cycles),
                     slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),
                     input_step.eq(0), input_sequence.eq(0), inputs_left.eq(1),
                 ]
@@ -1045,11 +1141,16 @@ class GRUEngine(wiring.Component):
                 m.d.comb += in_range.eq(load.address < config.max_batch *
                                         config.max_hidden_size)
         write = self.load.valid & load_state & in_range
-        weight_select, bias_select = Signal(lanes), Signal(lanes)
+        # A weight word goes to one granule of its lane's bank: the low bits of its address.
+        width = config.lane_width
+        shift = width.bit_length() - 1
+        weight_select, bias_select = Signal(lanes * width), Signal(lanes)
         state_select = Signal()
+        granule = [1] if width == 1 else [load.address[:shift] == k for k in range(width)]
         m.d.sync += [
             weight_select.eq(Cat((write & (load.region == LoadRegion.WEIGHT) &
-                                  (load.lane == lane)) for lane in range(lanes))),
+                                  (load.lane == lane) & granule[k])
+                                 for lane in range(lanes) for k in range(width))),
             bias_select.eq(Cat((write & (load.region == LoadRegion.BIAS) &
                                 (load.lane == lane)) for lane in range(lanes))),
             state_select.eq(write & (load.region == LoadRegion.STATE)),
@@ -1061,8 +1162,8 @@ class GRUEngine(wiring.Component):
             m.d.comb += [
                 # The weights' address register took the load's address with it.
                 weight_write.addr.eq(replica_of(weight_address, lane, lanes)),
-                weight_write.data.eq(replica_of(load_data, lane, lanes)),
-                weight_write.en.eq(weight_select[lane]),
+                weight_write.data.eq(Cat([replica_of(load_data, lane, lanes)] * width)),
+                weight_write.en.eq(weight_select[lane * width:(lane + 1) * width]),
                 bias_write.addr.eq(replica_of(load_address, lane, lanes)),
                 bias_write.data.eq(replica_of(load_data, lane, lanes)),
                 bias_write.en.eq(bias_select[lane]),

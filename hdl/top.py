@@ -227,6 +227,13 @@ class AcceleratorTop(wiring.Component):
         def u16(index):
             return Cat(fields[index], fields[index + 1])
 
+        def padded(size):
+            """``size`` rounded up to a multiple of the engine's lane width."""
+            if config.lane_width == 1:
+                return size
+            shift = config.lane_width.bit_length() - 1
+            return ((size + (config.lane_width - 1)) >> shift) << shift
+
         # Per-slot records of what LOAD put there, for RUN's NOT_LOADED check.
         slots = config.weight_sets
         loaded = Array(Signal(name=f"loaded_{s}") for s in range(slots))
@@ -551,8 +558,11 @@ class AcceleratorTop(wiring.Component):
                 with m.Else():
                     m.d.comb += [done.eq(byte_done), word.eq(byte_word)]
                 row_terms = Mux(phase == 0, load_inputs, Mux(phase == 1, load_hidden, 1))
-                pass_step = Mux(phase < 2, load_inputs + load_hidden, 2)
-                address = pass_base + Mux(phase == 1, load_inputs, 0) + term + (phase == 3)
+                # A row's input and recurrent weights each take a multiple of the engine's
+                # lane width in its bank (BuildConfig.padded_terms).
+                input_words, hidden_words = padded(load_inputs), padded(load_hidden)
+                pass_step = Mux(phase < 2, input_words + hidden_words, 2)
+                address = pass_base + Mux(phase == 1, input_words, 0) + term + (phase == 3)
                 with m.If(done):
                     m.d.sync += [load_valid.eq(in_build),
                                  load_word.region.eq(Mux(phase < 2, LoadRegion.WEIGHT,

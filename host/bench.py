@@ -307,25 +307,29 @@ def digits_report(result, formats=DEFAULT_FORMATS):
             f"| {result.test_samples} | {result.disagreements} | {result.saturated} |")
 
 
-# (input_size, hidden_size, lanes, batch): the engine's cycle sweep. D = H = 64 at the lane
-# counts the boards use (8 on the iCEBreaker, 64 on the ULX3S), batch 1 and more.
+# (input_size, hidden_size, lanes, batch[, lane_width]): the engine's cycle sweep. D = H = 64
+# at the lane counts the boards use (8 on the iCEBreaker, 64 on the ULX3S, two terms a cycle
+# there), batch 1 and more.
 CYCLE_SWEEP = ((64, 64, 8, 1), (64, 64, 8, 2), (64, 64, 8, 8), (64, 64, 64, 1),
-               (64, 64, 64, 2), (64, 64, 64, 8), (32, 32, 8, 1), (32, 32, 8, 2),
-               (16, 32, 4, 4), (16, 16, 4, 2), (16, 16, 8, 2), (8, 8, 8, 2))
+               (64, 64, 64, 2), (64, 64, 64, 8), (64, 64, 64, 1, 2), (64, 64, 64, 8, 2),
+               (32, 32, 8, 1), (32, 32, 8, 2), (16, 32, 4, 4), (16, 16, 4, 2), (16, 16, 8, 2),
+               (8, 8, 8, 2), (8, 8, 4, 2, 2))
 
 
 def measure_cycles(sweep=CYCLE_SWEEP, steps=3, seed=0, progress=_progress):
     """Simulate the GRU engine and count cycles per step against the ideal.
 
-    The ideal is ``3 H (D + H) batch / lanes`` (every multiplier busy every cycle); cycles
-    per step are measured between the ends of consecutive steps, every sequence full length.
+    The ideal is ``3 H (D + H) batch / (lanes * lane_width)`` (every multiplier busy every
+    cycle); cycles per step are measured between the ends of consecutive steps, every
+    sequence full length. A sweep entry without a fifth number has a lane width of 1.
     """
     from ..golden.config import BuildConfig
     from ..sim.gru import simulate_gru
 
     records = []
-    for input_size, hidden_size, lanes, batch in sweep:
-        config = BuildConfig(lanes=lanes, max_input_size=input_size,
+    for input_size, hidden_size, lanes, batch, *width in sweep:
+        lane_width = width[0] if width else 1
+        config = BuildConfig(lanes=lanes, lane_width=lane_width, max_input_size=input_size,
                              max_hidden_size=hidden_size, max_batch=batch, max_steps=steps,
                              max_layers=1, bidirectional=False)
         weights = quantize_gru(pytorch_initialised_gru(input_size, hidden_size, seed=seed),
@@ -336,16 +340,17 @@ def measure_cycles(sweep=CYCLE_SWEEP, steps=3, seed=0, progress=_progress):
         output, _, (run,) = simulate_gru(config, weights, x)
         expected, _ = gru_fixed(weights, x)
         per_step = float(np.mean(np.diff(run.step_ends)))
-        ideal = 3 * hidden_size * (input_size + hidden_size) * batch / lanes
+        ideal = 3 * hidden_size * (input_size + hidden_size) * batch / (lanes * lane_width)
         record = {
             "input_size": input_size, "hidden_size": hidden_size, "lanes": lanes,
+            "lane_width": lane_width,
             "batch": batch, "cycles_per_step": per_step, "ideal_cycles_per_step": ideal,
             "utilization": ideal / per_step, "bit_exact": bool(np.array_equal(output, expected)),
             "memory_words": config.memory_words(),
             "simulated_seconds": round(time.perf_counter() - start, 1),
         }
         records.append(record)
-        progress(f"  D={input_size} H={hidden_size} lanes={lanes} batch={batch}: "
+        progress(f"  D={input_size} H={hidden_size} lanes={lanes}x{lane_width} batch={batch}: "
                  f"{per_step:.0f} cycles/step, ideal {ideal:.0f}, utilization "
                  f"{record['utilization']:.3f}")
     return records
@@ -359,23 +364,26 @@ def cycles_report(records):
         "Produced by `gatework bench cycles` (edit the command, not this file): the engine's "
         "RTL in the Amaranth simulator, a PyTorch-initialised GRU, every sequence full "
         "length, cycles counted between the ends of consecutive steps. The ideal is "
-        "`3 H (D + H) batch / lanes`, every multiplier busy every cycle; utilization is "
-        "ideal / measured. Every run is also checked bit-exact against golden.",
+        "`3 H (D + H) batch / (lanes x width)`, every multiplier busy every cycle (width: "
+        "the terms a lane multiplies a cycle, one multiplier each); utilization is ideal / "
+        "measured. Every run is also checked bit-exact against golden.",
         "",
-        "| D | H | lanes | batch | cycles / step | ideal | utilization | bit-exact |",
-        "|---|---|---|---|---|---|---|---|",
+        "| D | H | lanes | width | batch | cycles / step | ideal | utilization | bit-exact |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        lines.append(f"| {r['input_size']} | {r['hidden_size']} | {r['lanes']} | {r['batch']} "
+        lines.append(f"| {r['input_size']} | {r['hidden_size']} | {r['lanes']} | "
+                     f"{r.get('lane_width', 1)} | {r['batch']} "
                      f"| {r['cycles_per_step']:.0f} | {r['ideal_cycles_per_step']:.0f} | "
                      f"{r['utilization']:.3f} | {'yes' if r['bit_exact'] else 'NO'} |")
     lines += ["", "## On-chip memory of each build above (words)", "",
-              "| D | H | lanes | batch | weights | biases | hidden state | gate buffers | "
-              "input buffer | activation table |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "| D | H | lanes | width | batch | weights | biases | hidden state | "
+              "gate buffers | input buffer | activation table |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         words = r["memory_words"]
         lines.append(f"| {r['input_size']} | {r['hidden_size']} | {r['lanes']} | "
-                     f"{r['batch']} | " + " | ".join(str(words[key]) for key in (
+                     f"{r.get('lane_width', 1)} | {r['batch']} | " + " | ".join(str(words[key]) for key in (
                          "weights", "biases", "hidden state", "gate buffers", "input buffer",
                          "activation table")) + " |")
     return "\n".join(lines) + "\n"

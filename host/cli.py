@@ -106,7 +106,7 @@ def info(args):
         print(f"device {args.device!r}: protocol v{device_info.protocol_version}, "
               f"clock {device_info.clock_hz / 1e6:g} MHz, max payload "
               f"{device_info.max_payload} bytes")
-        print(f"  lanes {config.lanes}; maxima: input {config.max_input_size}, hidden "
+        print(f"  lanes {config.lanes} x {config.lane_width} terms a cycle; maxima: input {config.max_input_size}, hidden "
               f"{config.max_hidden_size}, batch {config.max_batch}, steps {config.max_steps}, "
               f"layers {config.max_layers}{', bidirectional' if config.bidirectional else ''}")
         print(f"  formats: {config.formats.describe()}")
@@ -352,8 +352,8 @@ def export_verilog(args):
 
 
 _FORMAT_FIELDS = ("data", "weight", "bias", "preactivation", "activation")
-_CONFIG_FIELDS = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
-                  "max_layers")
+_CONFIG_FIELDS = ("lanes", "lane_width", "max_input_size", "max_hidden_size", "max_batch",
+                  "max_steps", "max_layers")
 
 
 def _add_verilog_parser(commands):
@@ -456,7 +456,7 @@ def _add_build_parser(commands):
                    help="start from the board's small test configuration")
     for field in _CONFIG_FIELDS:
         flag = field.replace("max_", "").replace("_size", "").replace("_", "-")
-        flag = {"lanes": "lanes"}.get(flag, f"{flag}-max")
+        flag = {"lanes": "lanes", "lane-width": "lane-width"}.get(flag, f"{flag}-max")
         p.add_argument(f"--{flag}", dest=field, type=int, metavar="INT")
     p.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
                    help="a reverse bank per layer")

@@ -100,7 +100,9 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
         for count in (lanes or {}).get(name, LANE_SWEEP[name]):
             plan = board.default.replace(lanes=count)
             progress(f"{name}, {count} lanes:")
-            build = {"board": name, "lanes": count, "clock_mhz": plan.clock_mhz}
+            width = plan.config.lane_width
+            build = {"board": name, "lanes": count, "lane_width": width,
+                     "clock_mhz": plan.clock_mhz}
             records["builds"].append(build)
             try:
                 result = build_board(board, plan, root=root, progress=progress)
@@ -121,7 +123,7 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
                          critical_path=report.get("critical_path"))
             for input_size, hidden_size in MODEL_SIZES[name]:
                 for batch in sorted({1, plan.config.max_batch}):
-                    [cycles] = measure_cycles([(input_size, hidden_size, count, batch)],
+                    [cycles] = measure_cycles([(input_size, hidden_size, count, batch, width)],
                                               progress=progress)
                     per_step = cycles["cycles_per_step"]
                     latency = per_step / (usable_mhz * 1e6)
@@ -129,7 +131,8 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
                     link = 2 * (input_size + hidden_size) * batch * 10 / board.baud
                     macs = _macs(input_size, hidden_size, batch)
                     records["runs"].append({
-                        "board": name, "lanes": count, "input_size": input_size,
+                        "board": name, "lanes": count, "lane_width": width,
+                        "input_size": input_size,
                         "hidden_size": hidden_size, "batch": batch,
                         "cycles_per_step": per_step,
                         "utilization": cycles["utilization"],
@@ -243,6 +246,12 @@ def plot_performance(records, folder="docs"):
     return paths
 
 
+def _lanes(record):
+    """A record's lanes, with their width where a lane takes more than one term a cycle."""
+    width = record.get("lane_width", 1)
+    return f"{record['lanes']}" if width == 1 else f"{record['lanes']} x {width}"
+
+
 def performance_report(records, cycles_table=""):
     """Markdown for ``docs/performance.md``."""
     torch_by = {(t["input_size"], t["hidden_size"], t["batch"]): t for t in records["torch"]}
@@ -258,7 +267,8 @@ def performance_report(records, cycles_table=""):
         "column adds the time the board's USB UART needs to carry a step's inputs in and "
         "outputs out (16-bit words, 10 bits per byte), which bounds a board fed step by "
         "step from the host. torch: `nn.GRU` float32 on this machine's CPU, "
-        f"{TORCH_STEPS} steps, best of 20, in the same run.",
+        f"{TORCH_STEPS} steps, best of 20, in the same run. Lanes `L x 2`: L lanes of two "
+        "multipliers, each lane taking two terms of its row a cycle.",
         "",
         "![utilisation against lanes](utilisation.png)",
         "![throughput against lanes](throughput.png)",
@@ -274,11 +284,11 @@ def performance_report(records, cycles_table=""):
                f"({_percent(b['utilization'], cells[k]):.0f}%)"
                for k in ("logic", "DSP", "block RAM")]
         if b["fmax_mhz"] is None:
-            lines.append(f"| {b['board']} | {b['lanes']} | {b['clock_mhz']:g} MHz | - | "
+            lines.append(f"| {b['board']} | {_lanes(b)} | {b['clock_mhz']:g} MHz | - | "
                          f"does not fit: {b['error'].replace('|', '&#124;')} | {use[0]} | "
                          f"{use[1]} | {use[2]} | - |")
             continue
-        lines.append(f"| {b['board']} | {b['lanes']} | {b['clock_mhz']:g} MHz | "
+        lines.append(f"| {b['board']} | {_lanes(b)} | {b['clock_mhz']:g} MHz | "
                      f"{b['fmax_mhz']:.1f} MHz | {'met' if b['timing_met'] else 'NOT met'} | "
                      f"{use[0]} | {use[1]} | {use[2]} | {b['build_seconds']:.0f} s |")
     paths = [b for b in records["builds"] if b.get("critical_path")]
@@ -289,7 +299,7 @@ def performance_report(records, cycles_table=""):
                   "|---|---|---|---|---|---|---|"]
         for b in paths:
             path = b["critical_path"]
-            lines.append(f"| {b['board']} | {b['lanes']} | {path['ns']:.1f} ns | "
+            lines.append(f"| {b['board']} | {_lanes(b)} | {path['ns']:.1f} ns | "
                          f"{path['routing_ns']:.1f} ns | {path['logic_ns']:.1f} ns | "
                          f"`{path['from']}` | `{path['to']}` |")
     lines += [
@@ -306,7 +316,7 @@ def performance_report(records, cycles_table=""):
         torch_cell = f"{torch['latency_s'] * 1e6:.1f} us" if torch else "-"
         ratio = f"{torch['latency_s'] / r['latency_s']:.1f}x" if torch else "-"
         lines.append(
-            f"| {r['board']} | {r['lanes']} | {r['input_size']} | {r['hidden_size']} | "
+            f"| {r['board']} | {_lanes(r)} | {r['input_size']} | {r['hidden_size']} | "
             f"{r['batch']} | {r['cycles_per_step']:.0f} | {r['utilization']:.3f} | "
             f"{r['latency_s'] * 1e6:.2f} us | {r['gmacs']:.2f} | "
             f"{(r['latency_s'] + r['link_s']) * 1e6:.1f} us | {r['link_gmacs']:.3f} | "

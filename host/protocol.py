@@ -24,7 +24,8 @@ from ..golden.fixed import QFormat
 from ..golden.formats import NumberFormats
 from ..golden.gru import DIRECTIONS, GRUDirectionWeights
 from ..golden.protocol import (INFO_BIDIRECTIONAL, INFO_CONFIG_SIZES, INFO_FORMATS,
-                               INFO_LAYOUT, INFO_NO_GLU, PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
+                               INFO_LANE_WIDTH, INFO_LANE_WIDTH_SHIFT, INFO_LAYOUT, INFO_NO_GLU,
+                               PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
                                cobs_decode, cobs_encode, crc16, info_payload)
 
 
@@ -449,7 +450,7 @@ def decode_info_response(payload):
     flags = fields[7]
     bits = fields[8:18]
     range_log2, segments_log2, max_payload, clock_hz = fields[18:]
-    if flags & ~(INFO_BIDIRECTIONAL | INFO_NO_GLU):
+    if flags & ~(INFO_BIDIRECTIONAL | INFO_NO_GLU | INFO_LANE_WIDTH):
         raise ProtocolError(f"INFO's flags byte is {flags:#04x}, which has bits this version "
                             f"does not define: the device breaks the protocol")
     try:
@@ -458,7 +459,8 @@ def decode_info_response(payload):
                for i, name in enumerate(INFO_FORMATS)},
             table_range_log2=range_log2, table_segments_log2=segments_log2)
         config = BuildConfig(**sizes, bidirectional=bool(flags & INFO_BIDIRECTIONAL),
-                             glu=not flags & INFO_NO_GLU, formats=formats)
+                             glu=not flags & INFO_NO_GLU, formats=formats,
+                             lane_width=1 << ((flags & INFO_LANE_WIDTH) >> INFO_LANE_WIDTH_SHIFT))
     except ValueError as error:
         raise ProtocolError(f"the device reports a configuration that cannot be ({error}): "
                             f"its bitstream is broken or speaks another protocol") from None

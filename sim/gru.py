@@ -35,7 +35,7 @@ class EngineRun:
 
 
 def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.0,
-                 timeout=2_000_000, name="gru", lut_multipliers=False):
+                 timeout=2_000_000, name="gru", lut_multipliers=False, stale_weights=False):
     """Run a fixed-point GRU on the gateware engine.
 
     Parameters
@@ -51,6 +51,11 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
     seed, stall : stall generators of the streams, see :mod:`.streams`.
     lut_multipliers : bool
         Passed to :class:`~gatework.hdl.gru.GRUEngine`.
+    stale_weights : bool
+        First fill every word of every lane's weight bank with a random nonzero code, as a
+        model of other sizes would have left them: the words the layout skips (a row's
+        padding to the lane width, rows beyond ``H``) then hold stale values, and a design
+        that multiplied them would fail.
 
     Returns
     -------
@@ -68,6 +73,14 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
     engine = GRUEngine(config, lut_multipliers=lut_multipliers)
 
     load_words = []
+    if stale_weights:
+        fill = np.random.default_rng(seed + 2)
+        weight_range = config.formats.weight.min_int, config.formats.weight.max_int
+        load_words += [{"region": LoadRegion.WEIGHT, "lane": lane, "address": address,
+                        "data": int(fill.choice([fill.integers(weight_range[0], 0),
+                                                 fill.integers(1, weight_range[1] + 1)]))}
+                       for lane in range(config.lanes)
+                       for address in range(config.weight_sets * config.weight_set_words)]
     runs = []
     for k, layer in enumerate(weights.layers):
         for d, cell in enumerate(layer):

@@ -21,9 +21,12 @@ pytestmark = pytest.mark.skipif(not icarus_available(),
          reverse=False, stall=0.0, seed=1),
     dict(lanes=3, input_size=4, hidden_size=4, batch=2, steps=3, linear_before_reset=False,
          reverse=True, stall=0.3, seed=2),
-], ids=["pytorch-form", "original-form-reverse-stalls"])
+    dict(lanes=2, lane_width=2, input_size=3, hidden_size=5, batch=2, steps=3,
+         linear_before_reset=False, reverse=False, stall=0.2, seed=3),
+], ids=["pytorch-form", "original-form-reverse-stalls", "two-terms-a-cycle"])
 def test_engine_on_icarus(case, tmp_path):
-    config = BuildConfig(lanes=case["lanes"], max_input_size=case["input_size"] + 1,
+    config = BuildConfig(lanes=case["lanes"], lane_width=case.get("lane_width", 1),
+                         max_input_size=case["input_size"] + 1,
                          max_hidden_size=case["hidden_size"] + 1, max_batch=case["batch"],
                          max_steps=case["steps"], max_layers=1, bidirectional=False)
     fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)

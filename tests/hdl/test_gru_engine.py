@@ -56,13 +56,13 @@ def draw_case(rng, budget):
             return case
 
 
-def check_case(case, seed, stall=0.0, lut_multipliers=False):
+def check_case(case, seed, stall=0.0, lut_multipliers=False, stale_weights=False):
     print(f"seed {seed}: {case}")
     rng = np.random.default_rng(seed)
     directions = 2 if case["direction"] == "bidirectional" else 1
     hidden = case["hidden_size"]
     config = BuildConfig(
-        lanes=case["lanes"],
+        lanes=case["lanes"], lane_width=case.get("lane_width", 1),
         max_input_size=max(case["input_size"], hidden * directions) + int(rng.integers(0, 3)),
         max_hidden_size=hidden + int(rng.integers(0, 3)),
         max_batch=case["batch"] + int(rng.integers(0, 2)),
@@ -83,7 +83,8 @@ def check_case(case, seed, stall=0.0, lut_multipliers=False):
                                                         hidden)))
     expected, expected_h_n = gru_fixed(qweights, x, h0, lengths)
     output, h_n, runs = simulate_gru(config, qweights, x, h0, lengths, seed=seed, stall=stall,
-                                     lut_multipliers=lut_multipliers)
+                                     lut_multipliers=lut_multipliers,
+                                     stale_weights=stale_weights)
     mismatches = np.count_nonzero(output != expected) + np.count_nonzero(h_n != expected_h_n)
     print(f"  {sum(run.cycles for run in runs)} cycles, {mismatches} mismatches")
     assert mismatches == 0
@@ -120,6 +121,34 @@ def test_multipliers_in_logic_cells_give_the_same_results():
                lut_multipliers=True)
 
 
+@pytest.mark.parametrize("case", [
+    # Sizes that are not multiples of the width: padded input and recurrent cycles.
+    dict(input_size=5, hidden_size=7, lanes=3, batch=2, steps=3, num_layers=1,
+         direction="forward", linear_before_reset=True, h0=True, bias=True, lane_width=2),
+    dict(input_size=3, hidden_size=5, lanes=2, batch=3, steps=3, num_layers=2,
+         direction="bidirectional", linear_before_reset=False, h0=True, bias=True,
+         lane_width=2),
+    dict(input_size=6, hidden_size=4, lanes=4, batch=2, steps=3, num_layers=1,
+         direction="reverse", linear_before_reset=True, h0=False, bias=False, lane_width=2),
+    dict(input_size=5, hidden_size=6, lanes=2, batch=2, steps=3, num_layers=2,
+         direction="forward", linear_before_reset=False, h0=True, bias=True, lane_width=4),
+    dict(input_size=1, hidden_size=1, lanes=1, batch=1, steps=3, num_layers=1,
+         direction="forward", linear_before_reset=True, h0=True, bias=True, lane_width=4),
+], ids=["odd-sizes-w2", "stacked-bidirectional-original-form-w2", "reverse-no-bias-w2",
+        "stacked-w4", "tiny-w4"])
+def test_lanes_taking_several_terms_a_cycle(case):
+    # Every weight word starts stale, so a padding element taken as anything but zero, or
+    # a weight from the wrong granule of its word, shows as a mismatch.
+    check_case(case, seed=21, stale_weights=True)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_configurations_with_lane_widths(seed):
+    rng = np.random.default_rng(3000 + seed)
+    case = dict(draw_case(rng, budget=10_000), lane_width=int(rng.choice([2, 4])))
+    check_case(case, 3000 + seed, stall=0.2 if seed % 2 else 0.0, stale_weights=True)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("seed", [3, 4])
 def test_random_backpressure(seed, batch):
@@ -151,23 +180,26 @@ def test_cycles_per_step_near_ideal():
     assert per_step >= ideal
 
 
+@pytest.mark.parametrize("lane_width", [1, 2])
 @pytest.mark.parametrize("linear_before_reset", [True, False])
-def test_a_batch_of_one_takes_the_ideal_cycles_per_step(linear_before_reset):
+def test_a_batch_of_one_takes_the_ideal_cycles_per_step(linear_before_reset, lane_width):
     # One sequence: each step depends on the one before. A step starts while the previous
     # step's states are still being written and reads unit u of the state once it is written;
-    # with D beyond the element-wise stage's depth no pass waits, so a step takes exactly
-    # 3 H (D + H) / lanes cycles.
-    config = BuildConfig(lanes=8, max_input_size=32, max_hidden_size=8, max_batch=1,
-                         max_steps=4, max_layers=1, bidirectional=False)
+    # with D / lane_width beyond the element-wise stage's depth no pass waits, so a step takes
+    # exactly 3 H (D + H) / (lanes * lane_width) cycles.
+    d = 32 * lane_width
+    config = BuildConfig(lanes=8, lane_width=lane_width, max_input_size=d,
+                         max_hidden_size=8, max_batch=1, max_steps=4, max_layers=1,
+                         bidirectional=False)
     rng = np.random.default_rng(12)
-    weights = quantize_gru(random_model(rng, 32, 8, 1, "forward", linear_before_reset),
+    weights = quantize_gru(random_model(rng, d, 8, 1, "forward", linear_before_reset),
                            config.formats)
-    x = config.formats.data.quantize(rng.normal(0, 1, (4, 1, 32)))
+    x = config.formats.data.quantize(rng.normal(0, 1, (4, 1, d)))
     output, _, (run,) = simulate_gru(config, weights, x)
     expected, _ = gru_fixed(weights, x)
     assert np.count_nonzero(output != expected) == 0
     per_step = np.diff(run.step_ends)
-    ideal = 3 * 8 * (32 + 8) // 8
+    ideal = 3 * 8 * (d + 8) // (8 * lane_width)
     print(f"cycles per step {per_step}, ideal {ideal}")
     assert list(per_step) == [ideal] * 3
 
@@ -294,5 +326,16 @@ def test_load_words_cover_every_weight_once():
     assert len(weights) == 3 * 7 * (5 + 7)
     assert len({(w["lane"], w["address"]) for w in weights}) == len(weights)
     assert max(w["address"] for w in weights) < 3 * config.groups * config.max_terms
+    # With two terms a cycle, D = 5 and H = 7 each take one word of padding per row.
+    wide = BuildConfig(lanes=3, lane_width=2, max_input_size=5, max_hidden_size=7,
+                       max_batch=2, max_layers=1, bidirectional=False)
+    padded = [w for w in engine_load_words(wide, cell, 0) if w["region"] == LoadRegion.WEIGHT]
+    assert len(padded) == len(weights)
+    addresses = {(w["lane"], w["address"]) for w in padded}
+    assert len(addresses) == len(padded)
+    assert max(address for _, address in addresses) < wide.weight_set_words
+    # Unit 0 of gate r: its inputs at words 0..4, its recurrent weights from word 6 on.
+    lane_0 = sorted(address for lane, address in addresses if lane == 0)
+    assert lane_0[:12] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]
     assert random.Random(0).choice(weights)["data"] in set(
         np.concatenate([cell.weight_ih.ravel(), cell.weight_hh.ravel()]).tolist())

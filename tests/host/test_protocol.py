@@ -130,6 +130,8 @@ CONFIGS = [
                 formats=NumberFormats(data="q6.10", weight="q2.14", bias="q6.8",
                                       preactivation="q6.12", activation="q2.14",
                                       table_range_log2=4, table_segments_log2=6)),
+    BuildConfig(lanes=64, lane_width=2, glu=False),
+    BuildConfig(lanes=1, lane_width=4, bidirectional=False),
 ]
 
 
@@ -149,6 +151,13 @@ def test_info_refuses_another_version_and_impossible_configs():
     payload[0] = 1
     payload[1] = payload[2] = 0           # zero lanes
     with pytest.raises(ProtocolError, match="lanes must be a positive integer"):
+        protocol.decode_info_response(bytes(payload))
+    payload = bytearray(protocol.encode_info_response(DeviceInfo(BuildConfig(), 100)))
+    payload[13] |= 0x0C                   # a lane width of 8: no build has one
+    with pytest.raises(ProtocolError, match="lane_width must be 1, 2 or 4, not 8"):
+        protocol.decode_info_response(bytes(payload))
+    payload[13] = 0x10                    # a flag this version does not define
+    with pytest.raises(ProtocolError, match="bits this version does not define"):
         protocol.decode_info_response(bytes(payload))
 
 
