@@ -79,6 +79,11 @@ class BuildConfig:
         """Terms of the longest dot product, ``max_input_size + max_hidden_size``."""
         return self.max_input_size + self.max_hidden_size
 
+    @property
+    def lane_width_log2(self):
+        """``log2(lane_width)``: the low address bits that pick a weight within a bank word."""
+        return self.lane_width.bit_length() - 1
+
     def padded_terms(self, size):
         """``size`` terms rounded up to a multiple of ``lane_width``: the weight words a row
         takes for them, and ``lane_width`` times the cycles a lane takes over them."""

@@ -297,24 +297,18 @@ class GRUEngine(wiring.Component):
         # With lane_width w, a lane takes w terms a cycle: w weights from one word of its bank
         # (each written alone, a write granule apiece) and w elements of the vector, read
         # through w ports of each memory the vector comes from.
-        width = config.lane_width
-        shift = width.bit_length() - 1
+        width, shift = config.lane_width, config.lane_width_log2
         weight_bits = formats.weight.total_bits
         bank_depth = self._weight_depth // width
         weight_banks, bias_banks = [], []
         for lane in range(lanes):
-            if width == 1:
-                bank = Memory(shape=signed(weight_bits), depth=self._weight_depth,
-                              init=[], attrs=NO_RW_CHECK)
-            else:
-                bank = Memory(shape=unsigned(width * weight_bits), depth=bank_depth,
-                              init=[], attrs=NO_RW_CHECK)
+            bank = Memory(shape=unsigned(width * weight_bits), depth=bank_depth, init=[],
+                          attrs=NO_RW_CHECK)
             biases = Memory(shape=signed(formats.bias.total_bits), depth=self._bias_depth,
                             init=[], attrs=NO_RW_CHECK)
             m.submodules[f"weights_{lane}"] = bank
             m.submodules[f"biases_{lane}"] = biases
-            weight_banks.append((bank.read_port(), bank.write_port(
-                granularity=None if width == 1 else weight_bits)))
+            weight_banks.append((bank.read_port(), bank.write_port(granularity=weight_bits)))
             bias_banks.append((biases.read_port(), biases.write_port()))
         m.submodules.state = state_memory = Memory(shape=signed(data_bits),
                                                    depth=self._state_depth, init=[], attrs=block)
@@ -351,11 +345,8 @@ class GRUEngine(wiring.Component):
         weight_data = []
         for read, write in weight_banks:
             word = read_data(m, read, write, platform=platform)
-            if width == 1:
-                weight_data.append([word])
-            else:
-                weight_data.append([word[k * weight_bits:(k + 1) * weight_bits].as_signed()
-                                    for k in range(width)])
+            weight_data.append([word[k * weight_bits:(k + 1) * weight_bits].as_signed()
+                                for k in range(width)])
         bias_data = [read_data(m, read, write, platform=platform) for read, write in bias_banks]
 
         def state_address(bank, offset):
@@ -369,6 +360,7 @@ class GRUEngine(wiring.Component):
         # A pass's cycles: the run's input terms, then its recurrent terms, each
         # ceil(size / lane_width) cycles.
         terms = Signal(range(config.max_terms + 1))
+        # One term a cycle pads nothing: no rounded counts and no masks to keep.
         if width == 1:
             input_cycles = inputs
         else:
@@ -578,14 +570,11 @@ class GRUEngine(wiring.Component):
             m.d.sync += chasing.eq(1)
         with m.Elif(job_done):
             m.d.sync += chasing.eq(0)
-        state_written = Signal()
-        if width > 1:
-            state_written_unit = Signal(range(max_h))
         # A recurrent cycle reads lane_width units: it counts as written with the last of them.
+        cycle_written = Signal()
         with m.If(job_done):
             m.d.sync += written_term.eq(input_cycles)
-        with m.Elif(state_written if width == 1 else
-                    state_written & state_written_unit[:shift].all()):
+        with m.Elif(cycle_written):
             m.d.sync += written_term.eq(written_term + 1)
         r_done = Signal()
         with m.If(job_started & sequence_active):
@@ -594,12 +583,12 @@ class GRUEngine(wiring.Component):
             m.d.sync += r_pending.eq(0)
 
         # Addresses of what the issued term needs: element k of the cycle's lane_width.
-        unit = term - input_cycles if width == 1 else (term - input_cycles) << shift
+        unit = (term - input_cycles) << shift
         use_input = term < input_cycles
         use_rh = (gate == _Gate.N) & ~command.linear_before_reset & ~use_input
         read_bank = Mux(in_job, job_read_bank, parity[sequence])
         for k in range(width):
-            element = term if width == 1 else Cat(Const(k, shift), term)
+            element = Cat(Const(k, shift), term)
             unit_k = unit if k == 0 else unit + k
             m.d.comb += [
                 input_reads[k].addr.eq(Mux(read_slot, slot_words, 0) + element),
@@ -670,13 +659,10 @@ class GRUEngine(wiring.Component):
                         Mux(at_m.use_rh, rh_data[k], Mux(at_m.h_valid, state_vector_data[k], 0)))
             return value if width == 1 else Mux(at_m.mask[k], value, 0)
 
-        def suffix(k):
-            return "" if width == 1 else f"_{k}"
-
-        vectors = [replicas(m, element(k), 1, name=f"vector{suffix(k)}",
+        vectors = [replicas(m, element(k), 1, name=f"vector_{k}",
                             shape=signed(data_bits), enable=front_advance)
                    for k in range(width)]
-        weights_p = [[Signal(signed(weight_bits), name=f"weight_{lane}{suffix(k)}",
+        weights_p = [[Signal(signed(weight_bits), name=f"weight_{lane}_{k}",
                              reset_less=True)
                       for k in range(width)]
                      for lane in range(lanes)]
@@ -690,7 +676,7 @@ class GRUEngine(wiring.Component):
         products = [[pipelined_product(m, weights_p[lane][k],
                                        replica_of(vectors[k], lane, lanes),
                                        enable=replica_of(lane_advance, lane, lanes),
-                                       platform=platform, name=f"lane_{lane}{suffix(k)}")
+                                       platform=platform, name=f"lane_{lane}_{k}")
                      for k in range(width)]
                     for lane in range(lanes)]
         # D stage: each lane's bias where one enters (k = 0 and k = D), otherwise zero: a
@@ -986,9 +972,7 @@ class GRUEngine(wiring.Component):
                 self.o.payload.final.eq(item_last.kind == _Kind.FINAL),
                 self.o.payload.last.eq(item_last.final_run & item_last.last_unit),
             ]
-        m.d.comb += state_written.eq(back_advance & is_n_last)
-        if width > 1:
-            m.d.comb += state_written_unit.eq(item_last.unit)
+        m.d.comb += cycle_written.eq(back_advance & is_n_last & item_last.unit[:shift].all())
         ends_job = (item_last.valid & item_last.last_unit & item_last.last_group &
                     ((item_last.kind == _Kind.N) | (item_last.kind == _Kind.SKIP)))
         m.d.comb += [
@@ -1029,8 +1013,7 @@ class GRUEngine(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.command.ready.eq(1), self.load.ready.eq(1),
                              load_state.eq(1)]
-                set_weight_address(self.load.payload.address if width == 1 else
-                                   self.load.payload.address[shift:])
+                set_weight_address(self.load.payload.address[shift:])
                 with m.If(self.command.valid):
                     payload = self.command.payload
                     m.d.sync += [command.eq(payload), self.load_error.eq(0),
@@ -1142,14 +1125,12 @@ class GRUEngine(wiring.Component):
                                         config.max_hidden_size)
         write = self.load.valid & load_state & in_range
         # A weight word goes to one granule of its lane's bank: the low bits of its address.
-        width = config.lane_width
-        shift = width.bit_length() - 1
+        width, shift = config.lane_width, config.lane_width_log2
         weight_select, bias_select = Signal(lanes * width), Signal(lanes)
         state_select = Signal()
-        granule = [1] if width == 1 else [load.address[:shift] == k for k in range(width)]
         m.d.sync += [
             weight_select.eq(Cat((write & (load.region == LoadRegion.WEIGHT) &
-                                  (load.lane == lane) & granule[k])
+                                  (load.lane == lane) & (load.address[:shift] == k))
                                  for lane in range(lanes) for k in range(width))),
             bias_select.eq(Cat((write & (load.region == LoadRegion.BIAS) &
                                 (load.lane == lane)) for lane in range(lanes))),

@@ -231,7 +231,7 @@ class AcceleratorTop(wiring.Component):
             """``size`` rounded up to a multiple of the engine's lane width."""
             if config.lane_width == 1:
                 return size
-            shift = config.lane_width.bit_length() - 1
+            shift = config.lane_width_log2
             return ((size + (config.lane_width - 1)) >> shift) << shift
 
         # Per-slot records of what LOAD put there, for RUN's NOT_LOADED check.

@@ -74,13 +74,14 @@ def simulate_gru(config, qweights, x, h0=None, lengths=None, *, seed=0, stall=0.
 
     load_words = []
     if stale_weights:
-        fill = np.random.default_rng(seed + 2)
-        weight_range = config.formats.weight.min_int, config.formats.weight.max_int
+        depth = config.weight_sets * config.weight_set_words
+        weight = config.formats.weight
+        codes = np.random.default_rng(seed + 2).integers(weight.min_int, weight.max_int,
+                                                         (config.lanes, depth))
+        codes[codes >= 0] += 1            # nonzero, within the format
         load_words += [{"region": LoadRegion.WEIGHT, "lane": lane, "address": address,
-                        "data": int(fill.choice([fill.integers(weight_range[0], 0),
-                                                 fill.integers(1, weight_range[1] + 1)]))}
-                       for lane in range(config.lanes)
-                       for address in range(config.weight_sets * config.weight_set_words)]
+                        "data": int(codes[lane, address])}
+                       for lane in range(config.lanes) for address in range(depth)]
     runs = []
     for k, layer in enumerate(weights.layers):
         for d, cell in enumerate(layer):
