@@ -33,8 +33,10 @@ Cycles per job: ``3 * ceil(H / lanes) * (D + H)`` when ``D + H >= lanes`` (the e
 stage keeps up), which is the ideal ``3 H (D + H) / lanes`` when ``lanes`` divides ``H``
 (``3 H (D + H) / (lanes * w)`` when ``w`` divides ``D`` and ``H`` as well).
 A job waits only where a dependency is not yet met: the state of the same sequence one step
-earlier, and, before its ``n`` passes, the ``r`` of its own units, which is ready by then
-unless a pass is shorter than the element-wise pipeline. With a batch of one, a job starts as
+earlier, and the ``r`` of its own units. An ``n`` pass of the original form reads ``r * h``
+of unit ``u`` once the job has written it; one of PyTorch's form starts at once when
+``H >= 6`` (the element-wise stage then writes ``r`` of a unit before the ``n`` of that
+unit reaches it), and otherwise waits for all of ``r``. With a batch of one, a job starts as
 soon as the previous step's passes are issued: its ``D`` input terms need no state, and each
 state term waits only until the previous step has written that unit, so when ``D`` is at
 least the element-wise stage's depth (about 20 cycles) steps follow each other with no gap.
@@ -450,6 +452,16 @@ class GRUEngine(wiring.Component):
         job_read_bank = Signal()
         outstanding = Signal(range(max_b + 2))
         r_pending = Signal()
+        # PyTorch's form: the element-wise stage reads r of unit u as the n item of u enters
+        # it (E0) and writes it as the r item of u leaves the activation (EA, stage 5 + the
+        # activation's latency). 2 H - 1 items pass between the two, each at least a cycle:
+        # the rest of the r units, every z unit and the n units before u. From
+        # H = r_order_hidden on, r of u is written at least a cycle before it is read, and
+        # the n passes need not wait for r. The original form's n passes read r * h from the
+        # lanes instead: they chase its units as they are written (rh_written_term), as a
+        # chasing job does the state's. Set with the command: whether n passes wait.
+        r_order_hidden = (5 + Activation.latency + 2) // 2
+        r_wait = Signal()
         in_job = Signal()
         finals = Signal()             # issuing the final-state tokens
         final_sequence = Signal(range(max_b + 1))
@@ -495,12 +507,15 @@ class GRUEngine(wiring.Component):
         # increasing u. Its input terms issue at once, so with D at least the element-wise
         # stage's depth a batch of one never waits.
         job_ready = slot_full.bit_select(read_slot, 1) & (outstanding <= command.batch)
-        n_ready = ~r_pending
+        n_ready = ~r_pending | ~r_wait
         chasing = Signal()
         # D + the units of the state the oldest job has written: the first term that waits.
         written_term = Signal(range(config.max_terms + 1))
         reads_rh = (gate == _Gate.N) & ~command.linear_before_reset
         state_wait = chasing & ~reads_rh & (term >= written_term)
+        # D + the units of r * h the job's r passes have written: the first n term that waits.
+        rh_written_term = Signal(range(config.max_terms + 1))
+        rh_wait = reads_rh & r_pending & (term >= rh_written_term)
 
         with m.If(running & ~finals):
             with m.If(~in_job):
@@ -512,7 +527,7 @@ class GRUEngine(wiring.Component):
                                      free_slot.eq(front_advance)]
             with m.Else():
                 m.d.comb += issue.eq(((term != 0) | (gate != _Gate.N) | (group_base != 0) |
-                                      n_ready) & ~state_wait)
+                                      n_ready) & ~state_wait & ~rh_wait)
         with m.Elif(running & finals):
             m.d.comb += [issue.eq(outstanding == 0), issue_is_token.eq(1),
                          issue_token.eq(_Kind.FINAL)]
@@ -563,7 +578,8 @@ class GRUEngine(wiring.Component):
         # for its r: the original form reads r * h from the lanes, and the element-wise
         # stage reads r of an n unit early. r * h and r are stored by the time the last r
         # unit leaves the pipeline; z is read late enough that its order in the pipeline
-        # alone guarantees it.
+        # alone guarantees it, and so is r in PyTorch's form when H is at least
+        # r_order_hidden (see r_wait).
         job_done = Signal()
         m.d.sync += outstanding.eq(outstanding + job_started - job_done)
         with m.If(job_started & (outstanding == command.batch) & ~job_done):
@@ -576,6 +592,14 @@ class GRUEngine(wiring.Component):
             m.d.sync += written_term.eq(input_cycles)
         with m.Elif(cycle_written):
             m.d.sync += written_term.eq(written_term + 1)
+        # r * h of the job's units, counted a cycle of lane_width units at a time as for the
+        # state. The previous job's r units are all written before this job starts: its
+        # n passes' last cycle waited for them.
+        rh_cycle_written = Signal()
+        with m.If(job_started):
+            m.d.sync += rh_written_term.eq(input_cycles)
+        with m.Elif(rh_cycle_written):
+            m.d.sync += rh_written_term.eq(rh_written_term + 1)
         r_done = Signal()
         with m.If(job_started & sequence_active):
             m.d.sync += r_pending.eq(1)
@@ -819,6 +843,7 @@ class GRUEngine(wiring.Component):
         # by another carry chain or a multiplier in the same cycle.
         enter = 5
         leave = enter + Activation.latency
+        assert 2 * r_order_hidden >= leave + 1, "r of an n unit is read before it is written"
         last = leave + 4
         stages = [item_0] + [Signal(item_layout, name=f"item_{index}")
                              for index in range(1, last + 1)]
@@ -950,6 +975,7 @@ class GRUEngine(wiring.Component):
             rh_write.addr.eq(item_last.unit), rh_write.data.eq(rh),
             rh_write.en.eq(back_advance & item_last.valid & (item_last.kind == _Kind.R) &
                            ~command.linear_before_reset),
+            rh_cycle_written.eq(rh_write.en & item_last.unit[:shift].all()),
         ]
         state_load, state_load_address, state_load_data = self._load(
             m, load_state, weight_banks, bias_banks, weight_address, fanout)
@@ -1017,6 +1043,8 @@ class GRUEngine(wiring.Component):
                 with m.If(self.command.valid):
                     payload = self.command.payload
                     m.d.sync += [command.eq(payload), self.load_error.eq(0),
+                                 r_wait.eq(payload.linear_before_reset &
+                                           (payload.hidden_size < r_order_hidden)),
                                  reported_load_error.eq(self.load_error),
                                  refusal.eq(Refusal.NONE), length_index.eq(0),
                                  length_bad.eq(0), sets_to_skip.eq(payload.weight_set),

@@ -149,6 +149,20 @@ def test_random_configurations_with_lane_widths(seed):
     check_case(case, 3000 + seed, stall=0.2 if seed % 2 else 0.0, stale_weights=True)
 
 
+@pytest.mark.parametrize("lane_width", [1, 4])
+@pytest.mark.parametrize("linear_before_reset", [True, False])
+@pytest.mark.parametrize("hidden_size", [4, 6, 8])
+def test_n_passes_start_before_r_is_through(hidden_size, linear_before_reset, lane_width):
+    # One input and lanes for every unit: passes of two or three cycles, so every n pass
+    # starts while its job's r units are still in the element-wise stage. PyTorch's form
+    # reads r of an n unit there, and waits for r below H = 6; the original form's n passes
+    # read r * h through the lanes, unit by unit as it is written.
+    case = dict(input_size=1, hidden_size=hidden_size, lanes=8, batch=1, steps=4,
+                num_layers=1, direction="forward", linear_before_reset=linear_before_reset,
+                h0=True, bias=True, lane_width=lane_width)
+    check_case(case, seed=31, stall=0.2 if hidden_size == 6 else 0.0)
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("seed", [3, 4])
 def test_random_backpressure(seed, batch):
@@ -202,6 +216,25 @@ def test_a_batch_of_one_takes_the_ideal_cycles_per_step(linear_before_reset, lan
     ideal = 3 * 8 * (d + 8) // (8 * lane_width)
     print(f"cycles per step {per_step}, ideal {ideal}")
     assert list(per_step) == [ideal] * 3
+
+
+@pytest.mark.parametrize("linear_before_reset", [True, False])
+def test_a_batch_of_two_takes_the_ideal_cycles_per_step(linear_before_reset):
+    # Passes of 16 cycles: too short to hide a job's r units in the element-wise stage from
+    # its n passes. They start at once all the same (PyTorch's form), or chase r * h (the
+    # original form), so a step takes exactly 3 H (D + H) B / lanes cycles.
+    config = BuildConfig(lanes=8, max_input_size=8, max_hidden_size=8, max_batch=2,
+                         max_steps=4, max_layers=1, bidirectional=False)
+    rng = np.random.default_rng(13)
+    weights = quantize_gru(random_model(rng, 8, 8, 1, "forward", linear_before_reset),
+                           config.formats)
+    x = config.formats.data.quantize(rng.normal(0, 1, (4, 2, 8)))
+    output, _, (run,) = simulate_gru(config, weights, x)
+    expected, _ = gru_fixed(weights, x)
+    assert np.count_nonzero(output != expected) == 0
+    per_step = np.diff(run.step_ends)
+    print(f"cycles per step {per_step}, ideal 96")
+    assert list(per_step) == [96] * 3
 
 
 def _engine_session(config, script, inputs):
