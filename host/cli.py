@@ -323,6 +323,21 @@ def bench_blocks(args):
               "|---|" + "---|" * len(kinds)]
     lines += [row(name, cells, kinds) for name, cells in blocks.items()]
     lines.append("")
+    # What the DSPs outside the lanes would cost in logic cells (8 DSP lanes need them).
+    lines += ["## The iCEBreaker's default top, element-wise products in DSPs or in logic", "",
+              "The same top, flattened: as built, and with `lut_multipliers=True`, which "
+              "makes the element-wise stage's and the activation's products of shifts and "
+              "adds, leaving the DSPs to the lanes.", "",
+              "| products | " + " | ".join(name for name, _ in kinds) + " |",
+              "|---|" + "---|" * len(kinds)]
+    for lut_multipliers in (False, True):
+        print(f"  synthesising it with lut_multipliers={lut_multipliers}...", file=sys.stderr)
+        top = AcceleratorTop(board.default.config, board.default.max_payload,
+                             register_slices=board.register_slices,
+                             lut_multipliers=lut_multipliers)
+        lines.append(row("in logic" if lut_multipliers else "in DSPs",
+                         synthesize(top, "ice40"), kinds))
+    lines.append("")
     _write("\n".join(lines), args.out)
     return 0
 
