@@ -17,6 +17,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from .targets import BOARDS, BoardTop
 
 
 __all__ = ["build_board", "build_plan", "program_board", "BuildResult", "BuildFailed", "TOOLS",
-           "load_report", "late_endpoints"]
+           "load_report", "late_endpoints", "routing_progress"]
 
 
 # The environment variables Amaranth's build scripts call the tools by, and the YoWASP
@@ -66,26 +67,71 @@ def _stage(folder):
     return reached
 
 
-def _run_with_progress(command, folder, env, progress, interval=5, heartbeat=60):
+# nextpnr's router says how many arcs it has to route, then every thousand iterations how
+# many are left: the last column but two of its table.
+_ARCS_TO_ROUTE = re.compile(r"^Info: Routing (\d+) arcs\.", re.M)
+_ARCS_LEFT = re.compile(r"^Info:\s+\d+ \|[^|]*\|[^|]*\|\s*(\d+)\|", re.M)
+
+
+def routing_progress(folder):
+    """``(arcs left, arcs in all)`` from nextpnr's log in ``folder``, or None before its
+    router has reported."""
+    path = folder / "top.tim"
+    text = path.read_text(errors="replace") if path.exists() else ""
+    total = _ARCS_TO_ROUTE.findall(text)
+    left = _ARCS_LEFT.findall(text[text.rfind("Info: Routing "):]) if total else []
+    return (int(left[-1]), int(total[-1])) if left else None
+
+
+def _stop(process):
+    """Stop ``process`` and everything it started (its own process group)."""
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    process.wait()
+
+
+def _run_with_progress(command, folder, env, progress, interval=5, heartbeat=60,
+                       timeout=None):
     """Run ``command`` in ``folder``, its output to build.log; say each new stage and, on
-    long stages, that it is still going."""
+    long stages, that it is still going (while routing, how many arcs are left).
+
+    Returns ``(exit status, seconds)``; the status is None when ``timeout`` seconds passed
+    first, and the command and every process it started were stopped.
+    """
     start = time.monotonic()
     shown, said = None, start
     with open(folder / "build.log", "w") as log:
         process = subprocess.Popen(command, cwd=folder, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-        while True:
-            try:
-                process.wait(timeout=interval)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            now = time.monotonic()
-            stage = _stage(folder) or "starting the tools"
-            if stage != shown or now - said >= heartbeat:
-                progress(f"[{now - start:5.0f} s] {'still in ' if stage == shown else ''}"
-                         f"{stage}")
-                shown, said = stage, now
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            while True:
+                try:
+                    process.wait(timeout=interval)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                if timeout is not None and now - start >= timeout:
+                    _stop(process)
+                    return None, now - start
+                stage = _stage(folder) or "starting the tools"
+                if stage != shown or now - said >= heartbeat:
+                    arcs = routing_progress(folder) if stage == "routing" else None
+                    arcs = f": {arcs[0]} of {arcs[1]} arcs left" if arcs else ""
+                    progress(f"[{now - start:5.0f} s] {'still in ' if stage == shown else ''}"
+                             f"{stage}{arcs}")
+                    shown, said = stage, now
+        except BaseException:
+            _stop(process)            # interrupted: leave no tool running
+            raise
     return process.returncode, time.monotonic() - start
 
 
@@ -259,11 +305,13 @@ def build_plan(board, build):
     return top, plan
 
 
-def build_board(board, build=None, root="build", *, progress=None):
+def build_board(board, build=None, root="build", *, progress=None, timeout=None):
     """Build ``board`` (a name or :class:`~.targets.Board`) with ``build`` (default: the
     board's named default) and return a :class:`BuildResult`.
 
     ``root`` must be a relative path. ``progress`` receives lines to show while building.
+    A build still running after ``timeout`` seconds (None: no limit) is stopped, and
+    :class:`BuildFailed` says where it was.
     """
     if isinstance(board, str):
         if board not in BOARDS:
@@ -287,7 +335,15 @@ def build_board(board, build=None, root="build", *, progress=None):
     (folder / "build.json").write_text(json.dumps(_describe(board, build), indent=2) + "\n")
     progress(f"building {board.name} in {folder} (logs: build.log, top.rpt for Yosys, top.tim "
              f"for nextpnr; minutes for a large build)")
-    returncode, seconds = _run_with_progress(["sh", "build_top.sh"], folder, env, progress)
+    returncode, seconds = _run_with_progress(["sh", "build_top.sh"], folder, env, progress,
+                                             timeout=timeout)
+    if returncode is None:
+        stage = _stage(folder) or "starting the tools"
+        arcs = routing_progress(folder) if stage == "routing" else None
+        where = f"{stage}, {arcs[0]} of {arcs[1]} arcs still to route" if arcs else stage
+        raise BuildFailed(f"the {board.name} build did not finish within {timeout / 60:g} "
+                          f"minutes ({where}); its tools were stopped. Fewer lanes or a lower "
+                          f"clock build sooner; the logs are in {folder}.", folder)
     if returncode != 0:
         tail = (folder / "build.log").read_text(errors="replace").splitlines()[-15:]
         raise BuildFailed(f"the {board.name} build failed (exit {returncode}); "

@@ -443,7 +443,10 @@ def build(args):
     def progress(line):
         print(line, file=sys.stderr, flush=True)
 
-    result = build_board(board, plan, root=args.root, progress=progress)
+    if args.timeout < 0:
+        raise ValueError(f"--timeout must be 0 (no limit) or more minutes, not {args.timeout:g}")
+    result = build_board(board, plan, root=args.root, progress=progress,
+                         timeout=args.timeout * 60 if args.timeout else None)
     print((result.folder / "summary.txt").read_text(), end="")
     print(f"bitstream: {result.bitstream}\nreport: {result.folder / 'report.json'}")
     if not result.timing_met:
@@ -481,6 +484,8 @@ def _add_build_parser(commands):
                    help="largest request payload the device buffers")
     p.add_argument("--clock-mhz", type=float, metavar="F", help="clock the PLL makes")
     p.add_argument("--root", default="build", help="relative build folder (default: build)")
+    p.add_argument("--timeout", type=float, default=60, metavar="MINUTES",
+                   help="stop the tools and fail after this long (default: 60; 0: no limit)")
     p.add_argument("--program", action="store_true",
                    help="load the bitstream into the board (openFPGALoader or iceprog)")
     p.set_defaults(run=build)

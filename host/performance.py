@@ -108,7 +108,8 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
                 result = build_board(board, plan, root=root, progress=progress)
             except BuildFailed as error:
                 # A build that does not fit: what nextpnr counted, for the utilisation plot.
-                reason = str(error).splitlines()[-2].strip()
+                lines = str(error).splitlines()
+                reason = (lines[-2] if len(lines) > 1 else lines[0]).strip()
                 progress(f"  {reason}")
                 build.update(fmax_mhz=None, timing_met=False, build_seconds=None,
                              utilization=failed_utilization(error.folder),

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import pathlib
+import time
 
 import pytest
 
@@ -159,6 +160,68 @@ def test_build_progress_names_each_stage(tmp_path):
         stages.index("routing")
     assert any(stage.startswith("still in ") for stage in stages)
     assert (tmp_path / "build.log").read_text() == "done\n"
+
+
+ROUTER_LOG = """Info: Routing..
+Info: Setting up routing queue.
+Info: Routing 126263 arcs.
+Info:            |   (re-)routed arcs  |   delta    | remaining|       time spent     |
+Info:    IterCnt |  w/ripup   wo/ripup |  w/r  wo/r |      arcs| batch(sec) total(sec)|
+Info:       1000 |      463        536 |  463   536 |    126008|       2.74       2.74|
+Info:      83000 |    31769      51230 |  359   641 |    114437|      17.10     808.98|
+"""
+
+
+def test_routing_progress_reads_nextpnrs_router_table(tmp_path):
+    assert build_module.routing_progress(tmp_path) is None
+    (tmp_path / "top.tim").write_text(ROUTER_LOG.split("Info:    IterCnt")[0])
+    assert build_module.routing_progress(tmp_path) is None
+    (tmp_path / "top.tim").write_text(ROUTER_LOG)
+    assert build_module.routing_progress(tmp_path) == (114437, 126263)
+
+
+def test_build_progress_says_how_many_arcs_are_left(tmp_path):
+    script = (f"printf '%s' '{ROUTER_LOG}' > top.tim; sleep 0.6; "
+              "echo 'Info:      90000 |  1 2 |  3 4 |     99999|  1.0  2.0|' >> top.tim; "
+              "sleep 0.6")
+    lines = []
+    build_module._run_with_progress(["sh", "-c", script], tmp_path, None, lines.append,
+                                    interval=0.1, heartbeat=0.3)
+    print(lines)
+    assert any(line.endswith("] routing: 114437 of 126263 arcs left") for line in lines)
+    assert any(line.endswith("] still in routing: 99999 of 126263 arcs left")
+               for line in lines)
+
+
+def test_a_build_past_its_timeout_is_stopped_with_everything_it_started(tmp_path):
+    # The tools run under a shell, as Amaranth's build script runs them: a child of a child.
+    script = "sleep 60 & echo $! > child; echo 'Info: Routing..' > top.tim; wait"
+    start = time.monotonic()
+    returncode, seconds = build_module._run_with_progress(
+        ["sh", "-c", script], tmp_path, None, lambda line: None, interval=0.1, timeout=1)
+    assert returncode is None
+    assert 1 <= seconds < 5 and time.monotonic() - start < 10
+    child = int((tmp_path / "child").read_text())
+    for _ in range(50):           # reaped by init, a moment after it is killed
+        if not pathlib.Path(f"/proc/{child}").exists() or \
+                "Z" in pathlib.Path(f"/proc/{child}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the build's child process {child} is still running")
+
+
+def test_build_timeout_fails_clearly_and_caches_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "icebreaker", "--small", "--timeout", "0.02"]) == 2
+    err = capsys.readouterr().err
+    print(err)
+    assert "gatework build: error: the icebreaker build did not finish within 0.02 minutes (" \
+        in err
+    assert "its tools were stopped" in err
+    assert not list(tmp_path.glob("build/icebreaker/*/top.bin"))
+    assert main(["build", "icebreaker", "--timeout", "-1"]) == 2
+    assert "--timeout must be 0 (no limit) or more minutes" in capsys.readouterr().err
 
 
 def test_the_cache_key_holds_no_source_locations():
