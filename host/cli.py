@@ -413,7 +413,13 @@ def bench_performance(args):
         if name not in BOARDS or not counts:
             raise ValueError(f"--lanes takes BOARD=N,N with BOARD one of {sorted(BOARDS)}, "
                              f"not {item!r}")
-        lanes[name] = tuple(int(count) for count in counts.split(","))
+        try:
+            lanes[name] = tuple(int(count) if "x" not in count else
+                                tuple(int(part) for part in count.split("x", 1))
+                                for count in counts.split(","))
+        except ValueError:
+            raise ValueError(f"--lanes takes counts like 16,64 or 64x2 (64 lanes of two "
+                             f"multipliers), not {counts!r}") from None
     for name in args.boards or []:
         if name not in BOARDS:
             raise ValueError(f"unknown board {name!r}; known: {', '.join(BOARDS)}")
@@ -535,7 +541,8 @@ def main(argv=None):
                     "simulated, torch timed) in docs/performance.md with its plots.")
     bench.add_argument("--boards", nargs="+", help="boards to build (default: all)")
     bench.add_argument("--lanes", nargs="+", metavar="BOARD=N,N",
-                       help="lane counts to build, e.g. icebreaker=8 (default: the sweep)")
+                       help="lane counts to build, e.g. icebreaker=8 or ulx3s-85f=64,64x2 "
+                            "(LxW: L lanes of W multipliers; default: the sweep)")
     bench.add_argument("--out", default="docs/performance.md")
     bench.add_argument("--json", default="docs/performance.json",
                        help="the measured records as JSON")

@@ -26,7 +26,8 @@ __all__ = ["LANE_SWEEP", "MODEL_SIZES", "measure_performance", "performance_repo
 # Lane counts built per board (the board's named default among them; the iCEBreaker's 3, one
 # lane past its default, shows what the next lane needs), and the model sizes (D, H) run on
 # each.
-LANE_SWEEP = {"icebreaker": (1, 2, 3), "ulx3s-85f": (16, 64)}
+# Lane counts built per board; ``(lanes, width)`` for lanes of more than one multiplier.
+LANE_SWEEP = {"icebreaker": (1, 2, 3), "ulx3s-85f": (16, 64, (64, 2))}
 MODEL_SIZES = {"icebreaker": ((4, 4),), "ulx3s-85f": ((32, 32), (64, 64))}
 
 
@@ -97,12 +98,12 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
     records = {"builds": [], "runs": [], "torch": []}
     for name in boards:
         board = BOARDS[name]
-        for count in (lanes or {}).get(name, LANE_SWEEP[name]):
-            plan = board.default.replace(lanes=count)
-            progress(f"{name}, {count} lanes:")
-            width = plan.config.lane_width
+        for entry in (lanes or {}).get(name, LANE_SWEEP[name]):
+            count, width = entry if isinstance(entry, tuple) else (entry, 1)
+            plan = board.default.replace(lanes=count, lane_width=width)
             build = {"board": name, "lanes": count, "lane_width": width,
                      "clock_mhz": plan.clock_mhz}
+            progress(f"{name}, {_lanes(build)} lanes:")
             records["builds"].append(build)
             try:
                 result = build_board(board, plan, root=root, progress=progress)
@@ -182,11 +183,17 @@ def _percent(utilization, cell):
     return 100 * use["used"] / use["available"] if use and use["available"] else 0.0
 
 
-def _lane_axis(axis, lanes):
+def _multipliers(record):
+    return record["lanes"] * record.get("lane_width", 1)
+
+
+def _lane_axis(axis, records):
+    """Lanes on a log axis, placed by their multipliers: ``64 x 2`` at 128."""
     from matplotlib.ticker import NullFormatter
 
+    ticks = {_multipliers(record): _lanes(record) for record in records}
     axis.set_xscale("log", base=2)
-    axis.set_xticks(lanes, [str(count) for count in lanes])
+    axis.set_xticks(sorted(ticks), [ticks[x] for x in sorted(ticks)])
     axis.xaxis.set_minor_formatter(NullFormatter())
 
 
@@ -202,15 +209,16 @@ def plot_performance(records, folder="docs"):
     figure, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4), squeeze=False)
     for axis, name in zip(axes[0], boards):
         builds = [b for b in records["builds"] if b["board"] == name]
-        lanes = [b["lanes"] for b in builds]
+        lanes = [_multipliers(b) for b in builds]
         highest = 100
         for label, cell in _UTILIZATION_CELLS[_family(name)].items():
             percents = [_percent(b["utilization"], cell) for b in builds]
             highest = max(highest, *percents)
             axis.plot(lanes, percents, "o-", label=label)
-        axis.set(title=f"{name}: utilisation (over 100 %: does not fit)", xlabel="lanes",
-                 ylabel="% of the chip", ylim=(0, highest + 5))
-        _lane_axis(axis, lanes)
+        axis.set(title=f"{name}: utilisation (over 100 %: does not fit)",
+                 xlabel="lanes (L x 2: two multipliers a lane)", ylabel="% of the chip",
+                 ylim=(0, highest + 5))
+        _lane_axis(axis, builds)
         axis.axhline(100, color="grey", linewidth=0.8)
         axis.legend()
     figure.tight_layout()
@@ -224,10 +232,10 @@ def plot_performance(records, folder="docs"):
         for size in dict.fromkeys((r["input_size"], r["hidden_size"], r["batch"])
                                   for r in runs):
             chosen = [r for r in runs if (r["input_size"], r["hidden_size"], r["batch"]) == size]
-            line, = axis.plot([r["lanes"] for r in chosen], [r["gmacs"] for r in chosen], "o-",
-                              label=f"D={size[0]} H={size[1]} N={size[2]}")
-            axis.plot([r["lanes"] for r in chosen], [r["link_gmacs"] for r in chosen], "x:",
-                      color=line.get_color())
+            line, = axis.plot([_multipliers(r) for r in chosen], [r["gmacs"] for r in chosen],
+                              "o-", label=f"D={size[0]} H={size[1]} N={size[2]}")
+            axis.plot([_multipliers(r) for r in chosen], [r["link_gmacs"] for r in chosen],
+                      "x:", color=line.get_color())
         for entry in records["torch"]:
             if (entry["input_size"], entry["hidden_size"]) in MODEL_SIZES[name] and \
                     entry["batch"] == 1:
@@ -235,10 +243,9 @@ def plot_performance(records, folder="docs"):
                 axis.text(0.02, entry["gmacs"], f"torch CPU D={entry['input_size']} "
                           f"H={entry['hidden_size']} N=1", fontsize=7, va="bottom",
                           transform=axis.get_yaxis_transform())
-        lanes = sorted({r["lanes"] for r in runs})
-        axis.set(title=f"{name}: projected GMAC/s (x: with the UART)", xlabel="lanes",
-                 ylabel="GMAC/s", yscale="log")
-        _lane_axis(axis, lanes)
+        axis.set(title=f"{name}: projected GMAC/s (x: with the UART)",
+                 xlabel="lanes (L x 2: two multipliers a lane)", ylabel="GMAC/s", yscale="log")
+        _lane_axis(axis, runs)
         axis.legend(fontsize=7)
     figure.tight_layout()
     paths.append(folder / "throughput.png")

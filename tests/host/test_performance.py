@@ -71,6 +71,18 @@ def test_plots_are_written(tmp_path):
         assert path.stat().st_size > 10_000
 
 
+def test_lanes_of_two_multipliers_sit_at_their_multipliers_on_the_plots():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axis = plt.subplots()
+    performance._lane_axis(axis, [{"lanes": 16}, {"lanes": 64, "lane_width": 1},
+                                  {"lanes": 64, "lane_width": 2}])
+    assert list(axis.get_xticks()) == [16, 64, 128]
+    assert [label.get_text() for label in axis.get_xticklabels()] == ["16", "64", "64 x 2"]
+    plt.close(figure)
+
+
 def test_macs_per_step():
     assert performance._macs(64, 64, 1) == 3 * 64 * 128
     assert performance._macs(16, 32, 4) == 3 * 32 * 48 * 4
@@ -87,3 +99,5 @@ def test_bench_rejects_unknown_boards(capsys):
     assert "unknown board 'nosuchboard'" in capsys.readouterr().err
     assert main(["bench", "--lanes", "icebreaker"]) == 2
     assert "BOARD=N,N" in capsys.readouterr().err
+    assert main(["bench", "--lanes", "ulx3s-85f=64y2"]) == 2
+    assert "counts like 16,64 or 64x2" in capsys.readouterr().err
