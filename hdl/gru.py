@@ -459,9 +459,9 @@ class GRUEngine(wiring.Component):
         # H = r_order_hidden on, r of u is written at least a cycle before it is read, and
         # the n passes need not wait for r. The original form's n passes read r * h from the
         # lanes instead: they chase its units as they are written (rh_written_term), as a
-        # chasing job does the state's. Set with the command: whether n passes wait.
+        # chasing job does the state's.
         r_order_hidden = (5 + Activation.latency + 2) // 2
-        r_wait = Signal()
+        r_wait = Signal()             # set with the command: n passes wait for all of r
         in_job = Signal()
         finals = Signal()             # issuing the final-state tokens
         final_sequence = Signal(range(max_b + 1))
