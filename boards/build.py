@@ -83,6 +83,12 @@ def routing_progress(folder):
     return (int(left[-1]), int(total[-1])) if left else None
 
 
+def _where(folder, stage):
+    """``stage`` as the progress lines say it: while routing, with the arcs left."""
+    arcs = routing_progress(folder) if stage == "routing" else None
+    return f"{stage}: {arcs[0]} of {arcs[1]} arcs left" if arcs else stage
+
+
 def _stop(process):
     """Stop ``process`` and everything it started (its own process group)."""
     for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, None)):
@@ -124,10 +130,8 @@ def _run_with_progress(command, folder, env, progress, interval=5, heartbeat=60,
                     return None, now - start
                 stage = _stage(folder) or "starting the tools"
                 if stage != shown or now - said >= heartbeat:
-                    arcs = routing_progress(folder) if stage == "routing" else None
-                    arcs = f": {arcs[0]} of {arcs[1]} arcs left" if arcs else ""
                     progress(f"[{now - start:5.0f} s] {'still in ' if stage == shown else ''}"
-                             f"{stage}{arcs}")
+                             f"{_where(folder, stage)}")
                     shown, said = stage, now
         except BaseException:
             _stop(process)            # interrupted: leave no tool running
@@ -338,9 +342,7 @@ def build_board(board, build=None, root="build", *, progress=None, timeout=None)
     returncode, seconds = _run_with_progress(["sh", "build_top.sh"], folder, env, progress,
                                              timeout=timeout)
     if returncode is None:
-        stage = _stage(folder) or "starting the tools"
-        arcs = routing_progress(folder) if stage == "routing" else None
-        where = f"{stage}, {arcs[0]} of {arcs[1]} arcs still to route" if arcs else stage
+        where = _where(folder, _stage(folder) or "starting the tools")
         raise BuildFailed(f"the {board.name} build did not finish within {timeout / 60:g} "
                           f"minutes ({where}); its tools were stopped. Fewer lanes or a lower "
                           f"clock build sooner; the logs are in {folder}.", folder)

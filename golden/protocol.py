@@ -112,8 +112,8 @@ def cobs_decode(data):
 
 
 #: INFO's response payload: version, the six sizes, a flags byte (bit 0: bidirectional banks;
-#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width), five (integer, fraction) bit pairs, the table's two shape numbers,
-#: max_payload and clock_hz.
+#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width), five (integer, fraction) bit
+#: pairs, the table's two shape numbers, max_payload and clock_hz.
 INFO_LAYOUT = struct.Struct("<B6HB10BBBHI")
 INFO_CONFIG_SIZES = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
                      "max_layers")
@@ -135,7 +135,7 @@ def info_flags(config):
     """INFO's flags byte for a :class:`~.config.BuildConfig`."""
     return ((INFO_BIDIRECTIONAL if config.bidirectional else 0) |
             (0 if config.glu else INFO_NO_GLU) |
-            ((config.lane_width.bit_length() - 1) << INFO_LANE_WIDTH_SHIFT))
+            (config.lane_width_log2 << INFO_LANE_WIDTH_SHIFT))
 
 
 def info_payload(config, max_payload, clock_hz=0, version=PROTOCOL_VERSION):

@@ -54,7 +54,7 @@ from .fanout import replica_of, replicas
 from .memory import NO_RW_CHECK, read_data
 
 
-__all__ = ["GRUEngine", "LoadRegion", "Refusal", "engine_load_words"]
+__all__ = ["GRUEngine", "LoadRegion", "Refusal", "engine_load_words", "lane_cycles"]
 
 
 class LoadRegion(enum.Enum, shape=2):
@@ -95,6 +95,18 @@ class _Kind(enum.Enum, shape=3):
 
 # Lanes that share one copy of a register every lane reads (:func:`.fanout.replicas`).
 _LANES_PER_COPY = 8
+
+# The element-wise stage: the pre-activation enters the activation unit at stage E5 and
+# leaves it at EA (A = 5 + Activation.latency).
+_ENTER = 5
+_LEAVE = _ENTER + Activation.latency
+
+
+def lane_cycles(size, config):
+    """Cycles a lane takes over ``size`` terms (a value), ``lane_width`` of them a cycle."""
+    if config.lane_width == 1:
+        return size
+    return (size + (config.lane_width - 1)) >> config.lane_width_log2
 
 
 def _bits_for(count):
@@ -460,7 +472,7 @@ class GRUEngine(wiring.Component):
         # the n passes need not wait for r. The original form's n passes read r * h from the
         # lanes instead: they chase its units as they are written (rh_written_term), as a
         # chasing job does the state's.
-        r_order_hidden = (5 + Activation.latency + 2) // 2
+        r_order_hidden = (_LEAVE + 2) // 2
         r_wait = Signal()             # set with the command: n passes wait for all of r
         in_job = Signal()
         finals = Signal()             # issuing the final-state tokens
@@ -841,9 +853,7 @@ class GRUEngine(wiring.Component):
         # E5 and leaves it at EA (A = 5 + Activation.latency); EA to EA+4 compute the update.
         # Every stage ends in a register: no block RAM's data and no carry chain is followed
         # by another carry chain or a multiplier in the same cycle.
-        enter = 5
-        leave = enter + Activation.latency
-        assert 2 * r_order_hidden >= leave + 1, "r of an n unit is read before it is written"
+        enter, leave = _ENTER, _LEAVE
         last = leave + 4
         stages = [item_0] + [Signal(item_layout, name=f"item_{index}")
                              for index in range(1, last + 1)]
@@ -1025,8 +1035,8 @@ class GRUEngine(wiring.Component):
         if width == 1:
             m.d.sync += terms.eq(command.input_size + command.hidden_size)
         else:
-            rounded_inputs = (command.input_size + (width - 1)) >> shift
-            rounded_hidden = (command.hidden_size + (width - 1)) >> shift
+            rounded_inputs = lane_cycles(command.input_size, config)
+            rounded_hidden = lane_cycles(command.hidden_size, config)
             m.d.sync += [
                 terms.eq(rounded_inputs + rounded_hidden),
                 input_cycles.eq(rounded_inputs),

@@ -33,7 +33,7 @@ from ..golden.protocol import RESPONSE_FLAG, Command, Status, info_payload
 from .activation import Activation
 from .arith import SequentialMultiplier
 from .glu import GLUUnit
-from .gru import GRUEngine, LoadRegion
+from .gru import GRUEngine, LoadRegion, lane_cycles
 from .link import FrameReceiver, FrameTransmitter
 from .memory import NO_RW_CHECK, BankedMemory, read_data
 from .stream import StreamRegister
@@ -231,8 +231,7 @@ class AcceleratorTop(wiring.Component):
             """``size`` rounded up to a multiple of the engine's lane width."""
             if config.lane_width == 1:
                 return size
-            shift = config.lane_width_log2
-            return ((size + (config.lane_width - 1)) >> shift) << shift
+            return lane_cycles(size, config) << config.lane_width_log2
 
         # Per-slot records of what LOAD put there, for RUN's NOT_LOADED check.
         slots = config.weight_sets

@@ -383,7 +383,8 @@ def cycles_report(records):
     for r in records:
         words = r["memory_words"]
         lines.append(f"| {r['input_size']} | {r['hidden_size']} | {r['lanes']} | "
-                     f"{r.get('lane_width', 1)} | {r['batch']} | " + " | ".join(str(words[key]) for key in (
+                     f"{r.get('lane_width', 1)} | {r['batch']} | " +
+                     " | ".join(str(words[key]) for key in (
                          "weights", "biases", "hidden state", "gate buffers", "input buffer",
                          "activation table")) + " |")
     return "\n".join(lines) + "\n"

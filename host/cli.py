@@ -106,9 +106,10 @@ def info(args):
         print(f"device {args.device!r}: protocol v{device_info.protocol_version}, "
               f"clock {device_info.clock_hz / 1e6:g} MHz, max payload "
               f"{device_info.max_payload} bytes")
-        print(f"  lanes {config.lanes} x {config.lane_width} terms a cycle; maxima: input {config.max_input_size}, hidden "
-              f"{config.max_hidden_size}, batch {config.max_batch}, steps {config.max_steps}, "
-              f"layers {config.max_layers}{', bidirectional' if config.bidirectional else ''}")
+        print(f"  lanes {config.lanes} x {config.lane_width} terms a cycle; maxima: input "
+              f"{config.max_input_size}, hidden {config.max_hidden_size}, batch "
+              f"{config.max_batch}, steps {config.max_steps}, layers {config.max_layers}"
+              f"{', bidirectional' if config.bidirectional else ''}")
         print(f"  formats: {config.formats.describe()}")
         return 0
     formats = DEFAULT_FORMATS

@@ -24,9 +24,8 @@ __all__ = ["LANE_SWEEP", "MODEL_SIZES", "measure_performance", "performance_repo
 
 
 # Lane counts built per board (the board's named default among them; the iCEBreaker's 3, one
-# lane past its default, shows what the next lane needs), and the model sizes (D, H) run on
-# each.
-# Lane counts built per board; ``(lanes, width)`` for lanes of more than one multiplier.
+# lane past its default, shows what the next lane needs; ``(lanes, width)`` for lanes of more
+# than one multiplier), and the model sizes (D, H) run on each.
 LANE_SWEEP = {"icebreaker": (1, 2, 3), "ulx3s-85f": (16, 64, (64, 2))}
 MODEL_SIZES = {"icebreaker": ((4, 4),), "ulx3s-85f": ((32, 32), (64, 64))}
 
@@ -209,12 +208,12 @@ def plot_performance(records, folder="docs"):
     figure, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4), squeeze=False)
     for axis, name in zip(axes[0], boards):
         builds = [b for b in records["builds"] if b["board"] == name]
-        lanes = [_multipliers(b) for b in builds]
+        positions = [_multipliers(b) for b in builds]
         highest = 100
         for label, cell in _UTILIZATION_CELLS[_family(name)].items():
             percents = [_percent(b["utilization"], cell) for b in builds]
             highest = max(highest, *percents)
-            axis.plot(lanes, percents, "o-", label=label)
+            axis.plot(positions, percents, "o-", label=label)
         axis.set(title=f"{name}: utilisation (over 100 %: does not fit)",
                  xlabel="lanes (L x 2: two multipliers a lane)", ylabel="% of the chip",
                  ylim=(0, highest + 5))

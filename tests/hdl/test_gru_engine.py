@@ -194,6 +194,24 @@ def test_cycles_per_step_near_ideal():
     assert per_step >= ideal
 
 
+def _assert_every_step_takes(cycles, *, input_size, batch, lane_width, linear_before_reset,
+                             seed):
+    """H = 8 on 8 lanes, 4 steps, bit-exact, and each step after the first ``cycles`` long."""
+    config = BuildConfig(lanes=8, lane_width=lane_width, max_input_size=input_size,
+                         max_hidden_size=8, max_batch=batch, max_steps=4, max_layers=1,
+                         bidirectional=False)
+    rng = np.random.default_rng(seed)
+    weights = quantize_gru(random_model(rng, input_size, 8, 1, "forward", linear_before_reset),
+                           config.formats)
+    x = config.formats.data.quantize(rng.normal(0, 1, (4, batch, input_size)))
+    output, _, (run,) = simulate_gru(config, weights, x)
+    expected, _ = gru_fixed(weights, x)
+    assert np.count_nonzero(output != expected) == 0
+    per_step = np.diff(run.step_ends)
+    print(f"cycles per step {per_step}, ideal {cycles}")
+    assert list(per_step) == [cycles] * 3
+
+
 @pytest.mark.parametrize("lane_width", [1, 2])
 @pytest.mark.parametrize("linear_before_reset", [True, False])
 def test_a_batch_of_one_takes_the_ideal_cycles_per_step(linear_before_reset, lane_width):
@@ -202,20 +220,9 @@ def test_a_batch_of_one_takes_the_ideal_cycles_per_step(linear_before_reset, lan
     # with D / lane_width beyond the element-wise stage's depth no pass waits, so a step takes
     # exactly 3 H (D + H) / (lanes * lane_width) cycles.
     d = 32 * lane_width
-    config = BuildConfig(lanes=8, lane_width=lane_width, max_input_size=d,
-                         max_hidden_size=8, max_batch=1, max_steps=4, max_layers=1,
-                         bidirectional=False)
-    rng = np.random.default_rng(12)
-    weights = quantize_gru(random_model(rng, d, 8, 1, "forward", linear_before_reset),
-                           config.formats)
-    x = config.formats.data.quantize(rng.normal(0, 1, (4, 1, d)))
-    output, _, (run,) = simulate_gru(config, weights, x)
-    expected, _ = gru_fixed(weights, x)
-    assert np.count_nonzero(output != expected) == 0
-    per_step = np.diff(run.step_ends)
-    ideal = 3 * 8 * (d + 8) // (8 * lane_width)
-    print(f"cycles per step {per_step}, ideal {ideal}")
-    assert list(per_step) == [ideal] * 3
+    _assert_every_step_takes(3 * 8 * (d + 8) // (8 * lane_width), input_size=d, batch=1,
+                             lane_width=lane_width, linear_before_reset=linear_before_reset,
+                             seed=12)
 
 
 @pytest.mark.parametrize("linear_before_reset", [True, False])
@@ -223,18 +230,8 @@ def test_a_batch_of_two_takes_the_ideal_cycles_per_step(linear_before_reset):
     # Passes of 16 cycles: too short to hide a job's r units in the element-wise stage from
     # its n passes. They start at once all the same (PyTorch's form), or chase r * h (the
     # original form), so a step takes exactly 3 H (D + H) B / lanes cycles.
-    config = BuildConfig(lanes=8, max_input_size=8, max_hidden_size=8, max_batch=2,
-                         max_steps=4, max_layers=1, bidirectional=False)
-    rng = np.random.default_rng(13)
-    weights = quantize_gru(random_model(rng, 8, 8, 1, "forward", linear_before_reset),
-                           config.formats)
-    x = config.formats.data.quantize(rng.normal(0, 1, (4, 2, 8)))
-    output, _, (run,) = simulate_gru(config, weights, x)
-    expected, _ = gru_fixed(weights, x)
-    assert np.count_nonzero(output != expected) == 0
-    per_step = np.diff(run.step_ends)
-    print(f"cycles per step {per_step}, ideal 96")
-    assert list(per_step) == [96] * 3
+    _assert_every_step_takes(96, input_size=8, batch=2, lane_width=1,
+                             linear_before_reset=linear_before_reset, seed=13)
 
 
 def _engine_session(config, script, inputs):
