@@ -46,11 +46,21 @@ from .formats import DEFAULT_FORMATS, NumberFormats
 __all__ = [
     "DIRECTIONS", "GRUDirectionWeights", "GRUWeights", "QuantizedGRUWeights",
     "gru_cell_float", "gru_cell_fixed", "gru_float", "gru_fixed", "quantize_gru",
-    "check_lengths",
+    "check_lengths", "swap_reset_update",
 ]
 
 
 DIRECTIONS = ("forward", "reverse", "bidirectional")
+
+
+def swap_reset_update(array, axis=0):
+    """Convert gate blocks ``z | r | h`` to ``r | z | n`` along ``axis``, or back.
+
+    The two orders differ by swapping the first two blocks, so the conversion is its own
+    inverse and serves both directions.
+    """
+    first, second, third = np.split(np.asarray(array), 3, axis=axis)
+    return np.concatenate([second, first, third], axis=axis)
 
 
 @dataclass(frozen=True)

@@ -185,17 +185,32 @@ class GRU:
                    weights.direction == "bidirectional", weights=weights, **kwargs)
 
     @classmethod
-    def from_onnx(cls, model, *, node=None, linear_before_reset=None, **kwargs):
-        """Take the GRU node of an ONNX model (a ``ModelProto``, a path or bytes).
+    def from_onnx(cls, model, *, node=None, inputs=None, linear_before_reset=None, **kwargs):
+        """Take the GRU of an ONNX model (a ``ModelProto``, a path or bytes).
 
-        Every attribute of the node is honoured: ``linear_before_reset``, ``direction``
-        (``reverse`` gives ``reverse=True``), ``layout`` (1 gives ``batch_first=True``), a
-        constant ``initial_h`` becomes the default ``h0``. Outputs and states keep this API's
-        PyTorch conventions: output ``(T, N, dirs*H)``, states ``(dirs, N, H)``. A constant
-        ``sequence_lens`` becomes the default ``lengths``.
+        The whole graph is imported as one model: a stack of GRU nodes becomes ``num_layers``,
+        a bidirectional node ``bidirectional=True``, a Transpose before the first node (as
+        torch's exporters write a ``batch_first`` GRU) or ``layout=1`` ``batch_first=True``,
+        ``direction="reverse"`` ``reverse=True``. An operator the importer does not
+        understand is refused with an error naming it (see
+        :func:`gatework.golden.importers.gru_from_onnx`); ``node=`` imports one GRU node
+        alone instead. Outputs and states keep this API's PyTorch conventions: output
+        ``(T, N, dirs*H)``, states ``(layers * dirs, N, H)``. A constant initial state becomes
+        the default ``h0``, a constant ``sequence_lens`` the default ``lengths``.
+
+        Parameters
+        ----------
+        model : onnx.ModelProto, str, os.PathLike or bytes
+        node : str, optional
+            The name of the one GRU node to import.
+        inputs : dict, optional
+            Values of graph inputs that hold the weights (``{"W": ..., "R": ..., "B": ...}``),
+            for graphs written as ONNX's operator tests are.
+        linear_before_reset : bool, optional
+            Only to confirm the graph's form; the other form is refused.
         """
         from ..golden.importers import gru_from_onnx
-        imported = gru_from_onnx(model, node=node)
+        imported = gru_from_onnx(model, node=node, inputs=inputs)
         weights = imported.weights
         if (linear_before_reset is not None
                 and bool(linear_before_reset) != weights.linear_before_reset):
