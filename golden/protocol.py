@@ -23,7 +23,7 @@ import struct
 __all__ = ["PROTOCOL_VERSION", "Command", "Status", "RESPONSE_FLAG", "crc16", "cobs_encode",
            "cobs_decode", "FrameError", "INFO_LAYOUT", "INFO_CONFIG_SIZES", "INFO_FORMATS",
            "DEFAULT_BAUD", "INFO_BIDIRECTIONAL", "INFO_NO_GLU", "INFO_LANE_WIDTH",
-           "INFO_LANE_WIDTH_SHIFT", "info_flags", "info_payload"]
+           "INFO_LANE_WIDTH_SHIFT", "INFO_SIMULATED", "info_flags", "info_payload"]
 
 
 PROTOCOL_VERSION = 1
@@ -112,7 +112,7 @@ def cobs_decode(data):
 
 
 #: INFO's response payload: version, the six sizes, a flags byte (bit 0: bidirectional banks;
-#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width), five (integer, fraction) bit
+#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width; bit 4: a simulation), five (integer, fraction) bit
 #: pairs, the table's two shape numbers, max_payload and clock_hz.
 INFO_LAYOUT = struct.Struct("<B6HB10BBBHI")
 INFO_CONFIG_SIZES = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
@@ -129,24 +129,28 @@ INFO_NO_GLU = 0x02
 #: INFO's flag bits holding log2 of ``BuildConfig.lane_width`` (0, 1 or 2).
 INFO_LANE_WIDTH_SHIFT = 2
 INFO_LANE_WIDTH = 0x0C
+#: The device is the RTL in a simulator, thousands of times slower than a board: a host
+#: waits for its answers in wall-clock minutes, not seconds.
+INFO_SIMULATED = 0x10
 
 
-def info_flags(config):
+def info_flags(config, simulated=False):
     """INFO's flags byte for a :class:`~.config.BuildConfig`."""
     return ((INFO_BIDIRECTIONAL if config.bidirectional else 0) |
             (0 if config.glu else INFO_NO_GLU) |
-            (config.lane_width_log2 << INFO_LANE_WIDTH_SHIFT))
+            (config.lane_width_log2 << INFO_LANE_WIDTH_SHIFT) |
+            (INFO_SIMULATED if simulated else 0))
 
 
-def info_payload(config, max_payload, clock_hz=0, version=PROTOCOL_VERSION):
+def info_payload(config, max_payload, clock_hz=0, version=PROTOCOL_VERSION, simulated=False):
     """The bytes a device answers INFO with, for a :class:`~.config.BuildConfig`.
 
     The gateware stores exactly these bytes in a ROM; the host decodes them with the same
-    :data:`INFO_LAYOUT`.
+    :data:`INFO_LAYOUT`. ``simulated`` is set only for RTL that runs in a simulator.
     """
     formats = config.formats
     fields = [version] + [getattr(config, name) for name in INFO_CONFIG_SIZES]
-    fields.append(info_flags(config))
+    fields.append(info_flags(config, simulated))
     for name in INFO_FORMATS:
         fmt = getattr(formats, name)
         fields += [fmt.integer_bits, fmt.fraction_bits]

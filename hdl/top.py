@@ -92,12 +92,12 @@ class AcceleratorTop(wiring.Component):
     """
 
     def __init__(self, config=BuildConfig(), max_payload=1024, clock_hz=0, *,
-                 lut_multipliers=False, register_slices=True):
+                 lut_multipliers=False, register_slices=True, simulated=False):
         self._config = config
         self._max_payload = max_payload
         self._lut_multipliers = lut_multipliers
         self._register_slices = register_slices
-        self._info = info_payload(config, max_payload, clock_hz)
+        self._info = info_payload(config, max_payload, clock_hz, simulated=simulated)
         super().__init__({
             "i": In(stream.Signature(unsigned(8))),
             "o": Out(stream.Signature(unsigned(8))),

@@ -14,8 +14,7 @@ any backend sees the data.
   a TCP socket (``fpga:socket://127.0.0.1:5000``); plain ``fpga`` takes the URL from the
   ``GATEWORK_DEVICE`` environment variable. Bit-exact with ``golden``.
 * ``sim``: the accelerator top's RTL in the Amaranth simulator, fed the same protocol bytes
-  as a board, through the same client. For now it runs GLU; a GRU needs the top's LOAD and
-  RUN, which are not built yet, and says so.
+  as a board, through the same client. Bit-exact with ``golden``.
 * ``auto``: the best backend that answers: the board named by ``GATEWORK_DEVICE`` if it is
   set and answers INFO, then torch (CUDA, else CPU) if it imports, else numpy.
 """
@@ -299,9 +298,9 @@ def _sim_backend():
 
         name = "sim"
 
-    # Simulated time runs far slower than a board: the client's timeout is wall-clock
-    # generous, while each read of the simulation is bounded by it.
-    return SimBackend(simulated_accelerator(), timeout=600.0)
+    # Simulated time runs far slower than a board: its INFO says it is a simulation, and the
+    # client then waits SIMULATION_TIMEOUT for each answer.
+    return SimBackend(simulated_accelerator())
 
 
 def resolve_device(device):

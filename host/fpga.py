@@ -28,10 +28,16 @@ from .protocol import (MAX_PAYLOAD, DeviceError, LoadRequest, encode_load_reques
 from .transport import SerialTransport, Transport
 
 
-__all__ = ["FpgaBackend", "fpga_backend"]
+__all__ = ["FpgaBackend", "fpga_backend", "BOARD_TIMEOUT", "SIMULATION_TIMEOUT"]
 
 
 logger = logging.getLogger("gatework")
+
+#: Seconds a board has to answer a request, beyond the time its UART takes to carry the bytes.
+BOARD_TIMEOUT = 5.0
+#: Seconds of wall-clock time a simulated device has to answer: the Amaranth simulator runs
+#: the accelerator at about 10,000 cycles a second, so a large RUN takes minutes.
+SIMULATION_TIMEOUT = 600.0
 
 
 class FpgaBackend(Backend):
@@ -43,8 +49,12 @@ class FpgaBackend(Backend):
         A pyserial URL (``/dev/ttyUSB1``, ``socket://127.0.0.1:5000``) or an open transport.
     baudrate : int
         Of a serial port (default: the boards' 3,000,000).
-    timeout : float
-        Seconds to wait for each response beyond the wire's own time.
+    timeout : float, optional
+        Seconds to wait for each response beyond the wire's own time. By default
+        :data:`BOARD_TIMEOUT` for a board and :data:`SIMULATION_TIMEOUT` for a device whose
+        INFO says it is a simulation (``gatework sim-server``, ``device="sim"``), which takes
+        seconds to minutes of wall-clock time per request. A server that is stopped fails at
+        once all the same: its connection closes.
 
     Attributes
     ----------
@@ -56,16 +66,20 @@ class FpgaBackend(Backend):
     name = "fpga"
     fixed_point = True
 
-    def __init__(self, device, *, baudrate=DEFAULT_BAUD, timeout=5.0):
+    def __init__(self, device, *, baudrate=DEFAULT_BAUD, timeout=None):
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         if isinstance(device, Transport):
             transport = device
         elif isinstance(device, str):
-            transport = SerialTransport(device, baudrate, timeout)
+            transport = SerialTransport(device, baudrate, timeout or BOARD_TIMEOUT)
         else:
             raise TypeError(f"device must be a URL such as '/dev/ttyUSB1' or a Transport, not "
                             f"{type(device).__name__}")
-        self.client = Client(transport, timeout)
+        self.client = Client(transport, timeout or BOARD_TIMEOUT)
         self.info = self.client.info()
+        if timeout is None and self.info.simulated:
+            self.client.timeout = SIMULATION_TIMEOUT
         self._quantized = None
         self._loaded = {}
 

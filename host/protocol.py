@@ -25,7 +25,7 @@ from ..golden.formats import NumberFormats
 from ..golden.gru import DIRECTIONS, GRUDirectionWeights
 from ..golden.protocol import (INFO_BIDIRECTIONAL, INFO_CONFIG_SIZES, INFO_FORMATS,
                                INFO_LANE_WIDTH, INFO_LANE_WIDTH_SHIFT, INFO_LAYOUT, INFO_NO_GLU,
-                               PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
+                               INFO_SIMULATED, PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
                                cobs_decode, cobs_encode, crc16, info_payload)
 
 
@@ -413,17 +413,22 @@ class DeviceInfo:
     clock_hz : int
         The accelerator's clock, 0 when unknown.
     protocol_version : int
+    simulated : bool
+        The device is the RTL in a simulator (INFO's flag), whose answers take wall-clock
+        seconds to minutes where a board's take microseconds.
     """
 
     config: BuildConfig
     max_payload: int
     clock_hz: int = 0
     protocol_version: int = PROTOCOL_VERSION
+    simulated: bool = False
 
 
 def encode_info_response(info):
     """The payload of an INFO response."""
-    return info_payload(info.config, info.max_payload, info.clock_hz, info.protocol_version)
+    return info_payload(info.config, info.max_payload, info.clock_hz, info.protocol_version,
+                        simulated=info.simulated)
 
 
 def decode_info_response(payload):
@@ -450,7 +455,7 @@ def decode_info_response(payload):
     flags = fields[7]
     bits = fields[8:18]
     range_log2, segments_log2, max_payload, clock_hz = fields[18:]
-    if flags & ~(INFO_BIDIRECTIONAL | INFO_NO_GLU | INFO_LANE_WIDTH):
+    if flags & ~(INFO_BIDIRECTIONAL | INFO_NO_GLU | INFO_LANE_WIDTH | INFO_SIMULATED):
         raise ProtocolError(f"INFO's flags byte is {flags:#04x}, which has bits this version "
                             f"does not define: the device breaks the protocol")
     try:
@@ -464,7 +469,8 @@ def decode_info_response(payload):
     except ValueError as error:
         raise ProtocolError(f"the device reports a configuration that cannot be ({error}): "
                             f"its bitstream is broken or speaks another protocol") from None
-    return DeviceInfo(config, max_payload, clock_hz, PROTOCOL_VERSION)
+    return DeviceInfo(config, max_payload, clock_hz, PROTOCOL_VERSION,
+                      simulated=bool(flags & INFO_SIMULATED))
 
 
 # --- LOAD ------------------------------------------------------------------------------------

@@ -92,8 +92,14 @@ class SerialTransport(Transport):
                 f"check that the board is connected and that it reads its UART (hardware "
                 f"flow control, if the port uses it, must be wired)") from None
         except self._serial.SerialException as error:
-            raise ConnectionError(f"writing to {self.name} failed ({error}); check that the "
-                                  f"board is still connected") from error
+            raise ConnectionError(f"writing to {self.name} failed ({error}); "
+                                  f"{self._what_to_check()}") from error
+
+    def _what_to_check(self):
+        if self.name.startswith("socket://"):
+            return ("the server closed the connection: was it stopped, or did it fail? Check "
+                    "its output, and start it again (gatework sim-server)")
+        return "check that the board is still connected"
 
     def read(self, max_bytes, timeout):
         try:
@@ -105,8 +111,8 @@ class SerialTransport(Transport):
                 data += self._port.read(max_bytes - 1)
             return data
         except self._serial.SerialException as error:
-            raise ConnectionError(f"reading from {self.name} failed ({error}); check that the "
-                                  f"board is still connected") from error
+            raise ConnectionError(f"reading from {self.name} failed ({error}); "
+                                  f"{self._what_to_check()}") from error
 
     def close(self):
         self._port.close()

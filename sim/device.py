@@ -24,6 +24,7 @@ the device is closed.
 import collections
 import contextlib
 import math
+import time
 
 from amaranth.hdl import Module, Shape, Signal, unsigned
 from amaranth.lib import stream, wiring
@@ -124,6 +125,10 @@ class SimulatedDevice(Transport):
         self._quiet = 0
         self._stopped = False
         self._closed = False
+        # Request frames written and responses read through feed(), to know what is owed.
+        self._request_frames = 0
+        self._responses = 0
+        self._frame_open = False
 
         m = Module()
         m.submodules.device = component
@@ -173,17 +178,45 @@ class SimulatedDevice(Transport):
         del self._output[:max_bytes]
         return data
 
-    def feed(self, data, timeout=60.0):
-        """Write ``data`` and return every byte the component answers before it falls idle.
+    def feed(self, data, timeout=600.0):
+        """Write ``data`` and return every byte the component answers to it.
 
         This is the device interface of :func:`gatework.host.device_model.serve_tcp`, which
-        serves the simulated RTL on a TCP port as it serves the protocol model.
+        serves the simulated RTL on a TCP port as it serves the protocol model. The component
+        answers every frame with one response (``docs/protocol.md``), and a LOAD or RUN
+        computes for far more than ``idle_cycles`` quiet cycles before it answers: so the
+        simulation goes on until every complete frame written so far has its response, then
+        until the component falls idle.
+
+        Parameters
+        ----------
+        data : bytes
+        timeout : float
+            Wall-clock seconds to wait for outstanding responses, so that a stuck component
+            cannot hold a server forever; what has come by then is returned.
         """
         self.write(data)
+        self._count_request_frames(data)
         answer = bytearray()
-        while chunk := self.read(1 << 16, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            # One simulated second per read: each read returns as soon as the output pauses
+            # or the component falls quiet.
+            chunk = self.read(1 << 16, 1.0)
             answer += chunk
-        return bytes(answer)
+            self._responses += chunk.count(0)
+            outstanding = self._request_frames > self._responses
+            if not chunk and (not outstanding or time.monotonic() > deadline):
+                return bytes(answer)
+
+    def _count_request_frames(self, data):
+        # A zero ends a frame; an empty frame (two zeros in a row) is ignored and unanswered.
+        for part in bytes(data).split(b"\x00")[:-1]:
+            if part or self._frame_open:
+                self._request_frames += 1
+            self._frame_open = False
+        if not bytes(data).endswith(b"\x00") and bytes(data).rsplit(b"\x00", 1)[-1]:
+            self._frame_open = True
 
     def close(self):
         """Stop simulating and finish the VCD file, if one is written."""
@@ -276,9 +309,12 @@ def simulated_accelerator(config=None, *, max_payload=0xFFFF, name="sim"):
 
     The receive buffer is as large as the protocol's length field allows: in simulation it
     costs nothing, and every model within the build's maxima then loads in one request. Each
-    read is bounded by its own timeout, so there is no limit on the cycles of a session.
+    read is bounded by its own timeout, so there is no limit on the cycles of a session. INFO
+    says that the device is simulated, so that a host's client waits as long as a simulation
+    takes.
     """
     from ..golden.config import BuildConfig
     from ..hdl.top import AcceleratorTop
-    return SimulatedDevice(AcceleratorTop(config or BuildConfig(), max_payload=max_payload),
+    return SimulatedDevice(AcceleratorTop(config or BuildConfig(), max_payload=max_payload,
+                                          simulated=True),
                            name=name, cycle_limit=None)

@@ -355,9 +355,10 @@ def test_a_build_without_glu_is_reported_and_refused(bidirectional):
     with pytest.raises(DeviceError, match="BEYOND_MAXIMA"):
         backend.client.request(Command.GLU,
                                protocol.encode_glu_request(np.zeros((1, 4), np.int64)))
-    # Only bits 0 to 3 of INFO's flags byte are defined (bits 2-3: the lanes' width).
+    # Only bits 0 to 4 of INFO's flags byte are defined (bits 2-3: the lanes' width, bit 4: a
+    # simulation).
     info = bytearray(protocol.encode_info_response(backend.info))
     assert info[13] == (1 if bidirectional else 0) | 2
-    info[13] |= 0x10
-    with pytest.raises(ProtocolError, match="flags byte is 0x1"):
+    info[13] |= 0x20
+    with pytest.raises(ProtocolError, match="flags byte is 0x2"):
         protocol.decode_info_response(bytes(info))

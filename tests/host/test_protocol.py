@@ -156,9 +156,17 @@ def test_info_refuses_another_version_and_impossible_configs():
     payload[13] |= 0x0C                   # a lane width of 8: no build has one
     with pytest.raises(ProtocolError, match="lane_width must be 1, 2 or 4, not 8"):
         protocol.decode_info_response(bytes(payload))
-    payload[13] = 0x10                    # a flag this version does not define
+    payload[13] = 0x20                    # a flag this version does not define
     with pytest.raises(ProtocolError, match="bits this version does not define"):
         protocol.decode_info_response(bytes(payload))
+
+
+@pytest.mark.parametrize("simulated", [False, True])
+def test_info_says_whether_the_device_is_simulated(simulated):
+    info = DeviceInfo(BuildConfig(), 100, simulated=simulated)
+    payload = protocol.encode_info_response(info)
+    assert payload[13] & 0x10 == (0x10 if simulated else 0)
+    assert protocol.decode_info_response(payload).simulated is simulated
 
 
 @pytest.mark.parametrize("bias", [True, False])
