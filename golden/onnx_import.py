@@ -499,7 +499,8 @@ class _GraphReader:
                 else:
                     dims.append(_Dim(1, (dim.dim_param or f"{name}[{k}]",)))
             return tuple(dims)
-        return None
+        # No shape declared: every input the GRU reads (X, initial_h) has three axes.
+        return tuple(_Dim(1, (f"{name}[{k}]",)) for k in range(3))
 
     def _constant(self, node, index, what):
         value = self.value(node.input[index]) if index < len(node.input) else None
@@ -857,7 +858,7 @@ class _GraphReader:
                     and x.shape is not None and len(x.shape) == 3):
                 raise ValueError(f"GRU node {gru.name!r} reads X from {self._describe(x)}, not "
                                  f"from a graph input of shape (T, N, D) or (N, T, D)")
-            if x.shape[2] != _Dim(read.input_size):
+            if not x.shape[2].names and x.shape[2] != _Dim(read.input_size):
                 raise ValueError(f"GRU node {gru.name!r} takes {read.input_size} features, but "
                                  f"the graph input {x.source!r} has {x.shape[2]}")
             self._input_name = x.source

@@ -265,3 +265,23 @@ def test_a_truncated_export(tmp_path):
     path.write_bytes(data[:len(data) // 2])
     with pytest.raises(ValueError, match=f"{path}.*truncated or corrupt"):
         gru_from_onnx(path)
+
+
+def test_a_graph_that_declares_no_shapes():
+    from onnx import TensorProto, helper, numpy_helper
+
+    source = GRU(3, 4, bias=False, device="numpy", seed=9)
+    cell = source.weights.layers[0][0]
+    weights = {"W": cell.weight_ih, "R": cell.weight_hh}
+    # ONNX orders the gates z | r | h, this project r | z | n.
+    reordered = {name: np.concatenate([w[4:8], w[:4], w[8:]])[None].astype(np.float32)
+                 for name, w in weights.items()}
+    graph = helper.make_graph(
+        [helper.make_node("GRU", ["X", "W", "R"], ["Y", "Y_h"], hidden_size=4,
+                          linear_before_reset=1)], "bare",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(array, name) for name, array in reordered.items()])
+    x = np.random.default_rng(9).standard_normal((5, 2, 3))
+    gru = GRU.from_onnx(helper.make_model(graph), device="numpy")
+    np.testing.assert_allclose(gru(x)[1], source(x)[1], atol=1e-6, rtol=0)
