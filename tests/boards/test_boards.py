@@ -18,7 +18,7 @@ from gatework.boards.build import (build_board, build_plan, late_endpoints, prog
                                    summary)
 from gatework.boards.clocks import ecp5_pll, ice40_pll
 from gatework.boards.targets import BOARDS
-from gatework.host.cli import main
+from gatework.host.tools.cli import main
 
 
 def _yowasp(tool, *args, cwd=None):

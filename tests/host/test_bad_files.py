@@ -11,7 +11,7 @@ import torch
 
 from gatework.host import GRU
 from gatework.host.backends import DEVICE_NAMES
-from gatework.host.cli import main
+from gatework.host.tools.cli import main
 
 
 def export(module, path):

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from gatework.golden.formats import DEFAULT_FORMATS
-from gatework.host import bench
+from gatework.host.tools import bench
 from gatework.hdl import BLOCKS
-from gatework.host.cli import main
+from gatework.host.tools.cli import main
 
 
 def test_demo_prints_every_backend(capsys):
@@ -29,7 +29,7 @@ def test_demo_prints_every_backend(capsys):
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "gatework.host.cli", "info"],
+    result = subprocess.run([sys.executable, "-m", "gatework.host.tools.cli", "info"],
                             capture_output=True, text=True, check=True)
     assert str(DEFAULT_FORMATS.data) in result.stdout
     assert "'golden'" in result.stdout

@@ -102,7 +102,7 @@ def test_sim_server_command_serves_until_interrupted():
     import sys
     from gatework.host.client import Client
     from gatework.host.transport import SerialTransport
-    with subprocess.Popen([sys.executable, "-m", "gatework.host.cli", "sim-server"],
+    with subprocess.Popen([sys.executable, "-m", "gatework.host.tools.cli", "sim-server"],
                           stdout=subprocess.PIPE, text=True) as server:
         try:
             line = server.stdout.readline()

@@ -19,7 +19,7 @@ import torch
 
 from gatework.golden.importers import gru_from_onnx
 from gatework.host import GRU
-from gatework.host.cli import main
+from gatework.host.tools.cli import main
 
 
 INPUT_SIZE, HIDDEN_SIZE = 5, 6

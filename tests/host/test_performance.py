@@ -3,8 +3,8 @@ and the one measurement it makes itself here, torch's time per step."""
 
 import pytest
 
-from gatework.host import performance
-from gatework.host.cli import main
+from gatework.host.tools import performance
+from gatework.host.tools.cli import main
 
 
 def _records():

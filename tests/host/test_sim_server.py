@@ -41,7 +41,7 @@ def test_feed_waits_for_an_answer_that_takes_long_quiet_computation():
 def sim_server():
     """``gatework sim-server`` as a user starts it; yields the process and the device URL. A
     server still running at the end is interrupted, as Ctrl-C would, and must exit cleanly."""
-    with subprocess.Popen([sys.executable, "-m", "gatework.host.cli", "sim-server"],
+    with subprocess.Popen([sys.executable, "-m", "gatework.host.tools.cli", "sim-server"],
                           stdout=subprocess.PIPE, text=True) as server:
         try:
             port = server.stdout.readline().split("socket://127.0.0.1:")[1].split(":")[0]

@@ -9,14 +9,12 @@ clock is the build's, or nextpnr's Fmax when a build misses it.
 """
 
 import json
-import os
 import pathlib
-import platform as host_platform
 import re
 import sys
 import time
 
-from .bench import TORCH_BATCHES, TORCH_STEPS, _best_time, measure_cycles
+from .bench import TORCH_BATCHES, TORCH_STEPS, machine_description, measure_cycles, time_torch
 
 
 __all__ = ["LANE_SWEEP", "MODEL_SIZES", "measure_performance", "performance_report",
@@ -47,51 +45,15 @@ def failed_utilization(folder):
     return utilization
 
 
-def _machine():
-    """This machine in a few words: CPU model and core count."""
-    model = host_platform.processor() or host_platform.machine()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
-
-
 def _macs(input_size, hidden_size, batch):
     """Multiply-accumulates of one GRU step: three gates of ``H x (D + H)``."""
     return 3 * hidden_size * (input_size + hidden_size) * batch
 
 
-def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20, device="cpu"):
-    """Seconds per step of ``torch.nn.GRU`` (float32, best of ``repeats``) on ``device``.
-
-    On CUDA each call is timed to its end (the stream is synchronised), after one warm-up
-    call that also lets cuDNN pick its kernels.
-    """
-    import torch
-
-    torch.manual_seed(0)
-    module = torch.nn.GRU(input_size, hidden_size).to(device)
-    x = torch.randn(steps, batch, input_size, device=device)
-    cuda = torch.device(device).type == "cuda"
-
-    def call():
-        module(x)
-        if cuda:
-            torch.cuda.synchronize(device)
-
-    with torch.no_grad():
-        call()
-        return _best_time(call, repeats) / steps
-
-
 def measure_performance(boards=None, lanes=None, root="build", progress=_progress):
     """Build, simulate and time everything the report shows; returns plain data."""
-    from ..boards.build import BuildFailed, build_board
-    from ..boards.targets import BOARDS
+    from ...boards.build import BuildFailed, build_board
+    from ...boards.targets import BOARDS
 
     boards = list(LANE_SWEEP) if boards is None else boards
     records = {"builds": [], "runs": [], "torch": []}
@@ -161,7 +123,7 @@ def measure_performance(boards=None, lanes=None, root="build", progress=_progres
                 "torch": torch.__version__, "threads": torch.get_num_threads()})
             progress(f"torch CPU D={input_size} H={hidden_size} batch {batch}: "
                      f"{seconds * 1e6:.1f} us/step")
-    records["machine"] = _machine()
+    records["machine"] = machine_description()
     records["date"] = time.strftime("%Y-%m-%d")
     return records
 

@@ -1,4 +1,5 @@
-"""The ``gatework`` command line: ``demo``, ``info``, ``bench`` and ``verilog``."""
+"""The ``gatework`` command line: ``demo``, ``info``, ``run``, ``sim-server``, ``bench``,
+``verilog`` and ``build``."""
 
 import argparse
 import logging
@@ -11,7 +12,7 @@ import numpy as np
 
 
 def _device_names():
-    from .backends import DEVICE_NAMES
+    from ..backends import DEVICE_NAMES
     return DEVICE_NAMES
 
 
@@ -27,8 +28,8 @@ def _write(text, out):
 
 def demo(args):
     """Run one GRU on every available backend and compare them."""
-    from .backends import resolve_device
-    from .modules import GRU
+    from ..backends import resolve_device
+    from ..modules import GRU
 
     rng = np.random.default_rng(args.seed)
     steps, batch = args.steps, args.batch
@@ -80,8 +81,8 @@ def demo(args):
 
 def _demo_simulated_glu(rng):
     """A GLU through the accelerator's RTL, simulated, fed the protocol's bytes."""
-    from .backends import resolve_device
-    from .modules import GLU
+    from ..backends import resolve_device
+    from ..modules import GLU
 
     x = rng.standard_normal((4, 16))
     start = time.perf_counter()
@@ -99,8 +100,8 @@ def _demo_simulated_glu(rng):
 
 def info(args):
     """Print the number formats and what backends are available, or what a board reports."""
-    from ..golden.formats import DEFAULT_FORMATS
-    from .backends import DEVICE_NAMES, resolve_device
+    from ...golden.formats import DEFAULT_FORMATS
+    from ..backends import DEVICE_NAMES, resolve_device
 
     if args.device is not None:
         backend = resolve_device(args.device)
@@ -134,7 +135,7 @@ def info(args):
 
 def run(args):
     """Run a saved GRU model on an input array and save its outputs."""
-    from .model_files import load_array, load_gru
+    from ..model_files import load_array, load_gru
 
     options = {"device": args.device}
     if args.batch_first is not None:
@@ -159,8 +160,8 @@ def run(args):
 
 def sim_server(args):
     """Serve the simulated accelerator's RTL on a loopback TCP port until interrupted."""
-    from ..sim.device import simulated_accelerator
-    from .device_model import serve_tcp
+    from ...sim.device import simulated_accelerator
+    from ..device_model import serve_tcp
 
     # Ctrl-C stops the server even where it was started with SIGINT ignored (a shell starts
     # background jobs so, and Python then installs no handler of its own).
@@ -179,7 +180,7 @@ def sim_server(args):
 
 
 def bench_accuracy(args):
-    from ..golden.formats import DEFAULT_FORMATS
+    from ...golden.formats import DEFAULT_FORMATS
     from . import bench
 
     sizes = bench.ACCURACY_SIZES[:3] if args.quick else bench.ACCURACY_SIZES
@@ -263,10 +264,10 @@ def bench_torch(args):
 
 def bench_blocks(args):
     """Synthesise every registered block for iCE40 and ECP5 and tabulate its cells."""
-    from ..boards.synthesis import synthesize
-    from ..boards.targets import BOARDS
-    from ..hdl import BLOCKS
-    from ..hdl.top import AcceleratorTop
+    from ...boards.synthesis import synthesize
+    from ...boards.targets import BOARDS
+    from ...hdl import BLOCKS
+    from ...hdl.top import AcceleratorTop
 
     groups = {
         "ice40": (("LUT4", "SB_LUT4"), ("flip-flops", "SB_DFF"), ("carry", "SB_CARRY"),
@@ -333,10 +334,10 @@ def bench_blocks(args):
 
 def export_verilog(args):
     """Write one gateware block as Verilog."""
-    from ..golden.config import BuildConfig
-    from ..golden.formats import NumberFormats
-    from ..hdl import BLOCKS
-    from ..sim.verilog import convert
+    from ...golden.config import BuildConfig
+    from ...golden.formats import NumberFormats
+    from ...hdl import BLOCKS
+    from ...sim.verilog import convert
 
     block = BLOCKS[args.block]
     arguments = {name: getattr(args, name) for name in block.defaults
@@ -361,8 +362,8 @@ _CONFIG_FIELDS = ("lanes", "lane_width", "max_input_size", "max_hidden_size", "m
 
 
 def _add_verilog_parser(commands):
-    from ..golden.config import BuildConfig
-    from ..hdl import BLOCKS
+    from ...golden.config import BuildConfig
+    from ...hdl import BLOCKS
 
     parser = commands.add_parser("verilog", help="export a gateware block as Verilog")
     blocks = parser.add_subparsers(dest="block", required=True, metavar="BLOCK")
@@ -392,7 +393,7 @@ def _add_verilog_parser(commands):
 
 def bench_performance(args):
     """Build the boards, simulate the engine, time torch; write docs/performance.md."""
-    from ..boards.targets import BOARDS
+    from ...boards.targets import BOARDS
     from .performance import (measure_performance, performance_report, plot_performance,
                               write_records)
 
@@ -424,8 +425,8 @@ def bench_performance(args):
 
 def build(args):
     """Build a board's bitstream with YoWASP tools; report Fmax and utilisation."""
-    from ..boards.build import build_board, program_board
-    from ..boards.targets import BOARDS
+    from ...boards.build import build_board, program_board
+    from ...boards.targets import BOARDS
 
     board = BOARDS[args.board]
     base = board.small if args.small else board.default
@@ -456,7 +457,7 @@ def build(args):
 
 
 def _add_build_parser(commands):
-    from ..boards.targets import BOARDS
+    from ...boards.targets import BOARDS
 
     p = commands.add_parser(
         "build", help="build a board's bitstream (YoWASP Yosys + nextpnr)",

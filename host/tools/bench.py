@@ -6,15 +6,18 @@ comes from a command anyone can run again.
 """
 
 from dataclasses import dataclass
+import os
+import pathlib
+import platform
 import sys
 import time
 
 import numpy as np
 
-from ..golden.fixed import SaturationCounter
-from ..golden.formats import DEFAULT_FORMATS, NumberFormats
-from ..golden.gru import GRUDirectionWeights, GRUWeights, gru_fixed, gru_float, quantize_gru
-from .modules import _random_weights
+from ...golden.fixed import SaturationCounter
+from ...golden.formats import DEFAULT_FORMATS, NumberFormats
+from ...golden.gru import GRUDirectionWeights, GRUWeights, gru_fixed, gru_float, quantize_gru
+from ..modules import _random_weights
 
 
 __all__ = ["pytorch_initialised_gru", "measure_accuracy", "accuracy_report", "measure_speed",
@@ -255,7 +258,7 @@ def train_digits(hidden_size=32, epochs=40, seed=0, formats=DEFAULT_FORMATS,
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from ..golden.importers import gru_weights_from_torch
+    from ...golden.importers import gru_weights_from_torch
 
     digits = load_digits()
     images = digits.images.astype(np.float64) / 16.0
@@ -323,8 +326,8 @@ def measure_cycles(sweep=CYCLE_SWEEP, steps=3, seed=0, progress=_progress):
     cycle); cycles per step are measured between the ends of consecutive steps, every
     sequence full length. A sweep entry without a fifth number has a lane width of 1.
     """
-    from ..golden.config import BuildConfig
-    from ..sim.gru import simulate_gru
+    from ...golden.config import BuildConfig
+    from ...sim.gru import simulate_gru
 
     records = []
     for input_size, hidden_size, lanes, batch, *width in sweep:
@@ -399,6 +402,42 @@ TORCH_STEPS = 100
 TORCH_ERROR_BOUND = 1e-4
 
 
+def machine_description():
+    """This machine in a few words: CPU model and core count."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def time_torch(input_size, hidden_size, batch, steps=TORCH_STEPS, repeats=20, device="cpu"):
+    """Seconds per step of ``torch.nn.GRU`` (float32, best of ``repeats``) on ``device``.
+
+    On CUDA each call is timed to its end (the stream is synchronised), after one warm-up
+    call that also lets cuDNN pick its kernels.
+    """
+    import torch
+
+    torch.manual_seed(0)
+    module = torch.nn.GRU(input_size, hidden_size).to(device)
+    x = torch.randn(steps, batch, input_size, device=device)
+    cuda = torch.device(device).type == "cuda"
+
+    def call():
+        module(x)
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    with torch.no_grad():
+        call()
+        return _best_time(call, repeats) / steps
+
+
 def torch_devices():
     """The torch devices on this machine: ``cpu``, then ``cuda`` when PyTorch sees a GPU."""
     import torch
@@ -406,8 +445,7 @@ def torch_devices():
 
 
 def _torch_machine(torch):
-    from .performance import _machine
-    info = {"torch": torch.__version__, "cpu": _machine(), "threads": torch.get_num_threads(),
+    info = {"torch": torch.__version__, "cpu": machine_description(), "threads": torch.get_num_threads(),
             "date": time.strftime("%Y-%m-%d")}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -418,7 +456,7 @@ def _torch_machine(torch):
 
 def _raw_gru_error(torch, weights, x, reference, device, allow_tf32):
     """Max error of ``torch.nn.GRU`` itself on ``device``, TF32 allowed or not."""
-    from .backends import TorchBackend, tf32_allowed
+    from ..backends import TorchBackend, tf32_allowed
 
     module = TorchBackend(device)._nn_gru(weights)
     with torch.no_grad(), tf32_allowed(torch, allow_tf32):
@@ -439,8 +477,7 @@ def measure_torch(sizes=TORCH_SIZES, batches=TORCH_BATCHES, steps=TORCH_STEPS, r
     """
     import torch
 
-    from .modules import GRU
-    from .performance import time_torch
+    from ..modules import GRU
 
     records = {"machine": _torch_machine(torch), "speed": [], "accuracy": []}
     for device in torch_devices():
