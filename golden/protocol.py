@@ -112,8 +112,8 @@ def cobs_decode(data):
 
 
 #: INFO's response payload: version, the six sizes, a flags byte (bit 0: bidirectional banks;
-#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width; bit 4: a simulation), five (integer, fraction) bit
-#: pairs, the table's two shape numbers, max_payload and clock_hz.
+#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width; bit 4: a simulation), five
+#: (integer, fraction) bit pairs, the table's two shape numbers, max_payload and clock_hz.
 INFO_LAYOUT = struct.Struct("<B6HB10BBBHI")
 INFO_CONFIG_SIZES = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
                      "max_layers")

@@ -25,7 +25,8 @@ from ..golden.formats import NumberFormats
 from ..golden.gru import DIRECTIONS, GRUDirectionWeights
 from ..golden.protocol import (INFO_BIDIRECTIONAL, INFO_CONFIG_SIZES, INFO_FORMATS,
                                INFO_LANE_WIDTH, INFO_LANE_WIDTH_SHIFT, INFO_LAYOUT, INFO_NO_GLU,
-                               INFO_SIMULATED, PROTOCOL_VERSION, RESPONSE_FLAG, Command, FrameError, Status,
+                               INFO_SIMULATED, PROTOCOL_VERSION, RESPONSE_FLAG, Command,
+                               FrameError, Status,
                                cobs_decode, cobs_encode, crc16, info_payload)
 
 

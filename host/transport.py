@@ -7,42 +7,12 @@ are the :class:`~.client.Client`'s. Every wait here is bounded by the timeout it
 import time
 
 from ..golden.protocol import DEFAULT_BAUD
+# The base class sits in golden, beside the protocol, so that the simulated device in sim can
+# be a Transport without sim importing the host.
+from ..golden.transport import Transport
 
 
 __all__ = ["Transport", "SerialTransport", "LoopbackTransport"]
-
-
-class Transport:
-    """A byte pipe to a device. Subclasses set ``name`` (shown in error messages)."""
-
-    name = "transport"
-
-    def write(self, data):
-        """Send ``data`` (bytes), all of it, or raise."""
-        raise NotImplementedError
-
-    def read(self, max_bytes, timeout):
-        """Wait up to ``timeout`` seconds for bytes; return at most ``max_bytes`` of them.
-
-        Returns an empty ``bytes`` when none arrived in time.
-        """
-        raise NotImplementedError
-
-    def close(self):
-        """Release the pipe."""
-
-    def transfer_seconds(self, byte_count):
-        """Time the wire itself takes to carry ``byte_count`` bytes (0 when negligible)."""
-        return 0.0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def __repr__(self):
-        return f"<{type(self).__name__} {self.name}>"
 
 
 class SerialTransport(Transport):

@@ -2,7 +2,7 @@
 
 :class:`SimulatedDevice` runs any component whose members ``i`` and ``o`` are 8-bit
 ``amaranth.lib.stream`` interfaces (wire bytes in and out, as a UART would carry them) in the
-Amaranth simulator, and offers it as a :class:`~gatework.host.transport.Transport`: the host's
+Amaranth simulator, and offers it as a :class:`~gatework.golden.transport.Transport`: the host's
 :class:`~gatework.host.client.Client` drives the simulated gateware exactly as it drives a
 board. The simulation only advances inside :meth:`SimulatedDevice.read`, on demand.
 
@@ -30,7 +30,7 @@ from amaranth.hdl import Module, Shape, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.sim import Simulator
 
-from ..host.transport import Transport
+from ..golden.transport import Transport
 from .streams import SimulationTimeout, _vcd_path
 
 

@@ -22,7 +22,8 @@ def test_the_api_loads_no_tooling_and_nothing_heavy(tmp_path):
             "'matplotlib'}; "
             "loaded = {name.split('.')[0] for name in sys.modules} & heavy; "
             "ours = {name for name in sys.modules if name.startswith('gatework.') and "
-            "name.split('.')[1] not in ('golden', 'host') or name.startswith('gatework.host.tools')}; "
+            "name.split('.')[1] not in ('golden', 'host') "
+            "or name.startswith('gatework.host.tools')}; "
             "print(sorted(loaded | ours))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=tmp_path)

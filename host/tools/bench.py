@@ -445,7 +445,8 @@ def torch_devices():
 
 
 def _torch_machine(torch):
-    info = {"torch": torch.__version__, "cpu": machine_description(), "threads": torch.get_num_threads(),
+    info = {"torch": torch.__version__, "cpu": machine_description(),
+            "threads": torch.get_num_threads(),
             "date": time.strftime("%Y-%m-%d")}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

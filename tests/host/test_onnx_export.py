@@ -157,7 +157,8 @@ def test_a_layer_after_the_gru_is_refused_by_name(exporter, tmp_path):
         torch.onnx.export(model, (torch.randn(2, 4, INPUT_SIZE),), str(path),
                           input_names=["x"], output_names=["logits"],
                           dynamo=exporter == "dynamo")
-    with pytest.raises(ValueError, match=r"graph output 'logits' comes from Gemm node .*pass node="):
+    with pytest.raises(ValueError,
+                       match=r"graph output 'logits' comes from Gemm node .*pass node="):
         GRU.from_onnx(path)
     # node= takes the GRU node alone, as the message says.
     names = [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "GRU"]
