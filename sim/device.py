@@ -181,7 +181,7 @@ class SimulatedDevice(Transport):
     def feed(self, data, timeout=600.0):
         """Write ``data`` and return every byte the component answers to it.
 
-        This is the device interface of :func:`gatework.host.device_model.serve_tcp`, which
+        This is the device interface of :func:`gatework.sim.server.serve_tcp`, which
         serves the simulated RTL on a TCP port as it serves the protocol model. The component
         answers every frame with one response (``docs/protocol.md``), and a LOAD or RUN
         computes for far more than ``idle_cycles`` quiet cycles before it answers: so the

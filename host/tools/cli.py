@@ -161,7 +161,7 @@ def run(args):
 def sim_server(args):
     """Serve the simulated accelerator's RTL on a loopback TCP port until interrupted."""
     from ...sim.device import simulated_accelerator
-    from ..device_model import serve_tcp
+    from ...sim.server import serve_tcp
 
     # Ctrl-C stops the server even where it was started with SIGINT ignored (a shell starts
     # background jobs so, and Python then installs no handler of its own).

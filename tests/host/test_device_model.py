@@ -11,7 +11,8 @@ from gatework.golden.formats import DEFAULT_FORMATS
 from gatework.golden.protocol import Command, Status
 from gatework.host import GLU, GRU
 from gatework.host.client import Client
-from gatework.host.device_model import DeviceModel, serve_tcp
+from gatework.host.device_model import DeviceModel
+from gatework.sim.server import serve_tcp
 from gatework.host.fpga import FpgaBackend, fpga_backend
 from gatework.host import protocol
 from gatework.host.protocol import (DeviceError, FrameReader, LoadRequest, ProtocolError,

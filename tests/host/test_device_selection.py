@@ -9,7 +9,8 @@ import pytest
 from gatework.golden.config import BuildConfig
 from gatework.host import GRU
 from gatework.host import backends
-from gatework.host.device_model import DeviceModel, serve_tcp
+from gatework.host.device_model import DeviceModel
+from gatework.sim.server import serve_tcp
 
 
 CONFIG = BuildConfig(lanes=2, max_input_size=8, max_hidden_size=8, max_batch=4,
