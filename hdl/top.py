@@ -2,7 +2,7 @@
 
 It puts the link (:class:`~.link.FrameReceiver`, :class:`~.link.FrameTransmitter`) in front
 of the command decoder, which answers INFO, RESET, GLU, LOAD and RUN. Every answer, errors
-included, is byte for byte what :class:`gatework.host.device_model.DeviceModel` answers, which
+included, is byte for byte what :class:`gatework.golden.device_model.DeviceModel` answers, which
 the tests check.
 
 LOAD writes the weights into the engine's banks as they arrive, walking the engine's layout

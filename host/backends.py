@@ -324,7 +324,7 @@ def resolve_device(device):
     else:
         backend = None
         if _board_url() is not None:
-            from .protocol import ProtocolError
+            from ..golden.messages import ProtocolError
             try:
                 backend = _fpga_backend("fpga")
             except (OSError, RuntimeError, ValueError, ProtocolError) as error:

@@ -1,9 +1,10 @@
 """The host's driver of a gatework device: one method per command, over any transport.
 
 The same :class:`Client` drives a board over a serial port, a simulated or modelled device
-over a TCP socket, and a :class:`~.device_model.DeviceModel` in process. It refuses work that
-does not fit the device before sending it, matches every response to its request (see "How the
-host matches responses" in ``docs/protocol.md``) and never sends anything again by itself.
+over a TCP socket, and a :class:`~gatework.golden.device_model.DeviceModel` in process. It
+refuses work that does not fit the device before sending it, matches every response to its
+request (see "How the host matches responses" in ``docs/protocol.md``) and never sends
+anything again by itself.
 """
 
 import logging
@@ -12,11 +13,12 @@ import time
 import numpy as np
 
 from ..golden.protocol import Command, Status
-from .protocol import (FRAME_STATUSES, MAX_PAYLOAD, RESPONSE_OVERHEAD, DeviceError,
-                       FrameReader, LoadRequest, ProtocolError, RunRequest, command_name,
-                       decode_glu_response, decode_info_response, decode_response,
-                       decode_run_response, encode_glu_request, encode_load_request,
-                       encode_request, encode_run_request, max_encoded_length)
+from ..golden.messages import (FRAME_STATUSES, MAX_PAYLOAD, RESPONSE_OVERHEAD, DeviceError,
+                               FrameReader, LoadRequest, ProtocolError, RunRequest,
+                               command_name, decode_glu_response, decode_info_response,
+                               decode_response, decode_run_response, encode_glu_request,
+                               encode_load_request, encode_request, encode_run_request,
+                               max_encoded_length)
 
 
 __all__ = ["Client", "check_fits"]
@@ -73,8 +75,9 @@ class Client:
     """Requests to a gatework device, one method per command.
 
     Every failure goes to the caller, who decides whether to repeat the request:
-    :class:`~.protocol.DeviceError` (the device refused, ``status`` says why),
-    :class:`~.protocol.ProtocolError` (bytes that break the protocol) or ``TimeoutError``
+    :class:`~gatework.golden.messages.DeviceError` (the device refused, ``status`` says why),
+    :class:`~gatework.golden.messages.ProtocolError` (bytes that break the protocol) or
+    ``TimeoutError``
     (no answer in time). Work that does not fit the device raises ``ValueError`` before
     anything is sent.
 
@@ -108,7 +111,8 @@ class Client:
 
     @property
     def device_info(self):
-        """The device's :class:`~.protocol.DeviceInfo`, asked for once and then kept."""
+        """The device's :class:`~gatework.golden.messages.DeviceInfo`, asked for once, then
+        kept."""
         if self._info is None:
             self.info()
         return self._info
@@ -116,7 +120,7 @@ class Client:
     # --- commands ----------------------------------------------------------------------------
 
     def info(self):
-        """Ask the device for its :class:`~.protocol.DeviceInfo` (and keep it)."""
+        """Ask the device for its :class:`~gatework.golden.messages.DeviceInfo` (and keep it)."""
         self._info = decode_info_response(self.request(Command.INFO))
         return self._info
 
@@ -151,7 +155,7 @@ class Client:
             linear_before_reset=True, final_only=False, use_h0=False, glu=False):
         """Run the loaded GRU over sequences of their own lengths.
 
-        Parameters are those of :class:`~.protocol.RunRequest`: ``inputs``
+        Parameters are those of :class:`~gatework.golden.messages.RunRequest`: ``inputs``
         ``(sum(lengths), D)`` data codes, batch-major and ragged.
 
         Returns

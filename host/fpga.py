@@ -22,9 +22,9 @@ from ..golden.gru import quantize_gru
 from ..golden.protocol import DEFAULT_BAUD, Status
 from .backends import Backend, _warn_saturation
 from .client import Client, check_fits
-from .protocol import (MAX_PAYLOAD, DeviceError, LoadRequest, encode_load_request,
-                       glu_payload_length, load_payload_length, run_payload_length,
-                       run_response_length)
+from ..golden.messages import (MAX_PAYLOAD, DeviceError, LoadRequest, encode_load_request,
+                               glu_payload_length, load_payload_length, run_payload_length,
+                               run_response_length)
 from .transport import SerialTransport, Transport
 
 

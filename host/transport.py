@@ -95,7 +95,8 @@ class LoopbackTransport(Transport):
     ----------
     device : object
         Anything with ``feed(data) -> bytes``, such as a
-        :class:`~.device_model.DeviceModel`. It answers synchronously, inside :meth:`write`.
+        :class:`~gatework.golden.device_model.DeviceModel`. It answers synchronously, inside
+        :meth:`write`.
     """
 
     def __init__(self, device):

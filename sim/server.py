@@ -2,7 +2,7 @@
 
 :func:`serve_tcp` serves any object with ``feed(bytes) -> bytes``: the accelerator's RTL in
 the simulator (:class:`~.device.SimulatedDevice`, what ``gatework sim-server`` serves) or the
-protocol-level model (:class:`gatework.host.device_model.DeviceModel`). A host then reaches it
+protocol-level model (:class:`gatework.golden.device_model.DeviceModel`). A host then reaches it
 at ``socket://127.0.0.1:PORT`` through pyserial, exactly as it reaches a board.
 """
 

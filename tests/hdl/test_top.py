@@ -11,8 +11,8 @@ import pytest
 from gatework.golden.config import BuildConfig
 from gatework.golden.protocol import Command, Status
 from gatework.hdl.top import AcceleratorTop
-from gatework.host.device_model import DeviceModel
-from gatework.host.protocol import (RunRequest, decode_info_response, decode_response,
+from gatework.golden.device_model import DeviceModel
+from gatework.golden.messages import (RunRequest, decode_info_response, decode_response,
                                     encode_glu_request, encode_request, encode_run_request)
 from gatework.sim.streams import run
 

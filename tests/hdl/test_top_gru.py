@@ -11,8 +11,8 @@ from gatework.golden.config import BuildConfig
 from gatework.golden.gru import GRUDirectionWeights
 from gatework.golden.protocol import Command, Status
 from gatework.hdl.top import AcceleratorTop
-from gatework.host.device_model import DeviceModel
-from gatework.host.protocol import (FrameReader, LoadRequest, RunRequest, decode_response,
+from gatework.golden.device_model import DeviceModel
+from gatework.golden.messages import (FrameReader, LoadRequest, RunRequest, decode_response,
                                     encode_load_request, encode_request, encode_run_request)
 from gatework.sim.streams import run
 

@@ -142,7 +142,7 @@ def test_run_refuses_a_file_that_is_not_a_gru(tmp_path, capsys):
 
 def test_info_asks_a_board(capsys):
     from gatework.golden.config import BuildConfig
-    from gatework.host.device_model import DeviceModel
+    from gatework.golden.device_model import DeviceModel
     from gatework.sim.server import serve_tcp
     config = BuildConfig(lanes=4, max_hidden_size=32)
     with serve_tcp(DeviceModel(config)) as port:

@@ -11,11 +11,11 @@ from gatework.golden.formats import DEFAULT_FORMATS
 from gatework.golden.protocol import Command, Status
 from gatework.host import GLU, GRU
 from gatework.host.client import Client
-from gatework.host.device_model import DeviceModel
+from gatework.golden.device_model import DeviceModel
 from gatework.sim.server import serve_tcp
 from gatework.host.fpga import FpgaBackend, fpga_backend
-from gatework.host import protocol
-from gatework.host.protocol import (DeviceError, FrameReader, LoadRequest, ProtocolError,
+from gatework.golden import messages as protocol
+from gatework.golden.messages import (DeviceError, FrameReader, LoadRequest, ProtocolError,
                                     RunRequest, decode_request)
 from gatework.host.transport import LoopbackTransport, SerialTransport
 

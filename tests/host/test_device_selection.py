@@ -9,7 +9,7 @@ import pytest
 from gatework.golden.config import BuildConfig
 from gatework.host import GRU
 from gatework.host import backends
-from gatework.host.device_model import DeviceModel
+from gatework.golden.device_model import DeviceModel
 from gatework.sim.server import serve_tcp
 
 

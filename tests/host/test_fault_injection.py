@@ -20,8 +20,8 @@ from gatework.golden.config import BuildConfig
 from gatework.golden.protocol import Command, Status
 from gatework.host import GRU
 from gatework.host.client import Client
-from gatework.host.device_model import DeviceModel, run_response
-from gatework.host.protocol import (DeviceError, LoadRequest, ProtocolError, RunRequest,
+from gatework.golden.device_model import DeviceModel, run_response
+from gatework.golden.messages import (DeviceError, LoadRequest, ProtocolError, RunRequest,
                                     decode_run_request, encode_glu_request,
                                     encode_glu_response, encode_info_response,
                                     encode_load_request, encode_run_request)

@@ -10,9 +10,9 @@ from gatework.golden.config import BuildConfig
 from gatework.golden.formats import NumberFormats
 from gatework.golden.gru import GRUDirectionWeights
 from gatework.golden.protocol import Command, Status, cobs_encode, crc16
-from gatework.host import protocol
+from gatework.golden import messages as protocol
 from gatework.host.client import Client
-from gatework.host.protocol import (DeviceError, DeviceInfo, FrameReader, LoadRequest,
+from gatework.golden.messages import (DeviceError, DeviceInfo, FrameReader, LoadRequest,
                                     ProtocolError, RunRequest, RunResponse)
 from gatework.host.transport import LoopbackTransport
 

@@ -17,7 +17,7 @@ from gatework.golden.gru import quantize_gru
 from gatework.golden.protocol import Command
 from gatework.host import GLU, GRU
 from gatework.host.fpga import SIMULATION_TIMEOUT, FpgaBackend
-from gatework.host.protocol import LoadRequest, encode_load_request, encode_request
+from gatework.golden.messages import LoadRequest, encode_load_request, encode_request
 from gatework.sim.device import simulated_accelerator
 
 

@@ -5,8 +5,8 @@
 A loop-through of :class:`~gatework.hdl.link.FrameReceiver` and
 :class:`~gatework.hdl.link.FrameTransmitter` answers each good request with its own payload
 and each bad frame with the receiver's error report; its answers are compared byte for byte
-with the host's :func:`~gatework.host.protocol.encode_response`, and with the
-:class:`~gatework.host.device_model.DeviceModel` on bad frames. A small delay line gives exact
+with the host's :func:`~gatework.golden.messages.encode_response`, and with the
+:class:`~gatework.golden.device_model.DeviceModel` on bad frames. A small delay line gives exact
 cycle counts, so that stepping on demand is shown not to add or lose cycles.
 """
 
@@ -22,8 +22,8 @@ from amaranth.lib.wiring import In, Out
 from gatework.golden.protocol import RESPONSE_FLAG, Status, cobs_encode, crc16
 from gatework.hdl.link import FrameReceiver, FrameTransmitter
 from gatework.host.client import Client
-from gatework.host.device_model import DeviceModel
-from gatework.host.protocol import (FRAME_STATUSES, MAX_PAYLOAD, RESPONSE_OVERHEAD, FrameReader,
+from gatework.golden.device_model import DeviceModel
+from gatework.golden.messages import (FRAME_STATUSES, MAX_PAYLOAD, RESPONSE_OVERHEAD, FrameReader,
                                     ProtocolError, decode_request, decode_response,
                                     encode_request, encode_response, max_encoded_length)
 from gatework.sim.device import SimulatedDevice

@@ -19,11 +19,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..golden.config import BuildConfig
-from ..golden.fixed import QFormat
-from ..golden.formats import NumberFormats
-from ..golden.gru import DIRECTIONS, GRUDirectionWeights
-from ..golden.protocol import (INFO_BIDIRECTIONAL, INFO_CONFIG_SIZES, INFO_FORMATS,
+from .config import BuildConfig
+from .fixed import QFormat
+from .formats import NumberFormats
+from .gru import DIRECTIONS, GRUDirectionWeights
+from .protocol import (INFO_BIDIRECTIONAL, INFO_CONFIG_SIZES, INFO_FORMATS,
                                INFO_LANE_WIDTH, INFO_LANE_WIDTH_SHIFT, INFO_LAYOUT, INFO_NO_GLU,
                                INFO_SIMULATED, PROTOCOL_VERSION, RESPONSE_FLAG, Command,
                                FrameError, Status,

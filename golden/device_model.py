@@ -14,12 +14,12 @@ interface, so that ``socket://127.0.0.1:PORT`` drives it through pyserial like a
 
 import numpy as np
 
-from ..golden import transposer
-from ..golden.config import BuildConfig
-from ..golden.glu import glu_fixed
-from ..golden.gru import GRUDirectionWeights, GRUWeights, QuantizedGRUWeights, gru_fixed
-from ..golden.protocol import Command, Status
-from .protocol import (MAX_PAYLOAD, REQUEST_OVERHEAD, DeviceInfo, FrameReader, ProtocolError,
+from . import transposer
+from .config import BuildConfig
+from .glu import glu_fixed
+from .gru import GRUDirectionWeights, GRUWeights, QuantizedGRUWeights, gru_fixed
+from .protocol import Command, Status
+from .messages import (MAX_PAYLOAD, REQUEST_OVERHEAD, DeviceInfo, FrameReader, ProtocolError,
                        RunResponse, decode_glu_request, decode_load_request, decode_request,
                        decode_run_request, encode_glu_response, encode_info_response,
                        encode_response, encode_run_response, max_encoded_length)
