@@ -22,13 +22,13 @@ any backend sees the data.
 import contextlib
 import logging
 import os
-import warnings
 
 import numpy as np
 
 from ..golden.fixed import SaturationCounter
 from ..golden.glu import glu_fixed, glu_float
 from ..golden.gru import gru_fixed, gru_float, quantize_gru
+from .backend import Backend, SaturationWarning, warn_saturation
 
 
 __all__ = ["SaturationWarning", "Backend", "GoldenBackend", "NumpyBackend", "TorchBackend",
@@ -39,28 +39,6 @@ logger = logging.getLogger("gatework")
 
 DEVICE_NAMES = ("auto", "golden", "numpy", "torch", "torch:cpu", "torch:cuda", "sim", "fpga")
 DEVICE_ENVIRONMENT = "GATEWORK_DEVICE"
-
-
-class SaturationWarning(UserWarning):
-    """Values fell outside a fixed-point format and were saturated (never wrapped)."""
-
-
-class Backend:
-    """A place where models run. Subclasses set ``name`` and ``fixed_point``."""
-
-    name = None
-    fixed_point = False
-
-    def gru(self, weights, formats, x, h0, lengths):
-        """Run a GRU: ``x`` ``(T, N, D)``, ``h0`` ``(L*dirs, N, H)`` or None, ``lengths``
-        ``(N,)`` -> ``(output, h_n)``, all float64 NumPy, time-major."""
-        raise NotImplementedError
-
-    def glu(self, formats, x, dim):
-        raise NotImplementedError
-
-    def __repr__(self):
-        return f"<{type(self).__name__} {self.name}>"
 
 
 class NumpyBackend(Backend):
@@ -87,7 +65,7 @@ class GoldenBackend(Backend):
             counter = SaturationCounter()
             cached = (weights, quantize_gru(weights, formats, counter))
             self._quantized = {key: cached}
-            _warn_saturation(counter, "loading the weights")
+            warn_saturation(counter, "loading the weights")
         return cached[1]
 
     def gru(self, weights, formats, x, h0, lengths):
@@ -96,20 +74,15 @@ class GoldenBackend(Backend):
         x_codes = formats.data.quantize(x, counter, "inputs")
         h0_codes = None if h0 is None else formats.data.quantize(h0, counter, "h0 values")
         out, h_n = gru_fixed(qweights, x_codes, h0_codes, lengths, counter)
-        _warn_saturation(counter, "this call")
+        warn_saturation(counter, "this call")
         return formats.data.to_float(out), formats.data.to_float(h_n)
 
     def glu(self, formats, x, dim):
         counter = SaturationCounter()
         codes = formats.data.quantize(x, counter, "inputs")
         out = glu_fixed(codes, dim, formats, counter)
-        _warn_saturation(counter, "this call")
+        warn_saturation(counter, "this call")
         return formats.data.to_float(out)
-
-
-def _warn_saturation(counter, when):
-    if counter.total:
-        warnings.warn(f"during {when}: {counter.report()}", SaturationWarning, stacklevel=4)
 
 
 @contextlib.contextmanager

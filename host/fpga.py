@@ -20,7 +20,7 @@ from ..golden import transposer
 from ..golden.fixed import SaturationCounter
 from ..golden.gru import quantize_gru
 from ..golden.protocol import DEFAULT_BAUD, Status
-from .backends import Backend, _warn_saturation
+from .backend import Backend, warn_saturation
 from .client import Client, check_fits
 from ..golden.messages import (MAX_PAYLOAD, DeviceError, LoadRequest, encode_load_request,
                                glu_payload_length, load_payload_length, run_payload_length,
@@ -105,7 +105,7 @@ class FpgaBackend(Backend):
         counter = SaturationCounter()
         x_codes = formats.data.quantize(x, counter, "inputs")
         h0_codes = None if h0 is None else formats.data.quantize(h0, counter, "h0 values")
-        _warn_saturation(counter, "this call")
+        warn_saturation(counter, "this call")
         directions, hidden = weights.num_directions, weights.hidden_size
         output = np.zeros((steps, batch, directions * hidden), dtype=np.int64)
         h_n = np.zeros((weights.num_layers * directions, batch, hidden), dtype=np.int64)
@@ -133,7 +133,7 @@ class FpgaBackend(Backend):
             counter = SaturationCounter()
             cached = (weights, formats, quantize_gru(weights, formats, counter))
             self._quantized = cached
-            _warn_saturation(counter, "loading the weights")
+            warn_saturation(counter, "loading the weights")
         return cached[2]
 
     def _plan(self, weights, lengths, with_h0):
@@ -232,7 +232,7 @@ class FpgaBackend(Backend):
                              f"most max_payload {max_payload}")
         counter = SaturationCounter()
         codes = formats.data.quantize(x, counter, "inputs")
-        _warn_saturation(counter, "this call")
+        warn_saturation(counter, "this call")
         vectors = np.moveaxis(codes, dim, -1).reshape(-1, 2 * channels)
         a, b = vectors[:, :channels], vectors[:, channels:]
         out = np.zeros((len(vectors), channels), dtype=np.int64)
