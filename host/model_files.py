@@ -53,13 +53,18 @@ def load_array(path, what, *, ndim):
     _check_file(path, what)
     try:
         array = np.load(path, allow_pickle=False)
-    except ValueError as error:
+    except (ValueError, EOFError) as error:
+        # EOFError: an empty file; ValueError: a truncated header, text, a pickle.
         raise ValueError(f"the {what} file {path} is not a NumPy .npy array ({error}); write "
                          f"it with numpy.save") from None
-    if not isinstance(array, np.ndarray) or array.ndim not in ndim:
-        shape = getattr(array, "shape", None)
-        raise ValueError(f"the {what} file {path} holds an array of shape {shape}; it must have "
-                         f"{' or '.join(map(str, ndim))} dimensions")
+    if isinstance(array, np.lib.npyio.NpzFile):
+        names = ", ".join(array.files)
+        array.close()
+        raise ValueError(f"the {what} file {path} is a NumPy .npz archive (of the arrays "
+                         f"{names}), not one .npy array; write the array with numpy.save")
+    if array.ndim not in ndim:
+        raise ValueError(f"the {what} file {path} holds an array of shape {array.shape}; it "
+                         f"must have {' or '.join(map(str, ndim))} dimensions")
     return array
 
 
@@ -68,33 +73,44 @@ def _check_file(path, what):
         raise FileNotFoundError(f"the {what} file {path} does not exist")
     if path.is_dir():
         raise IsADirectoryError(f"the {what} file {path} is a folder, not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError as error:
+        raise PermissionError(f"the {what} file {path} cannot be read ({error.strerror}); "
+                              f"check its permissions") from None
 
 
 def _torch_gru(path):
     """The ``torch.nn.GRU`` whose state dict ``path`` holds, rebuilt from the state's shapes."""
     import pickle
-    import zipfile
     import torch
 
-    # torch.save has written zip archives since torch 1.6; anything else would go to the
-    # unpickler, whose errors on arbitrary bytes say nothing useful.
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is neither an ONNX file (.onnx) nor a file torch.save wrote "
-                         f"(a zip archive); pass MODEL.onnx, or a state dict saved with "
-                         f"torch.save(model.state_dict(), PATH)")
+    _check_torch_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        # torch's message says how to unpickle the file anyway, which gatework will not do;
+        # only the class it stopped at is worth repeating.
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+        name = found and found.group(1)
+        if name and name.startswith("torch.nn.modules."):
+            what = f"a pickled torch.nn.{name.rsplit('.', 1)[-1]} module"
+        elif name:
+            what = f"a pickled {name} object"
+        else:
+            what = "a pickled Python object"
         raise ValueError(
-            f"{path} holds a pickled Python object, such as a whole module saved with "
-            f"torch.save(model), not a state dict; gatework does not unpickle it, as loading "
-            f"a pickle runs arbitrary code ({str(error).splitlines()[0]}). Instead, "
-            f"{_TORCH_SAVE_HINT}") from None
+            f"{path} holds {what}, not a state dict of tensors: torch.save(model) of a whole "
+            f"module writes such a file; gatework does not unpickle it, as loading a pickle "
+            f"runs arbitrary code. Instead, {_TORCH_SAVE_HINT}") from None
     except (RuntimeError, EOFError, OSError) as error:
         if isinstance(error, (FileNotFoundError, PermissionError)):
             raise
+        # torch's C++ checks begin their messages with where in its sources they failed.
+        reason = re.sub(r"^\[enforce fail at [^]]*\][\s.]*", "", str(error).splitlines()[0])
         raise ValueError(f"{path} is neither an ONNX file (.onnx) nor a file torch.save wrote "
-                         f"({str(error).splitlines()[0]})") from None
+                         f"({reason})") from None
     state = _gru_state(path, state)
     weight_ih = [key for key in state if re.fullmatch(r"weight_ih_l\d+", key)]
     hidden_size, input_size = state["weight_hh_l0"].shape[1], state["weight_ih_l0"].shape[1]
@@ -143,6 +159,40 @@ def _gru_state(path, state):
                          f"size of {hidden} (a GRU has 3 x {hidden} = {3 * hidden}); gatework "
                          f"runs GRUs only")
     return gru
+
+
+# torch.save wrote its legacy format, a pickle of this magic number first, before torch 1.6,
+# and still does with _use_new_zipfile_serialization=False.
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def _check_torch_file(path):
+    """Refuse a file that is not what ``torch.save`` writes, before ``torch.load`` sees it: its
+    unpickler's errors on arbitrary bytes say nothing useful, and it loads TorchScript."""
+    import zipfile
+
+    with open(path, "rb") as file:
+        head = file.read(len(_LEGACY_TORCH_MAGIC))
+    if not head:
+        raise ValueError(f"the model file {path} is empty; pass MODEL.onnx, or a state dict "
+                         f"saved with torch.save(model.state_dict(), PATH)")
+    if head == _LEGACY_TORCH_MAGIC:
+        return
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            torchscript = any(name.endswith("/constants.pkl") for name in archive.namelist())
+        if torchscript:
+            raise ValueError(f"{path} is a TorchScript archive (torch.jit.save), not a state "
+                             f"dict; gatework reads weights, not programs. Instead, "
+                             f"{_TORCH_SAVE_HINT}")
+        return
+    if head.startswith(b"PK\x03\x04"):
+        raise ValueError(f"{path} begins as a zip archive, as torch.save writes, but its end is "
+                         f"missing or corrupt (a truncated copy or download?); save or copy it "
+                         f"again")
+    raise ValueError(f"{path} is neither an ONNX file (.onnx) nor a file torch.save wrote; "
+                     f"pass MODEL.onnx, or a state dict saved with "
+                     f"torch.save(model.state_dict(), PATH)")
 
 
 def _looks_like(state):

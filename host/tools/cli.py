@@ -137,6 +137,7 @@ def run(args):
     """Run a saved GRU model on an input array and save its outputs."""
     from ..model_files import load_array, load_gru
 
+    out, h_n_out = _output_paths(args.output)
     options = {"device": args.device}
     if args.batch_first is not None:
         options["batch_first"] = args.batch_first
@@ -151,11 +152,29 @@ def run(args):
     output, h_n = gru(x, lengths=lengths)
     print(f"{gru!r}: input {x.shape} -> output {output.shape}, h_n {h_n.shape} in "
           f"{time.perf_counter() - start:.2f} s", file=sys.stderr)
-    out = pathlib.Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, output)
-    np.save(out.with_name(out.stem + ".h_n.npy"), h_n)
-    print(f"wrote {out} and {out.with_name(out.stem + '.h_n.npy')}", file=sys.stderr)
+    np.save(h_n_out, h_n)
+    print(f"wrote {out} and {h_n_out}", file=sys.stderr)
     return 0
+
+
+def _output_paths(output):
+    """Where ``run`` writes its outputs and final states, refused before a run that could take
+    minutes if they cannot be written there."""
+    out = pathlib.Path(output)
+    if out.suffix != ".npy":
+        # numpy.save would add the suffix itself; the names printed must be those written.
+        out = out.with_name(out.name + ".npy")
+    h_n_out = out.with_name(out.stem + ".h_n.npy")
+    for path in (out, h_n_out):
+        if path.is_dir():
+            raise IsADirectoryError(f"the output file {path} is a folder; pass -o a file name")
+    folder = next(folder for folder in out.parents if folder.exists())
+    if not folder.is_dir():
+        raise NotADirectoryError(f"the output file {out} would be in {folder}, which is a file, "
+                                 f"not a folder; pass -o a path in a folder")
+    return out, h_n_out
 
 
 def sim_server(args):
@@ -527,18 +546,22 @@ def main(argv=None):
 
     p = commands.add_parser("run", help="run a saved GRU (ONNX file or torch state dict)")
     p.add_argument("model", help="MODEL.onnx (the whole recurrent graph is imported), or a "
-                                 "file torch.save wrote of a state dict holding one GRU")
+                                 "file torch.save wrote of a torch.nn.GRU's state dict, of a "
+                                 "whole model's holding one GRU, or of a checkpoint dict "
+                                 "holding that (the GRU is found by its key prefix)")
     p.add_argument("input", help="INPUT.npy: (T, N, D), or (N, T, D) when batch-first, or "
                                  "(T, D) for one sequence")
     p.add_argument("--lengths", help="LENGTHS.npy: (N,) valid steps per sequence")
     p.add_argument("--device", default="auto", help=_DEVICE_HELP + "; default: auto")
     p.add_argument("--node", metavar="NAME",
-                   help="the GRU node to import when an ONNX graph holds more than the GRU "
-                        "(default: the whole recurrent graph)")
+                   help="the GRU node to import when an ONNX graph holds several unrelated "
+                        "ones, or operators the whole-graph import refuses: that node alone, "
+                        "fed INPUT as its X (default: the whole recurrent part of the graph)")
     p.add_argument("--batch-first", action=argparse.BooleanOptionalAction, default=None,
                    help="input and output are (N, T, ...) (default: the model's own)")
     p.add_argument("-o", "--output", default="output.npy",
-                   help="OUT.npy for the outputs; h_n goes to OUT.h_n.npy")
+                   help="OUT.npy for the outputs, its folder created if need be; h_n goes "
+                        "to OUT.h_n.npy (default: output.npy)")
     p.set_defaults(run=run)
 
     bench = commands.add_parser(

@@ -47,13 +47,29 @@ def refused(capsys, model, *more, x="x.npy"):
 def test_a_whole_pickled_module(folder, capsys):
     torch.save(torch.nn.GRU(3, 4), "module.pt")
     line = refused(capsys, "module.pt")
-    assert "holds a pickled Python object" in line and "torch.save(model)" in line
-    assert "runs arbitrary code" in line and "torch.save(model.state_dict(), PATH)" in line
+    assert "module.pt holds a pickled torch.nn.GRU module, not a state dict" in line
+    assert "torch.save(model) of a whole module" in line and "runs arbitrary code" in line
+    assert "torch.save(model.state_dict(), PATH)" in line
+    # torch's own advice, to unpickle the file anyway, is not passed on.
+    assert "weights_only" not in line and "\x1b" not in line
 
 
-def test_a_pickled_sequential(folder, capsys):
-    torch.save(torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.ReLU()), "seq.pt")
-    assert "holds a pickled Python object" in refused(capsys, "seq.pt")
+class Classifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = torch.nn.GRU(3, 5, num_layers=2, bidirectional=True)
+        self.fc = torch.nn.Linear(10, 2)
+
+
+@pytest.mark.parametrize("module, what", [
+    (torch.nn.Sequential(torch.nn.GRU(3, 3)), "a pickled torch.nn.Sequential module"),
+    (Classifier(), f"a pickled {__name__}.Classifier object"),
+])
+def test_a_pickled_module_holding_a_gru(module, what, folder, capsys):
+    torch.save(module, "model.pt")
+    line = refused(capsys, "model.pt")
+    assert f"model.pt holds {what}, not a state dict" in line
+    assert "torch.save(model.gru.state_dict(), PATH)" in line
 
 
 @pytest.mark.parametrize("module, kind", [
@@ -70,6 +86,10 @@ def test_a_state_dict_of_another_recurrent_layer(module, kind, folder, capsys):
 @pytest.mark.parametrize("module, looks", [
     (torch.nn.Linear(3, 4), "torch.nn.Linear"),
     (torch.nn.Sequential(torch.nn.Conv1d(3, 4, 2)), "convolution layers"),
+    (torch.nn.BatchNorm1d(3), "its keys are 'weight', 'bias', 'running_mean', 'running_var', "
+                              "'num_batches_tracked'"),
+    (torch.nn.ParameterDict({f"p{i}": torch.zeros(1) for i in range(7)}),
+     "its keys are 'p0', 'p1', 'p2', 'p3', 'p4', ..."),
 ])
 def test_a_state_dict_without_a_recurrent_layer(module, looks, folder, capsys):
     torch.save(module.state_dict(), "other.pt")
@@ -80,13 +100,6 @@ def test_a_state_dict_without_a_recurrent_layer(module, looks, folder, capsys):
 def test_an_lstm_inside_a_module_is_named_with_its_prefix(folder, capsys):
     torch.save(torch.nn.ModuleDict({"encoder": torch.nn.LSTM(3, 4)}).state_dict(), "m.pt")
     assert "torch.nn.LSTM (under the prefix 'encoder.')" in refused(capsys, "m.pt")
-
-
-class Classifier(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.gru = torch.nn.GRU(3, 5, num_layers=2, bidirectional=True)
-        self.fc = torch.nn.Linear(10, 2)
 
 
 @pytest.mark.parametrize("habit", ["prefixed", "checkpoint"])
@@ -110,6 +123,42 @@ def test_two_recurrent_layers_in_one_state_dict(folder, capsys):
         refused(capsys, "two.pt")
 
 
+def test_the_legacy_torch_save_format_runs(folder, capsys):
+    # torch.save's format before torch 1.6, and since then on request: not a zip archive.
+    module = torch.nn.GRU(3, 4)
+    torch.save(module.state_dict(), "legacy.pt", _use_new_zipfile_serialization=False)
+    assert run(capsys, "legacy.pt", "x.npy", "-o", "out.npy")[0] == 0
+    expected, _ = GRU.from_torch(module, device="golden")(np.load("x.npy"))
+    np.testing.assert_array_equal(np.load("out.npy"), expected)
+
+
+def test_torchscript_is_refused_unloaded(folder, capsys):
+    with warnings.catch_warnings():
+        # torch deprecates TorchScript; users still have such files.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(torch.nn.GRU(3, 4)), "script.pt")
+    line = refused(capsys, "script.pt")
+    assert "script.pt is a TorchScript archive (torch.jit.save), not a state dict" in line
+    assert "torch.save(model.state_dict(), PATH)" in line
+
+
+def test_a_truncated_or_empty_torch_file(folder, capsys):
+    torch.save(torch.nn.GRU(3, 4).state_dict(), "gru.pt")
+    data = (folder / "gru.pt").read_bytes()
+    (folder / "cut.pt").write_bytes(data[:len(data) // 2])
+    assert "cut.pt begins as a zip archive, as torch.save writes, but its end is missing" in \
+        refused(capsys, "cut.pt")
+    (folder / "empty.pt").write_bytes(b"")
+    assert "the model file empty.pt is empty" in refused(capsys, "empty.pt")
+
+
+def test_a_zip_archive_that_torch_did_not_write(folder, capsys):
+    np.savez("arrays.npz", a=np.zeros(3))
+    line = refused(capsys, "arrays.npz")
+    assert "arrays.npz is neither an ONNX file (.onnx) nor a file torch.save wrote (" in line
+    assert "enforce fail" not in line
+
+
 def test_missing_files(folder, capsys):
     torch.save(torch.nn.GRU(3, 4).state_dict(), "gru.pt")
     assert "the model file nothing.pt does not exist" in refused(capsys, "nothing.pt")
@@ -122,6 +171,25 @@ def test_missing_files(folder, capsys):
 def test_a_folder_as_model(folder, capsys):
     (folder / "folder.onnx").mkdir()
     assert "the model file folder.onnx is a folder" in refused(capsys, "folder.onnx")
+    (folder / "folder.pt").mkdir()
+    assert "the model file folder.pt is a folder" in refused(capsys, "folder.pt")
+
+
+def test_an_unreadable_file(folder, capsys, monkeypatch):
+    # Permissions cannot be relied on to refuse a read (root reads anything), so the refusal
+    # is the one open() gives a user without read permission.
+    import builtins
+    from gatework.host import model_files
+    torch.save(torch.nn.GRU(3, 4).state_dict(), "gru.pt")
+
+    def denied(path, *args, **kwargs):
+        if str(path) == "gru.pt":
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(model_files, "open", denied, raising=False)
+    assert "the model file gru.pt cannot be read (Permission denied); check its permissions" \
+        in refused(capsys, "gru.pt")
 
 
 @pytest.mark.parametrize("content", [b"\x00\x01garbage\xff" * 10, b"a text file\n"])
@@ -165,6 +233,30 @@ def test_lengths_of_the_wrong_rank_and_an_input_that_is_not_npy(folder, capsys):
     (folder / "text.npy").write_text("1 2 3")
     assert "the input file text.npy is not a NumPy .npy array" in \
         refused(capsys, "gru.pt", x="text.npy")
+    (folder / "empty.npy").write_bytes(b"")
+    assert "the input file empty.npy is not a NumPy .npy array" in \
+        refused(capsys, "gru.pt", x="empty.npy")
+    np.savez("x.npz", x=np.zeros((4, 2, 3)), lengths=np.ones(2))
+    assert "the input file x.npz is a NumPy .npz archive (of the arrays x, lengths), not one " \
+        ".npy array" in refused(capsys, "gru.pt", x="x.npz")
+
+
+def test_the_output_names_printed_are_those_written(folder, capsys):
+    torch.save(torch.nn.GRU(3, 4).state_dict(), "gru.pt")
+    status, err = run(capsys, "gru.pt", "x.npy", "-o", "results/out")
+    assert status == 0
+    assert "wrote results/out.npy and results/out.h_n.npy" in err
+    assert np.load("results/out.npy").shape == (4, 2, 4)
+    assert np.load("results/out.h_n.npy").shape == (1, 2, 4)
+
+
+def test_an_unwritable_output_is_one_line(folder, capsys):
+    torch.save(torch.nn.GRU(3, 4).state_dict(), "gru.pt")
+    (folder / "file").write_text("")
+    assert "the output file file/out.npy would be in file, which is a file, not a folder" in \
+        refused(capsys, "gru.pt", "-o", "file/out.npy")
+    (folder / "taken.npy").mkdir()
+    assert "the output file taken.npy is a folder" in refused(capsys, "gru.pt", "-o", "taken")
 
 
 def every_action(parser, path=("gatework",)):
