@@ -51,10 +51,13 @@ def demo(args):
         gru = GRU(args.input_size, args.hidden_size, args.num_layers,
                   bidirectional=args.bidirectional, device=device, seed=args.seed)
         if gru.device == "sim":
-            # Measured: about 35,000 cycles in about a minute on one core of a laptop-class
-            # machine at the default sizes; the time grows with steps x batch.
-            print("simulating the accelerator's RTL in the Amaranth simulator (about a minute "
-                  "at the default sizes)...", file=sys.stderr, flush=True)
+            # Measured at the default sizes: 55 to 75 s on one core of the project's 2-core
+            # test machine. The time grows with the clock cycles, so with steps, batch and
+            # the model's sizes; the summary below prints the time it took.
+            print(f"simulating the accelerator's RTL in the Amaranth simulator, clock cycle by "
+                  f"clock cycle: loading this GRU's weights and running the {batch} sequences "
+                  f"(about a minute at the default sizes, longer for larger ones)...",
+                  file=sys.stderr, flush=True)
         start = time.perf_counter()
         output, h_n = gru(x, lengths=lengths)
         results[gru.device] = (output, h_n, time.perf_counter() - start)
@@ -525,8 +528,10 @@ def main(argv=None):
 
     p = commands.add_parser("demo", help="run a GRU on every backend and compare")
     p.add_argument("--input-size", type=int, default=8, help="features per step (default: 8)")
-    p.add_argument("--hidden-size", type=int, default=16, help="default: 16")
-    p.add_argument("--num-layers", type=int, default=2, help="default: 2")
+    p.add_argument("--hidden-size", type=int, default=16,
+                   help="hidden units per layer (default: 16)")
+    p.add_argument("--num-layers", type=int, default=2,
+                   help="stacked GRU layers (default: 2)")
     p.add_argument("--bidirectional", action="store_true", help="two directions per layer")
     p.add_argument("--steps", type=int, default=20,
                    help="steps of the longest sequence (default: 20)")

@@ -17,7 +17,10 @@ from gatework.host.tools.cli import main
 
 def test_demo_prints_every_backend(capsys):
     assert main(["demo", "--steps", "6", "--batch", "3"]) == 0
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    out = printed.out
+    assert "running the 3 sequences (about a minute at the default sizes" in printed.err
+    assert re.search(r"\d+ clock cycles in \d+ s; outputs", out), out
     for backend in ("numpy", "golden", "torch:cpu", "sim"):
         assert f"\n{backend} " in out
     golden_line = next(line for line in out.splitlines() if line.startswith("golden"))
