@@ -89,7 +89,7 @@ class SimulatedDevice(Transport):
     Attributes
     ----------
     cycles : int
-        Clock cycles simulated so far.
+        Clock cycles simulated so far (since the last :meth:`restart`, if any).
     """
 
     def __init__(self, component, *, name="sim", clock_hz=12e6, idle_cycles=1024,
@@ -110,13 +110,19 @@ class SimulatedDevice(Transport):
         self.clock_hz = clock_hz
         self.idle_cycles = idle_cycles
         self.cycle_limit = cycle_limit
-        self.cycles = 0
         self._component = component
         # Whole, even femtoseconds (the simulator's unit; it halves the period), a quarter more
         # so that converting back to femtoseconds cannot round down: edges then fall on whole
         # periods exactly, and sleeps (below) can end half way between them.
         self._period_fs = 2 * max(1, round(1e15 / clock_hz / 2))
-        period = (self._period_fs + 0.25) / 1e15
+        self._closed = False
+        self._restarts = 0
+        self._waveform = contextlib.ExitStack()
+        self._start()
+
+    def _start(self):
+        """Build a fresh simulation of the component, at its reset state, with empty buffers."""
+        self.cycles = 0
         self._input = collections.deque()
         self._output = bytearray()
         # What the current read() asked for, and the flag by which the testbench stops it.
@@ -124,23 +130,23 @@ class SimulatedDevice(Transport):
         self._wanted = 0
         self._quiet = 0
         self._stopped = False
-        self._closed = False
         # Request frames written and responses read through feed(), to know what is owed.
         self._request_frames = 0
         self._responses = 0
         self._frame_open = False
 
         m = Module()
-        m.submodules.device = component
+        m.submodules.device = self._component
         # Counts rising edges, so that the testbench knows how long it slept.
         self._edge_count = Signal(64, name="cycles")
         m.d.sync += self._edge_count.eq(self._edge_count + 1)
         self._simulator = Simulator(m)
         # The first edge one period in, as every later edge is one period after the one before:
         # a sleep from the start ends between edges too.
+        period = (self._period_fs + 0.25) / 1e15
         self._simulator.add_clock(period, phase=period)
         self._simulator.add_testbench(self._testbench)
-        self._waveform = contextlib.ExitStack()
+        name = self.name if not self._restarts else f"{self.name}-restart-{self._restarts}"
         path = _vcd_path(name)
         if path is not None:
             self._waveform.enter_context(self._simulator.write_vcd(str(path)))
@@ -178,36 +184,68 @@ class SimulatedDevice(Transport):
         del self._output[:max_bytes]
         return data
 
+    @property
+    def pending_responses(self):
+        """Responses still owed: complete request frames written through :meth:`feed` whose
+        response has not come out yet."""
+        return max(0, self._request_frames - self._responses)
+
     def feed(self, data, timeout=600.0):
         """Write ``data`` and return every byte the component answers to it.
 
-        This is the device interface of :func:`gatework.sim.server.serve_tcp`, which
-        serves the simulated RTL on a TCP port as it serves the protocol model. The component
-        answers every frame with one response (``docs/protocol.md``), and a LOAD or RUN
-        computes for far more than ``idle_cycles`` quiet cycles before it answers: so the
-        simulation goes on until every complete frame written so far has its response, then
-        until the component falls idle.
+        This is the device interface of :func:`gatework.sim.server.serve_tcp`, which serves
+        the simulated RTL on a TCP port as it serves the protocol model. The component answers
+        every non-empty frame with one response (``docs/protocol.md``), and a LOAD or RUN
+        computes for far more than ``idle_cycles`` quiet cycles before it answers: so, while
+        complete frames written so far lack their response, the simulation goes on, and it
+        stops as soon as the last one is out. Bytes that complete no frame are simulated until
+        the component has taken them and falls quiet.
 
         Parameters
         ----------
         data : bytes
+            Wire bytes, any part of a frame or several frames; ``b""`` to go on simulating
+            what earlier bytes asked for.
         timeout : float
-            Wall-clock seconds to wait for outstanding responses, so that a stuck component
-            cannot hold a server forever; what has come by then is returned.
+            Wall-clock seconds to simulate at most (at least one :meth:`read` always runs), so
+            that a stuck component cannot hold the caller forever. What has come by then is
+            returned, and :attr:`pending_responses` says how many responses are still owed:
+            the next call goes on with them. Bytes of a response may then come in two calls.
         """
         self.write(data)
         self._count_request_frames(data)
         answer = bytearray()
         deadline = time.monotonic() + timeout
         while True:
-            # One simulated second per read: each read returns as soon as the output pauses
-            # or the component falls quiet.
-            chunk = self.read(1 << 16, 1.0)
+            owed = self.pending_responses
+            # A read returns as soon as the output pauses or the component falls quiet, but
+            # not while a long request streams in: so each read is also kept to idle_cycles,
+            # and the deadline is looked at that often.
+            chunk = self.read(1 << 16, self.idle_cycles / self.clock_hz)
             answer += chunk
             self._responses += chunk.count(0)
-            outstanding = self._request_frames > self._responses
-            if not chunk and (not outstanding or time.monotonic() > deadline):
+            if owed and not self.pending_responses:
+                # Every frame has its one response: nothing more is due, and simulating on
+                # until the component falls idle would add idle_cycles to every exchange.
                 return bytes(answer)
+            quiet = not owed and not chunk and not self._input
+            if quiet or time.monotonic() >= deadline:
+                return bytes(answer)
+
+    def restart(self):
+        """Simulate the component again from its reset state, as a board that is power-cycled.
+
+        Bytes not yet taken in, output not yet read and every response owed are dropped, and
+        the component's state is at its initial values again (the accelerator holds no
+        weights). :attr:`cycles` counts from zero. :func:`~gatework.sim.server.serve_tcp`
+        restarts a device whose host hung up while it computed, so that the next host does
+        not wait for work nobody will read. A VCD file of the simulation so far is finished;
+        the next one is named ``NAME-restart-N``.
+        """
+        self._check_open()
+        self._waveform.close()
+        self._restarts += 1
+        self._start()
 
     def _count_request_frames(self, data):
         # A zero ends a frame; an empty frame (two zeros in a row) is ignored and unanswered.

@@ -315,3 +315,70 @@ def test_components_without_byte_streams_are_refused():
         SimulatedDevice(Words())
     with pytest.raises(TypeError, match="wiring.Component"):
         SimulatedDevice(Module())
+
+
+# --- feed(): what serve_tcp drives --------------------------------------------------------------
+
+def test_feed_waits_for_an_answer_after_more_than_idle_cycles_of_quiet(simulate):
+    # 0xFF stays in the delay line 8 * 255 cycles without a byte moving on either stream, 30
+    # times the idle_cycles after which a read gives up: as a LOAD or RUN computes.
+    device = simulate(DelayLine(), idle_cycles=64)
+    assert device.feed(b"\xff\x00") == b"\xff\x00"
+    assert device.pending_responses == 0
+    assert device.cycles >= 8 * 255 > 30 * device.idle_cycles
+
+
+def test_feed_answers_as_the_link_frames(simulate, seed):
+    rng = random.Random(seed)
+    device = simulate(Echo())
+    # Empty frames are not answered: feed returns once the component has fallen quiet.
+    assert device.feed(b"\x00\x00\x00") == b""
+    assert device.cycles < 3 + 2 * device.idle_cycles
+    # A request in three pieces is answered when its zero comes, and only then.
+    request = b"\x00" + encode_request(0x11, 1, random_payload(rng, 300))
+    assert device.feed(request[:5]) == b""
+    assert device.feed(request[5:-1]) == b""
+    assert device.pending_responses == 0
+    assert device.feed(request[-1:]) == encode_response(0x11, 1, Status.OK,
+                                                          decode_request(request[1:-1]).payload)
+    # Two requests and an empty frame at once; then garbage without a zero, which the next
+    # request's leading zero ends: the link answers it with an error, then the request.
+    two = encode_request(0x12, 2, b"two") + b"\x00" + encode_request(0x13, 3, b"three")
+    assert device.feed(two) == (encode_response(0x12, 2, Status.OK, b"two")
+                                + encode_response(0x13, 3, Status.OK, b"three"))
+    assert device.feed(bytes(rng.randrange(1, 256) for _ in range(20))) == b""
+    answer = device.feed(b"\x00" + encode_request(0x14, 4, b"four"))
+    good = encode_response(0x14, 4, Status.OK, b"four")
+    (error,) = FrameReader(4096).feed(answer.removesuffix(good))
+    assert decode_response(error).status in FRAME_STATUSES
+    assert device.pending_responses == 0
+
+
+def test_feed_stops_at_its_timeout_and_goes_on_when_fed_again(simulate):
+    device = simulate(DelayLine(), idle_cycles=64)
+    assert device.feed(b"\xff\x00", timeout=0) == b""
+    # One read of at most idle_cycles cycles, then the deadline is looked at.
+    assert device.cycles <= device.idle_cycles
+    assert device.pending_responses == 1
+    answer, calls = b"", 0
+    while device.pending_responses:
+        answer += device.feed(b"", timeout=0)
+        calls += 1
+    assert answer == b"\xff\x00"
+    assert calls >= 8 * 255 // device.idle_cycles
+
+
+def test_restart_drops_what_was_owed_and_starts_from_reset(simulate, tmp_path, monkeypatch):
+    monkeypatch.setenv("GATEWORK_VCD", str(tmp_path))
+    device = simulate(DelayLine(), name="delay", idle_cycles=4096)
+    # The 0xFF comes back, its frame's zero is queued, and 0x07 would follow it.
+    assert device.feed(b"\xff\x00\x07", timeout=0) == b"\xff"
+    assert device.pending_responses == 1
+    device.restart()
+    assert device.pending_responses == 0 and device.cycles == 0
+    # Without the restart the zero would come back 3 cycles on, and 0x07 58 cycles later.
+    assert device.read(16, 100 / device.clock_hz) == b""
+    assert device.feed(b"\x03\x00") == b"\x03\x00"
+    device.close()
+    assert sorted(path.name.split("-", 1)[1] for path in tmp_path.glob("*.vcd")) == [
+        "delay-restart-1.vcd", "delay.vcd"]
