@@ -272,7 +272,7 @@ def _sim_backend():
         name = "sim"
 
     # Simulated time runs far slower than a board: its INFO says it is a simulation, and the
-    # client then waits SIMULATION_TIMEOUT for each answer.
+    # client then waits for each answer as long as its work takes to simulate.
     return SimBackend(simulated_accelerator())
 
 

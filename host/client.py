@@ -21,10 +21,19 @@ from ..golden.messages import (FRAME_STATUSES, MAX_PAYLOAD, RESPONSE_OVERHEAD, D
                                max_encoded_length)
 
 
-__all__ = ["Client", "check_fits"]
+__all__ = ["Client", "check_fits", "estimated_cycles"]
 
 
 logger = logging.getLogger("gatework")
+
+# The terms of estimated_cycles(), each generous: the time they buy a simulated device is a
+# bound on waiting, not a prediction. The accelerator takes a byte a cycle and a LOAD then
+# walks its words into the banks (about 2.5 cycles per payload byte in all, measured); a step
+# adds the element-wise pipeline (about 20 deep) to its multiply-accumulates; a request adds
+# decoding and the transposer's turn-around.
+_CYCLES_PER_WIRE_BYTE = 4
+_CYCLES_PER_STEP = 64
+_CYCLES_PER_REQUEST = 1000
 
 
 def check_fits(config, *, num_layers=None, direction="forward", input_size=None,
@@ -63,6 +72,40 @@ def check_fits(config, *, num_layers=None, direction="forward", input_size=None,
                          f"smaller, or use a bitstream built with larger maxima")
 
 
+def estimated_cycles(config, wire_bytes, run=None):
+    """A generous estimate of the clock cycles a device built with ``config`` takes for a request.
+
+    It gives a simulated device, which runs a few hundred to a few thousand cycles a second,
+    time in proportion to its work: bytes moved, and for a RUN every sequence's steps through
+    every layer and direction, each three passes (gates r, z, n) of ``ceil(H / lanes)`` groups
+    of lanes over their rows' input and recurrent terms (``lane_width`` of them a cycle), as
+    the GRU engine computes (``docs/cycles.md``). The measured cycles are below this: LOAD and
+    RUN of a 16 -> 32 GRU, 4 sequences of 8 steps, on 8 lanes, take 24,050 and 23,459 cycles,
+    estimated 39,500 and 35,356.
+
+    Parameters
+    ----------
+    config : BuildConfig
+        The device's, as INFO reports it.
+    wire_bytes : int
+        Bytes of the request's frame and its response's.
+    run : RunRequest, optional
+        The RUN, for its computation.
+    """
+    cycles = _CYCLES_PER_REQUEST + _CYCLES_PER_WIRE_BYTE * wire_bytes
+    if run is not None:
+        width = config.lane_width
+        passes = 3 * -(-run.hidden_size // config.lanes)
+        hidden_terms = -(-run.hidden_size // width)
+        layer_inputs = ([run.input_size]
+                        + [run.num_directions * run.hidden_size] * (run.num_layers - 1))
+        for input_size in layer_inputs:
+            terms = -(-input_size // width) + hidden_terms + 1
+            cycles += (run.num_directions * run.batch * run.steps
+                       * (passes * terms + _CYCLES_PER_STEP))
+    return cycles
+
+
 class _Lost(Exception):
     """A request that the link lost; ``error`` is what to raise when retries run out."""
 
@@ -86,16 +129,27 @@ class Client:
     transport : Transport
     timeout : float
         Seconds to wait for a response, on top of the time the wire takes to carry the bytes.
+    retries : int
+        How often a request the link lost is sent again.
+    simulation_rate : float, optional
+        For a device whose INFO says it is simulated: the fewest clock cycles a second its
+        simulator is taken to run. Each request then also gets the time its
+        :func:`estimated_cycles` take at that rate, as a large RUN simulates for minutes to
+        hours. ``None``: ``timeout`` alone, whatever the device.
     """
 
-    def __init__(self, transport, timeout=5.0, retries=2):
+    def __init__(self, transport, timeout=5.0, retries=2, simulation_rate=None):
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be an int >= 0, not {retries!r}")
+        if simulation_rate is not None and not simulation_rate > 0:
+            raise ValueError(f"simulation_rate must be a positive number of cycles a second or "
+                             f"None, not {simulation_rate!r}")
         self.transport = transport
         self.timeout = float(timeout)
         self.retries = retries
+        self.simulation_rate = simulation_rate
         self._sequence = 0
         self._reader = FrameReader(max_encoded_length(RESPONSE_OVERHEAD + MAX_PAYLOAD))
         self._info = None
@@ -175,7 +229,7 @@ class Client:
                              f"a frame carries at most {MAX_PAYLOAD}: run fewer or shorter "
                              f"sequences at a time")
         payload = self.request(Command.RUN, encode_run_request(request),
-                               request.response_length())
+                               request.response_length(), run=request)
         return decode_run_response(payload, request)
 
     def glu(self, values):
@@ -198,7 +252,7 @@ class Client:
 
     # --- one exchange ------------------------------------------------------------------------
 
-    def request(self, command, payload=b"", response_length=0):
+    def request(self, command, payload=b"", response_length=0, *, run=None):
         """Send one request and return the payload of its ``OK`` response.
 
         No size checks: the typed methods above make them. ``command`` may be any code
@@ -214,10 +268,12 @@ class Client:
         payload : bytes
         response_length : int
             Payload bytes expected back; slow links get the time to carry them.
+        run : RunRequest, optional
+            What a RUN computes, so that a simulated device gets the time it takes.
         """
         for attempt in range(self.retries + 1):
             try:
-                return self._attempt(command, payload, response_length)
+                return self._attempt(command, payload, response_length, run)
             except _Lost as lost:
                 if attempt == self.retries:
                     raise lost.error from None
@@ -225,13 +281,13 @@ class Client:
                                "%d)", command_name(command), lost.error, attempt + 1,
                                self.retries)
 
-    def _attempt(self, command, payload, response_length):
+    def _attempt(self, command, payload, response_length, run):
         name = command_name(command)
         sequence = self._next_sequence()
         frame = encode_request(command, sequence, payload)
         self._discard_input()
         wire_bytes = 1 + len(frame) + max_encoded_length(RESPONSE_OVERHEAD + response_length) + 1
-        waited = self.timeout + self.transport.transfer_seconds(wire_bytes)
+        waited = self.wait_seconds(wire_bytes, run)
         deadline = time.monotonic() + waited
         # A zero first ends any partial frame the device holds (docs/protocol.md, Framing).
         self._send(b"\x00" + frame, name)
@@ -266,6 +322,29 @@ class Client:
                              response.sequence, name, sequence)
             if remaining <= 0:
                 raise self._timeout(name, sequence, waited, reported, damaged, unrelated)
+
+    def wait_seconds(self, wire_bytes, run=None):
+        """Seconds to wait for the response to a request.
+
+        ``timeout``, the time the wire takes to carry ``wire_bytes``, and, for a device whose
+        INFO says it is simulated, when ``simulation_rate`` is set, the time the request's
+        :func:`estimated_cycles` take at that rate.
+
+        Parameters
+        ----------
+        wire_bytes : int
+            Bytes of the request's frame and of its response's, on the wire.
+        run : RunRequest, optional
+            The RUN, for its computation.
+        """
+        seconds = self.timeout + self.transport.transfer_seconds(wire_bytes)
+        if self.simulation_rate is not None and self._simulated:
+            seconds += estimated_cycles(self._info.config, wire_bytes, run) / self.simulation_rate
+        return seconds
+
+    @property
+    def _simulated(self):
+        return self._info is not None and self._info.simulated
 
     def _next_sequence(self):
         sequence = self._sequence
@@ -311,11 +390,22 @@ class Client:
             extras += f"; {len(damaged)} response(s) arrived damaged ({damaged[-1]})"
         if unrelated:
             extras += f"; {unrelated} response(s) to other requests were discarded"
+        if self._simulated:
+            advice = ("the device is a simulation (its INFO says so): check that its server "
+                      "(gatework sim-server) still runs and that no other host keeps it busy; "
+                      "if this request needs longer to simulate, give it the time with "
+                      "FpgaBackend(URL, timeout=SECONDS) or Client(..., timeout=SECONDS)")
+        elif self.transport.name.startswith("socket://"):
+            advice = ("check that a server listens at that address (gatework sim-server "
+                      "prints it) and that no other host keeps it busy: it serves one request "
+                      "at a time, and a simulated one can take minutes")
+        else:
+            advice = ("check that the board is powered and programmed with a gatework "
+                      "bitstream, that the URL and baud rate are right, and that no other "
+                      "program uses the port")
         return TimeoutError(
             f"no response from {self.transport.name} to {name} (sequence {sequence}) within "
-            f"{waited:.3g} s{extras}; check that the board is powered and programmed with a "
-            f"gatework bitstream, that the URL and baud rate are right, and that no other "
-            f"program uses the port")
+            f"{waited:.{max(3, len(str(int(waited))))}g} s{extras}; {advice}")
 
     def _check_payload(self, length, name):
         maximum = self.device_info.max_payload

@@ -28,16 +28,24 @@ from ..golden.messages import (MAX_PAYLOAD, DeviceError, LoadRequest, encode_loa
 from .transport import SerialTransport, Transport
 
 
-__all__ = ["FpgaBackend", "fpga_backend", "BOARD_TIMEOUT", "SIMULATION_TIMEOUT"]
+__all__ = ["FpgaBackend", "fpga_backend", "BOARD_TIMEOUT", "SIMULATION_TIMEOUT",
+           "SIMULATED_CYCLES_PER_SECOND"]
 
 
 logger = logging.getLogger("gatework")
 
 #: Seconds a board has to answer a request, beyond the time its UART takes to carry the bytes.
 BOARD_TIMEOUT = 5.0
-#: Seconds of wall-clock time a simulated device has to answer: the Amaranth simulator runs
-#: the accelerator at about 10,000 cycles a second, so a large RUN takes minutes.
+#: Seconds of wall-clock time a simulated device has to answer, on top of the time its work
+#: takes at :data:`SIMULATED_CYCLES_PER_SECOND`.
 SIMULATION_TIMEOUT = 600.0
+#: The fewest clock cycles a second a simulated device is taken to run. The Amaranth simulator
+#: runs the accelerator's RTL at 600 to 900 cycles a second on one core of a 2-core AMD EPYC
+#: (measured, LOAD and RUN alike); a sixth of that leaves room for a slower or busier machine.
+#: A RUN of 4 sequences of 8 steps through a 16 -> 32 GRU (23,459 cycles, about 40 s to
+#: simulate) is then given 954 s; one of 8 sequences of 32 steps through a 64 -> 64 GRU (about
+#: 850,000 cycles, some 20 minutes), three hours.
+SIMULATED_CYCLES_PER_SECOND = 100.0
 
 
 class FpgaBackend(Backend):
@@ -50,11 +58,22 @@ class FpgaBackend(Backend):
     baudrate : int
         Of a serial port (default: the boards' 3,000,000).
     timeout : float, optional
-        Seconds to wait for each response beyond the wire's own time. By default
-        :data:`BOARD_TIMEOUT` for a board and :data:`SIMULATION_TIMEOUT` for a device whose
-        INFO says it is a simulation (``gatework sim-server``, ``device="sim"``), which takes
-        seconds to minutes of wall-clock time per request. A server that is stopped fails at
+        Seconds to wait for each response beyond the wire's own time, whatever the device.
+        By default :data:`BOARD_TIMEOUT` for a board; for a device whose INFO says it is a
+        simulation (``gatework sim-server``, ``device="sim"``), which takes seconds to hours
+        of wall-clock time per request, :data:`SIMULATION_TIMEOUT` plus the time the request's
+        estimated cycles (:func:`~gatework.host.client.estimated_cycles`) take at
+        :data:`SIMULATED_CYCLES_PER_SECOND`. A server that is stopped fails the client at
         once all the same: its connection closes.
+
+    Examples
+    --------
+    A served simulation (``gatework sim-server --port 5000``) with a wait of your own, passed
+    where a module takes ``device=``:
+
+    >>> from gatework.host import GRU
+    >>> backend = FpgaBackend("socket://127.0.0.1:5000", timeout=3600)
+    >>> gru = GRU(8, 16, device=backend)
 
     Attributes
     ----------
@@ -76,7 +95,10 @@ class FpgaBackend(Backend):
         else:
             raise TypeError(f"device must be a URL such as '/dev/ttyUSB1' or a Transport, not "
                             f"{type(device).__name__}")
-        self.client = Client(transport, timeout or BOARD_TIMEOUT)
+        # INFO itself is answered at once, simulated or not; only then is it known which
+        # device this is.
+        self.client = Client(transport, timeout or BOARD_TIMEOUT, simulation_rate=(
+            SIMULATED_CYCLES_PER_SECOND if timeout is None else None))
         self.info = self.client.info()
         if timeout is None and self.info.simulated:
             self.client.timeout = SIMULATION_TIMEOUT
@@ -214,8 +236,8 @@ class FpgaBackend(Backend):
     def glu(self, formats, x, dim):
         self._check_formats(formats)
         if not self.info.config.glu:
-            raise ValueError(f"{self.client.transport.name} was built without a GLU unit (its INFO says so); "
-                             f"run the GLU on another device, such as 'golden'")
+            raise ValueError(f"{self.client.transport.name} was built without a GLU unit (its "
+                             f"INFO says so); run the GLU on another device, such as 'golden'")
         moved_shape = np.moveaxis(x, dim, -1).shape
         channels = moved_shape[-1] // 2
         out_shape = moved_shape[:-1] + (channels,)

@@ -62,8 +62,9 @@ class SimulatedDevice(Transport):
 
     Timeouts are simulated time, not wall-clock time. The simulator runs about 10,000 cycles
     per second while bytes move (a testbench sets and samples the streams every cycle) and a
-    few times more while the component works silently (the testbench sleeps), less for large
-    designs: a response that takes a million cycles takes a minute or more to simulate,
+    few times more while the component works silently (the testbench sleeps), far less for
+    large designs (the accelerator top: 600 to 900 cycles a second on a 2-core AMD EPYC,
+    measured): a response that takes a million cycles takes minutes to hours to simulate,
     whatever ``timeout`` says. Give a :class:`~gatework.host.client.Client` a timeout that
     covers the wall-clock time of the simulation.
 
