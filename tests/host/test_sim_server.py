@@ -200,7 +200,9 @@ def test_stopping_the_server_does_not_wait_for_the_request_it_computes(seed):
     host.close()
     print(f"stopped {stopped_after:.2f} s into the RUN")
     assert device.pending_responses == 1
-    assert stopped_after < 5
+    # One slice of the simulation (idle_cycles cycles, about 1.5 s), not the minute the RUN
+    # would take.
+    assert stopped_after < 10
 
 
 @pytest.mark.parametrize("timeout", [None, 7.5])
