@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import asdict
 
+from ..golden.formats import FORMAT_NAMES
 from ..hdl.fanout import KEEP_REPLICAS
 from .synthesis import mark_read_write_collisions, yowasp_tool
 from .targets import BOARDS, BoardTop
@@ -184,8 +185,7 @@ def _describe(board, build):
         "baud": board.baud,
         "max_payload": build.max_payload,
         "config": {name: value for name, value in asdict(config).items() if name != "formats"},
-        "formats": {name: str(getattr(config.formats, name))
-                    for name in ("data", "weight", "bias", "preactivation", "activation")},
+        "formats": {name: str(getattr(config.formats, name)) for name in FORMAT_NAMES},
     }
 
 

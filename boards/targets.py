@@ -14,7 +14,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 
 from ..golden.config import BuildConfig
-from ..golden.protocol import DEFAULT_BAUD
+from ..golden.protocol import DEFAULT_BAUD, MAX_PAYLOAD
 from ..hdl.top import AcceleratorTop
 from ..hdl.uart import UARTReceiver, UARTTransmitter
 from .clocks import PLLClock, ecp5_pll, ice40_pll
@@ -109,7 +109,7 @@ BOARDS = {board.name: board for board in [
         default=Build(BuildConfig(lanes=64, max_input_size=64, max_hidden_size=64,
                                   max_batch=8, max_steps=32, max_layers=2,
                                   bidirectional=False),
-                      max_payload=65535, clock_mhz=71.875),
+                      max_payload=MAX_PAYLOAD, clock_mhz=71.875),
         small=Build(BuildConfig(lanes=4, max_input_size=8, max_hidden_size=8, max_batch=2,
                                 max_steps=8, max_layers=1, bidirectional=False),
                     max_payload=512, clock_mhz=45),

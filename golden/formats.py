@@ -12,7 +12,11 @@ from .activations import ActivationTable
 from .fixed import QFormat
 
 
-__all__ = ["NumberFormats", "DEFAULT_FORMATS"]
+__all__ = ["NumberFormats", "DEFAULT_FORMATS", "FORMAT_NAMES"]
+
+
+#: The formats a build has, by their field names in :class:`NumberFormats`, in INFO's order.
+FORMAT_NAMES = ("data", "weight", "bias", "preactivation", "activation")
 
 
 def _format_field(default):
@@ -49,7 +53,7 @@ class NumberFormats:
     table_segments_log2: int = 9
 
     def __post_init__(self):
-        for name in ("data", "weight", "bias", "preactivation", "activation"):
+        for name in FORMAT_NAMES:
             object.__setattr__(self, name, QFormat.parse(getattr(self, name)))
         if self.bias.fraction_bits > self.product_fraction_bits:
             raise ValueError(f"bias format {self.bias} has more fraction bits than the "

@@ -12,9 +12,7 @@ Encoders raise ``ValueError`` for arguments that cannot be sent; decoders raise
 """
 
 from dataclasses import dataclass
-import enum
 import math
-import struct
 from typing import Optional
 
 import numpy as np
@@ -23,11 +21,12 @@ from .config import BuildConfig
 from .fixed import QFormat
 from .formats import NumberFormats
 from .gru import DIRECTIONS, GRUDirectionWeights
-from .protocol import (INFO_BIDIRECTIONAL, INFO_CONFIG_SIZES, INFO_FORMATS,
-                               INFO_LANE_WIDTH, INFO_LANE_WIDTH_SHIFT, INFO_LAYOUT, INFO_NO_GLU,
-                               INFO_SIMULATED, PROTOCOL_VERSION, RESPONSE_FLAG, Command,
-                               FrameError, Status,
-                               cobs_decode, cobs_encode, crc16, info_payload)
+from .protocol import (CRC, GLU_HEADER, INFO_BIDIRECTIONAL, INFO_CONFIG_SIZES, INFO_FORMATS,
+                       INFO_LANE_WIDTH, INFO_LANE_WIDTH_SHIFT, INFO_LAYOUT, INFO_NO_GLU,
+                       INFO_SIMULATED, LOAD_H0_HEADER, LOAD_HEADER, MAX_PAYLOAD,
+                       PROTOCOL_VERSION, REQUEST_HEADER, RESPONSE_FLAG, RESPONSE_HEADER,
+                       RUN_HEADER, Command, FrameError, LoadFlag, RunFlag, Status, cobs_decode,
+                       cobs_encode, crc16, info_payload)
 
 
 __all__ = [
@@ -43,47 +42,18 @@ __all__ = [
 ]
 
 
-MAX_PAYLOAD = 0xFFFF
-"""The most payload bytes the ``length`` field of a body can count."""
-
-REQUEST_OVERHEAD = 6
+REQUEST_OVERHEAD = REQUEST_HEADER.size + CRC.size
 """Bytes of a request body besides its payload: command, sequence, length, CRC."""
 
-RESPONSE_OVERHEAD = 7
+RESPONSE_OVERHEAD = RESPONSE_HEADER.size + CRC.size
 """Bytes of a response body besides its payload: the request's four, and the status."""
 
 FRAME_STATUSES = frozenset({Status.TOO_LARGE, Status.BAD_FRAME, Status.BAD_CRC})
 """Statuses a device decides before the CRC vouched for the frame: their command and
 sequence bytes are not to be trusted."""
 
-_REQUEST_HEADER = struct.Struct("<BBH")
-_RESPONSE_HEADER = struct.Struct("<BBHB")
-_CRC = struct.Struct("<H")
-_U16 = struct.Struct("<H")
-_LOAD_HEADER = struct.Struct("<BBHHB")
-_RUN_HEADER = struct.Struct("<BBHHHH")
-_GLU_HEADER = struct.Struct("<HH")
 _CODE = np.dtype("<i2")
 _LENGTH = np.dtype("<u2")
-
-
-class LoadFlag(enum.IntFlag):
-    """Bits of a LOAD request's ``flags``."""
-
-    HAS_BIAS = 0x01
-    LINEAR_BEFORE_RESET = 0x02
-    HAS_H0 = 0x04
-
-
-class RunFlag(enum.IntFlag):
-    """Bits of a RUN request's ``flags``."""
-
-    BIDIRECTIONAL = 0x01
-    REVERSE = 0x02
-    LINEAR_BEFORE_RESET = 0x04
-    FINAL_ONLY = 0x08
-    USE_H0 = 0x10
-    GLU = 0x20
 
 
 class ProtocolError(Exception):
@@ -162,7 +132,7 @@ def max_encoded_length(body_length):
 
 
 def _frame(body):
-    return cobs_encode(body + _CRC.pack(crc16(body))) + b"\x00"
+    return cobs_encode(body + CRC.pack(crc16(body))) + b"\x00"
 
 
 def _check_payload_size(payload):
@@ -189,14 +159,14 @@ def encode_request(command, sequence, payload=b""):
                          f"{command:#x}")
     payload = bytes(payload)
     _check_payload_size(payload)
-    return _frame(_REQUEST_HEADER.pack(command, sequence & 0xFF, len(payload)) + payload)
+    return _frame(REQUEST_HEADER.pack(command, sequence & 0xFF, len(payload)) + payload)
 
 
 def encode_response(command, sequence, status, payload=b""):
     """Frame a response to request ``command`` (the response flag is set here)."""
     payload = bytes(payload)
     _check_payload_size(payload)
-    return _frame(_RESPONSE_HEADER.pack(command | RESPONSE_FLAG, sequence & 0xFF, len(payload),
+    return _frame(RESPONSE_HEADER.pack(command | RESPONSE_FLAG, sequence & 0xFF, len(payload),
                                         status) + payload)
 
 
@@ -220,7 +190,7 @@ class Response:
 
 
 def _crc_matches(body):
-    return crc16(body[:-2]) == _CRC.unpack_from(body, len(body) - 2)[0]
+    return crc16(body[:-2]) == CRC.unpack_from(body, len(body) - 2)[0]
 
 
 def decode_request(frame, max_payload=MAX_PAYLOAD):
@@ -254,11 +224,11 @@ def decode_request(frame, max_payload=MAX_PAYLOAD):
                             f"{REQUEST_OVERHEAD}", Status.BAD_FRAME)
     if not _crc_matches(body):
         raise ProtocolError("a request's CRC does not match its body", Status.BAD_CRC)
-    command, sequence, length = _REQUEST_HEADER.unpack_from(body)
+    command, sequence, length = REQUEST_HEADER.unpack_from(body)
     if length != len(body) - REQUEST_OVERHEAD:
         raise ProtocolError(f"a request's length field says {length} payload bytes; the body "
                             f"holds {len(body) - REQUEST_OVERHEAD}", Status.MALFORMED)
-    return Request(command, sequence, body[_REQUEST_HEADER.size:-_CRC.size])
+    return Request(command, sequence, body[REQUEST_HEADER.size:-CRC.size])
 
 
 def decode_response(frame):
@@ -283,7 +253,7 @@ def decode_response(frame):
                             f"response header: {advice}")
     if not _crc_matches(body):
         raise ProtocolError(f"a response's CRC does not match its body: {advice}")
-    command, sequence, length, status = _RESPONSE_HEADER.unpack_from(body)
+    command, sequence, length, status = RESPONSE_HEADER.unpack_from(body)
     if not command & RESPONSE_FLAG:
         raise ProtocolError(f"a frame with command byte 0x{command:02X} lacks the response "
                             f"flag: the host reads a request, so something echoes the "
@@ -302,7 +272,7 @@ def decode_response(frame):
         raise ProtocolError(f"a {status.name} response carries {length} payload bytes; error "
                             f"responses carry none: the device breaks the protocol")
     return Response(command & ~RESPONSE_FLAG, sequence, status,
-                    body[_RESPONSE_HEADER.size:-_CRC.size])
+                    body[RESPONSE_HEADER.size:-CRC.size])
 
 
 class FrameReader:
@@ -394,11 +364,6 @@ def _code_bytes(codes, name):
     return codes.astype(_CODE).tobytes()
 
 
-def _check_u16(value, name):
-    if not 0 <= value <= 0xFFFF:
-        raise ValueError(f"{name} {value} does not fit the protocol's 16-bit field")
-
-
 # --- INFO ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -451,26 +416,24 @@ def decode_info_response(payload):
         raise ProtocolError(f"an INFO response of protocol version {PROTOCOL_VERSION} carries "
                             f"{INFO_LAYOUT.size} bytes, not {len(payload)}: the device breaks the "
                             f"protocol")
-    fields = INFO_LAYOUT.unpack(payload)
-    sizes = dict(zip(INFO_CONFIG_SIZES, fields[1:7]))
-    flags = fields[7]
-    bits = fields[8:18]
-    range_log2, segments_log2, max_payload, clock_hz = fields[18:]
+    fields = INFO_LAYOUT.as_dict(payload)
+    flags = fields["flags"]
     if flags & ~(INFO_BIDIRECTIONAL | INFO_NO_GLU | INFO_LANE_WIDTH | INFO_SIMULATED):
         raise ProtocolError(f"INFO's flags byte is {flags:#04x}, which has bits this version "
                             f"does not define: the device breaks the protocol")
     try:
         formats = NumberFormats(
-            **{name: QFormat(bits[2 * i], bits[2 * i + 1])
-               for i, name in enumerate(INFO_FORMATS)},
-            table_range_log2=range_log2, table_segments_log2=segments_log2)
-        config = BuildConfig(**sizes, bidirectional=bool(flags & INFO_BIDIRECTIONAL),
+            **{name: QFormat(fields[f"{name}_integer_bits"], fields[f"{name}_fraction_bits"])
+               for name in INFO_FORMATS},
+            table_range_log2=fields["table_range_log2"],
+            table_segments_log2=fields["table_segments_log2"])
+        config = BuildConfig(**{name: fields[name] for name in INFO_CONFIG_SIZES}, bidirectional=bool(flags & INFO_BIDIRECTIONAL),
                              glu=not flags & INFO_NO_GLU, formats=formats,
                              lane_width=1 << ((flags & INFO_LANE_WIDTH) >> INFO_LANE_WIDTH_SHIFT))
     except ValueError as error:
         raise ProtocolError(f"the device reports a configuration that cannot be ({error}): "
                             f"its bitstream is broken or speaks another protocol") from None
-    return DeviceInfo(config, max_payload, clock_hz, PROTOCOL_VERSION,
+    return DeviceInfo(config, fields["max_payload"], fields["clock_hz"], PROTOCOL_VERSION,
                       simulated=bool(flags & INFO_SIMULATED))
 
 
@@ -517,22 +480,17 @@ class LoadRequest:
 
 def load_payload_length(input_size, hidden_size, bias, h0_batch=None):
     """Bytes of a LOAD payload; ``h0_batch`` is ``None`` without initial states."""
-    length = _LOAD_HEADER.size + 2 * 3 * hidden_size * (input_size + hidden_size)
+    length = LOAD_HEADER.size + 2 * 3 * hidden_size * (input_size + hidden_size)
     if bias:
         length += 2 * 6 * hidden_size
     if h0_batch is not None:
-        length += _U16.size + 2 * h0_batch * hidden_size
+        length += LOAD_H0_HEADER.size + 2 * h0_batch * hidden_size
     return length
 
 
 def encode_load_request(request):
     """The payload of a LOAD request."""
     cell, h0 = request.cell, request.h0
-    for name in ("layer", "direction"):
-        if not 0 <= getattr(request, name) <= 0xFF:
-            raise ValueError(f"{name} {getattr(request, name)} does not fit LOAD's byte")
-    _check_u16(cell.input_size, "input_size")
-    _check_u16(cell.hidden_size, "hidden_size")
     flags = LoadFlag(0)
     if cell.bias:
         flags |= LoadFlag.HAS_BIAS
@@ -540,8 +498,9 @@ def encode_load_request(request):
         flags |= LoadFlag.LINEAR_BEFORE_RESET
     if h0 is not None:
         flags |= LoadFlag.HAS_H0
-    parts = [_LOAD_HEADER.pack(request.layer, request.direction, cell.input_size,
-                               cell.hidden_size, flags),
+    parts = [LOAD_HEADER.encode(layer=request.layer, direction=request.direction,
+                                input_size=cell.input_size, hidden_size=cell.hidden_size,
+                                flags=flags),
              _code_bytes(cell.weight_ih, "weight_ih"), _code_bytes(cell.weight_hh, "weight_hh")]
     if cell.bias:
         parts += [_code_bytes(cell.bias_ih, "bias_ih"), _code_bytes(cell.bias_hh, "bias_hh")]
@@ -550,15 +509,14 @@ def encode_load_request(request):
         if h0.ndim != 2 or h0.shape[1] != cell.hidden_size or not h0.shape[0]:
             raise ValueError(f"h0 must have shape (N, {cell.hidden_size}) with N >= 1, not "
                              f"{h0.shape}")
-        _check_u16(h0.shape[0], "the batch of h0")
-        parts += [_U16.pack(h0.shape[0]), _code_bytes(h0, "h0")]
+        parts += [LOAD_H0_HEADER.encode(batch=h0.shape[0]), _code_bytes(h0, "h0")]
     return b"".join(parts)
 
 
 def decode_load_request(payload):
     """Decode a LOAD request's payload; ``ProtocolError`` (``MALFORMED``) if it breaks it."""
     fields = _Fields(payload, "LOAD")
-    layer, direction, input_size, hidden_size, flags = fields.unpack(_LOAD_HEADER, "header")
+    layer, direction, input_size, hidden_size, flags = fields.unpack(LOAD_HEADER, "header")
     if flags & ~sum(LoadFlag):
         raise ProtocolError(f"LOAD flags 0x{flags:02X} set reserved bits", Status.MALFORMED)
     if not input_size or not hidden_size:
@@ -573,7 +531,7 @@ def decode_load_request(payload):
                   fields.array(_CODE, (three_h,), "bias_hh"))
     h0 = None
     if flags & LoadFlag.HAS_H0:
-        (batch,) = fields.unpack(_U16, "batch of h0")
+        (batch,) = fields.unpack(LOAD_H0_HEADER, "batch of h0")
         if not batch:
             raise ProtocolError("LOAD's h0 batch must be at least 1", Status.MALFORMED)
         h0 = fields.array(_CODE, (batch, hidden_size), "h0")
@@ -586,7 +544,7 @@ def decode_load_request(payload):
 
 def run_payload_length(batch, total_steps, input_size):
     """Bytes of a RUN payload: ``batch`` sequences of ``total_steps`` steps in all."""
-    return _RUN_HEADER.size + 2 * batch + 2 * total_steps * input_size
+    return RUN_HEADER.size + 2 * batch + 2 * total_steps * input_size
 
 
 def run_response_length(batch, total_steps, num_layers, directions, hidden_size,
@@ -712,14 +670,9 @@ def encode_run_request(request):
                      (RunFlag.GLU, request.glu)):
         if on:
             flags |= flag
-    if request.num_layers > 0xFF:
-        raise ValueError(f"num_layers {request.num_layers} does not fit RUN's byte")
-    for value, name in ((request.batch, "the batch"), (request.steps, "steps"),
-                        (request.input_size, "input_size"),
-                        (request.hidden_size, "hidden_size")):
-        _check_u16(value, name)
-    header = _RUN_HEADER.pack(request.num_layers, flags, request.batch, request.steps,
-                              request.input_size, request.hidden_size)
+    header = RUN_HEADER.encode(num_layers=request.num_layers, flags=flags,
+                               batch=request.batch, steps=request.steps,
+                               input_size=request.input_size, hidden_size=request.hidden_size)
     return (header + request.lengths.astype(_LENGTH).tobytes()
             + _code_bytes(request.inputs, "inputs"))
 
@@ -727,7 +680,7 @@ def encode_run_request(request):
 def decode_run_request(payload):
     """Decode a RUN request's payload; ``ProtocolError`` (``MALFORMED``) if it breaks it."""
     fields = _Fields(payload, "RUN")
-    num_layers, flags, batch, steps, input_size, hidden_size = fields.unpack(_RUN_HEADER,
+    num_layers, flags, batch, steps, input_size, hidden_size = fields.unpack(RUN_HEADER,
                                                                              "header")
     if flags & ~sum(RunFlag):
         raise ProtocolError(f"RUN flags 0x{flags:02X} set reserved bits", Status.MALFORMED)
@@ -778,7 +731,7 @@ def decode_run_response(payload, request):
 
 def glu_payload_length(count, channels):
     """Bytes of a GLU request payload: ``count`` vectors of ``2 * channels`` codes."""
-    return _GLU_HEADER.size + 4 * count * channels
+    return GLU_HEADER.size + 4 * count * channels
 
 
 def encode_glu_request(values):
@@ -788,15 +741,14 @@ def encode_glu_request(values):
         raise ValueError(f"GLU values must have shape (M, 2C) with M, C >= 1, not "
                          f"{values.shape}")
     count, channels = values.shape[0], values.shape[1] // 2
-    _check_u16(count, "the GLU count")
-    _check_u16(channels, "the GLU channels")
-    return _GLU_HEADER.pack(channels, count) + _code_bytes(values, "GLU values")
+    return (GLU_HEADER.encode(channels=channels, count=count) +
+            _code_bytes(values, "GLU values"))
 
 
 def decode_glu_request(payload):
     """Decode a GLU request's payload into ``(M, 2C)`` codes."""
     fields = _Fields(payload, "GLU")
-    channels, count = fields.unpack(_GLU_HEADER, "header")
+    channels, count = fields.unpack(GLU_HEADER, "header")
     if not channels or not count:
         raise ProtocolError(f"GLU channels and count must be at least 1, not {channels} and "
                             f"{count}", Status.MALFORMED)

@@ -14,16 +14,28 @@ Bodies (all integers little-endian)::
 xor) of every byte of the body before it. ``length`` counts payload bytes only. A response
 echoes its request's command (with bit 7 set) and sequence number. The full protocol,
 payloads included, is ``docs/protocol.md``.
+
+Every fixed layout (the body headers, the CRC, the headers of LOAD, RUN and GLU payloads, and
+INFO's payload) is a :class:`Header`: a table of named little-endian fields, with the flag
+bits of a flags field named by an :class:`enum.IntFlag`. The host packs and unpacks bytes with
+it (a :class:`Header` is a :class:`struct.Struct`); the gateware makes its
+``amaranth.lib.data`` layouts from the same table (:func:`gatework.hdl.protocol.layout`) and
+decodes fields through them, so that no offset, width or flag bit is written twice.
 """
 
 import enum
 import struct
+from typing import NamedTuple, Optional
+
+from .formats import FORMAT_NAMES
 
 
 __all__ = ["PROTOCOL_VERSION", "Command", "Status", "RESPONSE_FLAG", "crc16", "cobs_encode",
-           "cobs_decode", "FrameError", "INFO_LAYOUT", "INFO_CONFIG_SIZES", "INFO_FORMATS",
-           "DEFAULT_BAUD", "INFO_BIDIRECTIONAL", "INFO_NO_GLU", "INFO_LANE_WIDTH",
-           "INFO_LANE_WIDTH_SHIFT", "INFO_SIMULATED", "info_flags", "info_payload"]
+           "cobs_decode", "FrameError", "Field", "Header", "REQUEST_HEADER", "RESPONSE_HEADER",
+           "CRC", "MAX_PAYLOAD", "LoadFlag", "RunFlag", "LOAD_HEADER", "LOAD_H0_HEADER", "RUN_HEADER", "GLU_HEADER",
+           "HEADERS", "INFO_LAYOUT", "INFO_CONFIG_SIZES", "INFO_FORMATS", "DEFAULT_BAUD",
+           "INFO_BIDIRECTIONAL", "INFO_NO_GLU", "INFO_LANE_WIDTH", "INFO_LANE_WIDTH_SHIFT",
+           "INFO_SIMULATED", "info_flags", "info_payload"]
 
 
 PROTOCOL_VERSION = 1
@@ -111,13 +123,141 @@ def cobs_decode(data):
     return bytes(out)
 
 
-#: INFO's response payload: version, the six sizes, a flags byte (bit 0: bidirectional banks;
-#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width; bit 4: a simulation), five
-#: (integer, fraction) bit pairs, the table's two shape numbers, max_payload and clock_hz.
-INFO_LAYOUT = struct.Struct("<B6HB10BBBHI")
+class Field(NamedTuple):
+    """One field of a :class:`Header`: an unsigned little-endian integer.
+
+    ``flags``, for a flags field, is the :class:`enum.IntFlag` naming its bits, which must be
+    its low bits in order (bit 0 the first member); the bits above them are reserved, must
+    be zero, and a device answers ``MALFORMED`` when they are not.
+    """
+
+    name: str
+    size: int                   # bytes: 1, 2 or 4
+    flags: Optional[type] = None
+
+
+_STRUCT_CODES = {1: "B", 2: "H", 4: "I"}
+
+
+class Header(struct.Struct):
+    """A fixed layout of :class:`Field` s, in wire order, packed little-endian.
+
+    A :class:`struct.Struct` of the fields (``pack(*values)``, ``unpack(data)``, ``size``),
+    which also knows their names (:meth:`as_dict`), offsets and ranges.
+    """
+
+    def __init__(self, name, *fields):
+        for field in fields:
+            if field.size not in _STRUCT_CODES:
+                raise ValueError(f"{name}'s field {field.name} has {field.size} bytes; a field "
+                                 f"has 1, 2 or 4")
+            if field.flags is not None:
+                bits = [flag.value for flag in field.flags]
+                if bits != [1 << index for index in range(len(bits))] or \
+                        len(bits) > 8 * field.size:
+                    raise ValueError(f"{field.flags.__name__} must name the low bits of "
+                                     f"{name}'s {field.name} in order")
+        self.name = name
+        self.fields = tuple(fields)
+        super().__init__("<" + "".join(_STRUCT_CODES[field.size] for field in fields))
+
+    def offset(self, name):
+        """The byte offset of field ``name``."""
+        offset = 0
+        for field in self.fields:
+            if field.name == name:
+                return offset
+            offset += field.size
+        raise KeyError(f"{self.name} has no field {name!r}")
+
+    def maximum(self, name):
+        """The largest value field ``name`` holds."""
+        (field,) = (field for field in self.fields if field.name == name)
+        return (1 << 8 * field.size) - 1
+
+    def encode(self, **values):
+        """Pack every field, given by name; ``ValueError`` names a value that does not fit."""
+        if set(values) != {field.name for field in self.fields}:
+            raise KeyError(f"{self.name} has the fields {[f.name for f in self.fields]}, not "
+                           f"{sorted(values)}")
+        for field in self.fields:
+            value = values[field.name]
+            if not 0 <= value <= self.maximum(field.name):
+                raise ValueError(f"{self.name}'s {field.name} {value} does not fit its "
+                                 f"{8 * field.size}-bit field")
+        return self.pack(*(values[field.name] for field in self.fields))
+
+    def as_dict(self, data, offset=0):
+        """The fields' values in ``data`` (at ``offset``), by name."""
+        return dict(zip((field.name for field in self.fields), self.unpack_from(data, offset)))
+
+    def __repr__(self):
+        return f"<Header {self.name}: {', '.join(field.name for field in self.fields)}>"
+
+
+REQUEST_HEADER = Header("request", Field("command", 1), Field("sequence", 1), Field("length", 2))
+RESPONSE_HEADER = Header("response", Field("command", 1), Field("sequence", 1),
+                         Field("length", 2), Field("status", 1))
+#: The frame check after every body's payload.
+CRC = Header("CRC", Field("crc", 2))
+
+MAX_PAYLOAD = REQUEST_HEADER.maximum("length")
+"""The most payload bytes the ``length`` field of a body can count (65535)."""
+
+
+class LoadFlag(enum.IntFlag):
+    """Bits of a LOAD request's ``flags``."""
+
+    HAS_BIAS = 0x01
+    LINEAR_BEFORE_RESET = 0x02
+    HAS_H0 = 0x04
+
+
+class RunFlag(enum.IntFlag):
+    """Bits of a RUN request's ``flags``."""
+
+    BIDIRECTIONAL = 0x01
+    REVERSE = 0x02
+    LINEAR_BEFORE_RESET = 0x04
+    FINAL_ONLY = 0x08
+    USE_H0 = 0x10
+    GLU = 0x20
+
+
+#: A LOAD payload's header; the weights follow it (``docs/protocol.md``).
+LOAD_HEADER = Header("LOAD", Field("layer", 1), Field("direction", 1), Field("input_size", 2),
+                     Field("hidden_size", 2), Field("flags", 1, LoadFlag))
+#: What follows a LOAD's weights when it has ``HAS_H0``: the batch of initial states, whose
+#: rows follow it.
+LOAD_H0_HEADER = Header("LOAD h0", Field("batch", 2))
+#: A RUN payload's header; the sequences' lengths and their inputs follow it.
+RUN_HEADER = Header("RUN", Field("num_layers", 1), Field("flags", 1, RunFlag),
+                    Field("batch", 2), Field("steps", 2), Field("input_size", 2),
+                    Field("hidden_size", 2))
+#: A GLU payload's header; the vectors follow it.
+GLU_HEADER = Header("GLU", Field("channels", 2), Field("count", 2))
+
+
 INFO_CONFIG_SIZES = ("lanes", "max_input_size", "max_hidden_size", "max_batch", "max_steps",
                      "max_layers")
-INFO_FORMATS = ("data", "weight", "bias", "preactivation", "activation")
+INFO_FORMATS = FORMAT_NAMES
+
+#: INFO's response payload: version, the six sizes, a flags byte (bit 0: bidirectional banks;
+#: bit 1: no GLU unit; bits 2-3: log2 of the lanes' width; bit 4: a simulation), an
+#: (integer, fraction) bit pair of each format, the table's two shape numbers, max_payload and
+#: clock_hz.
+INFO_LAYOUT = Header(
+    "INFO", Field("version", 1), *(Field(name, 2) for name in INFO_CONFIG_SIZES),
+    Field("flags", 1),
+    *(Field(f"{name}_{part}_bits", 1) for name in INFO_FORMATS
+      for part in ("integer", "fraction")),
+    Field("table_range_log2", 1), Field("table_segments_log2", 1), Field("max_payload", 2),
+    Field("clock_hz", 4))
+
+#: Every layout of the protocol, by name.
+HEADERS = {header.name: header for header in (REQUEST_HEADER, RESPONSE_HEADER, CRC,
+                                               LOAD_HEADER, LOAD_H0_HEADER, RUN_HEADER,
+                                               GLU_HEADER, INFO_LAYOUT)}
 
 
 #: The boards' UART speed (8N1): what the gateware's UART is built for and what the host's
@@ -149,14 +289,17 @@ def info_payload(config, max_payload, clock_hz=0, version=PROTOCOL_VERSION, simu
     :data:`INFO_LAYOUT`. ``simulated`` is set only for RTL that runs in a simulator.
     """
     formats = config.formats
-    fields = [version] + [getattr(config, name) for name in INFO_CONFIG_SIZES]
-    fields.append(info_flags(config, simulated))
+    fields = {"version": version, **{name: getattr(config, name) for name in INFO_CONFIG_SIZES},
+              "flags": info_flags(config, simulated),
+              "table_range_log2": formats.table_range_log2,
+              "table_segments_log2": formats.table_segments_log2,
+              "max_payload": max_payload, "clock_hz": clock_hz}
     for name in INFO_FORMATS:
         fmt = getattr(formats, name)
-        fields += [fmt.integer_bits, fmt.fraction_bits]
-    fields += [formats.table_range_log2, formats.table_segments_log2, max_payload, clock_hz]
+        fields[f"{name}_integer_bits"] = fmt.integer_bits
+        fields[f"{name}_fraction_bits"] = fmt.fraction_bits
     try:
-        return INFO_LAYOUT.pack(*fields)
-    except struct.error as error:
+        return INFO_LAYOUT.encode(**fields)
+    except ValueError as error:
         raise ValueError(f"{config} (max_payload {max_payload}, clock {clock_hz} Hz) does not "
                          f"fit INFO's fields: {error}") from None

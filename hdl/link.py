@@ -22,8 +22,10 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..golden.protocol import Status, cobs_encode, crc16
+from ..golden.protocol import (CRC, MAX_PAYLOAD, REQUEST_HEADER, RESPONSE_HEADER, Status,
+                               cobs_encode, crc16)
 from .memory import NO_RW_CHECK, BankedMemory, read_data
+from .protocol import layout
 from .stream import StreamRegister
 
 
@@ -42,21 +44,18 @@ _CRC_COLUMNS = [crc16(b"\x00", 1 << bit) for bit in range(16)]
 #: A byte with a marker on the last one of a frame or body.
 BYTE_LAYOUT = data.StructLayout({"data": unsigned(8), "last": 1})
 #: What :class:`FrameReceiver` releases before a good request's payload.
-REQUEST_HEADER_LAYOUT = data.StructLayout({
-    "command": unsigned(8), "sequence": unsigned(8), "length": unsigned(16)})
+REQUEST_HEADER_LAYOUT = layout(REQUEST_HEADER)
 #: What :class:`FrameTransmitter` takes before a response's payload.
-RESPONSE_HEADER_LAYOUT = data.StructLayout({
-    "command": unsigned(8), "sequence": unsigned(8), "length": unsigned(16),
-    "status": unsigned(8)})
+RESPONSE_HEADER_LAYOUT = layout(RESPONSE_HEADER)
 #: What :class:`FrameReceiver` reports for a bad frame, so that the device can answer it.
 FRAME_ERROR_LAYOUT = data.StructLayout({
     "status": unsigned(8), "command": unsigned(8), "sequence": unsigned(8)})
 
 # Body bytes around the payload: command, sequence and length (and status in a response)
 # before it, the CRC after it.
-_REQUEST_HEADER_BYTES = 4
-_RESPONSE_HEADER_BYTES = 5
-_CRC_BYTES = 2
+_REQUEST_HEADER_BYTES = REQUEST_HEADER.size
+_RESPONSE_HEADER_BYTES = RESPONSE_HEADER.size
+_CRC_BYTES = CRC.size
 # COBS: a block holds at most 254 bytes; its code byte is its length plus one.
 _COBS_BLOCK = 254
 
@@ -253,8 +252,8 @@ class CobsEncoder(wiring.Component):
 
 
 def _check_max_payload(max_payload):
-    if not isinstance(max_payload, int) or not 1 <= max_payload <= 0xFFFF:
-        raise ValueError(f"max_payload must be an int from 1 to 65535 (payload bytes the "
+    if not isinstance(max_payload, int) or not 1 <= max_payload <= MAX_PAYLOAD:
+        raise ValueError(f"max_payload must be an int from 1 to {MAX_PAYLOAD} (payload bytes the "
                          f"length field can count), not {max_payload!r}")
 
 
@@ -566,7 +565,8 @@ class FrameTransmitter(wiring.Component):
                                  remaining.eq(self.header.payload.length)]
                     m.next = "FIELDS"
             with m.State("FIELDS"):
-                bytes_after_command = Cat(fields.sequence, fields.length, fields.status)
+                # The layout holds the header's fields in wire order, bytes little-endian.
+                bytes_after_command = fields.as_value()[len(fields.command):]
                 m.d.comb += [
                     body.valid.eq(1),
                     body.payload.data.eq(bytes_after_command.word_select(field, 8)),

@@ -29,13 +29,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
-from ..golden.protocol import RESPONSE_FLAG, Command, Status, info_payload
+from ..golden.protocol import (GLU_HEADER, LOAD_HEADER, MAX_PAYLOAD, RESPONSE_FLAG, RUN_HEADER,
+                               Command, Status, info_payload)
 from .activation import Activation
 from .arith import SequentialMultiplier
 from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion, lane_cycles
 from .link import FrameReceiver, FrameTransmitter
 from .memory import NO_RW_CHECK, BankedMemory, read_data
+from .protocol import layout
 from .stream import StreamRegister
 
 
@@ -212,20 +214,25 @@ class AcceleratorTop(wiring.Component):
         remaining = Signal(range(self._max_payload + 1))    # request bytes still to take
         sent = Signal(17)               # response payload bytes sent
         channels = Signal(16)
-        field = Signal(range(11))
         info = Array(Const(byte, 8) for byte in self._info)
         low_byte = Signal(8)
         have_low = Signal()
         high_half = Signal()
-        fields = Array(Signal(8, name=f"field_{index}") for index in range(10))
+        # A command's header bytes as they arrive; the headers' fields are read through
+        # golden's table of them (layout()), never by offset.
+        headers = (GLU_HEADER, LOAD_HEADER, RUN_HEADER)
+        field_bytes = [Signal(8, name=f"field_{index}")
+                       for index in range(max(header.size for header in headers))]
+        fields = Array(field_bytes)
+        field = Signal(range(len(field_bytes) + 1))
         cell_bytes = Signal(len(sizes.product) + 4)     # a LOAD's least length
         cell_sized = Signal()                           # ... is in cell_bytes
         # A RUN's checks, a cycle before its answer.
         run_malformed, run_beyond = Signal(), Signal()
         run_not_loaded, run_too_large = Signal(), Signal()
 
-        def u16(index):
-            return Cat(fields[index], fields[index + 1])
+        def header_fields(header):
+            return layout(header)(Cat(*field_bytes[:header.size]))
 
         def padded(size):
             """``size`` rounded up to a multiple of the engine's lane width."""
@@ -246,12 +253,14 @@ class AcceleratorTop(wiring.Component):
                            for s in range(slots))
 
         # GLU's fields.
-        glu_channels, glu_count = u16(0), u16(2)
+        glu_header = header_fields(GLU_HEADER)
+        glu_channels, glu_count = glu_header.channels, glu_header.count
 
         # LOAD's fields and its walk over the engine's layout.
-        load_layer, load_direction = fields[0], fields[1]
-        load_inputs, load_hidden, load_flags = u16(2), u16(4), fields[6]
-        has_bias, has_h0 = load_flags[0], load_flags[2]
+        load = header_fields(LOAD_HEADER)
+        load_layer, load_direction = load.layer, load.direction
+        load_inputs, load_hidden, load_flags = load.input_size, load.hidden_size, load.flags
+        has_bias, has_h0 = load_flags.has_bias, load_flags.has_h0
         # h0's batch, saturated: past max_b and past any count of rows is all that matters.
         load_batch = Signal(count_range.stop.bit_length())
         in_build = Signal()
@@ -279,10 +288,12 @@ class AcceleratorTop(wiring.Component):
                          h0_row.eq(h0_row + state_words)]
 
         # RUN's fields.
-        num_layers, run_flags = fields[0], fields[1]
-        batch, steps, inputs, hidden = u16(2), u16(4), u16(6), u16(8)
-        bidirectional, reverse, linear = run_flags[0], run_flags[1], run_flags[2]
-        final_only, use_h0, run_glu = run_flags[3], run_flags[4], run_flags[5]
+        run = header_fields(RUN_HEADER)
+        num_layers, run_flags = run.num_layers, run.flags
+        batch, steps, inputs, hidden = run.batch, run.steps, run.input_size, run.hidden_size
+        bidirectional, reverse, linear = (run_flags.bidirectional, run_flags.reverse,
+                                          run_flags.linear_before_reset)
+        final_only, use_h0, run_glu = run_flags.final_only, run_flags.use_h0, run_flags.glu
         run_directions = Mux(bidirectional, 2, 1)
         run_features = Mux(bidirectional, hidden << 1, hidden)
         # A length is used only when all are within steps and steps within the build.
@@ -483,8 +494,8 @@ class AcceleratorTop(wiring.Component):
                             m.next = "DRAIN"
 
             with m.State("GLU_FIELDS"):
-                # channels u16 | count u16, then the checks in the protocol's order.
-                read_fields(m, 4, "GLU_SIZE")
+                # GLU_HEADER, then the checks in the protocol's order.
+                read_fields(m, GLU_HEADER.size, "GLU_SIZE")
 
             with m.State("GLU_SIZE"):
                 start_product(m, glu_channels, glu_count)
@@ -508,7 +519,7 @@ class AcceleratorTop(wiring.Component):
 
             # ---- LOAD: weights to the engine as they arrive, h0 to its slot's memory ------
             with m.State("LOAD_FIELDS"):
-                read_fields(m, 7, "LOAD_SIZE")
+                read_fields(m, LOAD_HEADER.size, "LOAD_SIZE")
 
             with m.State("LOAD_SIZE"):
                 # H * (D + H) for the least length; the slot's bases meanwhile.
@@ -529,7 +540,7 @@ class AcceleratorTop(wiring.Component):
                     cell_sized.eq(~sizes.busy),
                 ]
                 with m.If(cell_sized & (slots_to_skip == 0)):
-                    with m.If(((load_flags & 0xF8) != 0) | (load_inputs == 0) |
+                    with m.If((load_flags.reserved != 0) | (load_inputs == 0) |
                               (load_hidden == 0) | sizes.overflow | (remaining < cell_bytes)):
                         answer(m, Status.MALFORMED)
                         m.next = "DRAIN"
@@ -630,16 +641,16 @@ class AcceleratorTop(wiring.Component):
                     answer(m, Status.OK)
                     m.d.sync += [loaded[slot].eq(1), slot_inputs[slot].eq(load_inputs),
                                  slot_hidden[slot].eq(load_hidden),
-                                 slot_linear[slot].eq(load_flags[1]),
+                                 slot_linear[slot].eq(load_flags.linear_before_reset),
                                  slot_has_h0[slot].eq(has_h0), slot_batch[slot].eq(load_batch)]
                 m.next = "HEADER"
 
             # ---- RUN: inputs to the buffer, layers on the engine, then the response ------
             with m.State("RUN_FIELDS"):
-                read_fields(m, 10, "RUN_CHECK")
+                read_fields(m, RUN_HEADER.size, "RUN_CHECK")
 
             with m.State("RUN_CHECK"):
-                with m.If(((run_flags & 0xC0) != 0) | (bidirectional & reverse) |
+                with m.If((run_flags.reserved != 0) | (bidirectional & reverse) |
                           (num_layers == 0) | (batch == 0) | (steps == 0) | (inputs == 0) |
                           (hidden == 0) | (run_glu & (final_only | run_features[0])) |
                           (remaining < (batch << 1))):
@@ -737,7 +748,7 @@ class AcceleratorTop(wiring.Component):
                                       ((num_layers > 1) & (run_features > max_d)) |
                                       (run_glu & (not config.glu))),
                         run_not_loaded.eq(not_loaded),
-                        run_too_large.eq(size_overflow | sizes.overflow | (total > 0xFFFF)),
+                        run_too_large.eq(size_overflow | sizes.overflow | (total > MAX_PAYLOAD)),
                         response_length.eq(total),
                     ]
                     m.next = "RUN_ANSWER"

@@ -19,7 +19,7 @@ import numpy as np
 from ..golden import transposer
 from ..golden.fixed import SaturationCounter
 from ..golden.gru import quantize_gru
-from ..golden.protocol import DEFAULT_BAUD, Status
+from ..golden.protocol import DEFAULT_BAUD, GLU_HEADER, Status
 from .backend import Backend, warn_saturation
 from .client import Client, check_fits
 from ..golden.messages import (MAX_PAYLOAD, DeviceError, LoadRequest, encode_load_request,
@@ -247,7 +247,8 @@ class FpgaBackend(Backend):
         # channels the device's unit holds, and in as many vectors as a request carries.
         piece = min(channels, self.info.config.max_hidden_size)
         max_payload = self.info.max_payload
-        per_request = min(0xFFFF, (max_payload - glu_payload_length(0, piece)) // (4 * piece))
+        per_request = min(GLU_HEADER.maximum("count"),
+                          (max_payload - glu_payload_length(0, piece)) // (4 * piece))
         if per_request < 1:
             raise ValueError(f"one GLU vector of {2 * piece} values needs a request of "
                              f"{glu_payload_length(1, piece)} bytes; the device accepts at "

@@ -30,6 +30,7 @@ from amaranth.hdl import Module, Shape, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.sim import Simulator
 
+from ..golden.protocol import MAX_PAYLOAD
 from ..golden.transport import Transport
 from .streams import SimulationTimeout, _vcd_path
 
@@ -342,7 +343,7 @@ class SimulatedDevice(Transport):
             self._quiet = 0 if input_moved or output_valid else self._quiet + 1
 
 
-def simulated_accelerator(config=None, *, max_payload=0xFFFF, name="sim"):
+def simulated_accelerator(config=None, *, max_payload=MAX_PAYLOAD, name="sim"):
     """The accelerator top's RTL, simulated, as a transport (and a :meth:`~SimulatedDevice.feed`
     device).
 

@@ -357,14 +357,14 @@ def bench_blocks(args):
 def export_verilog(args):
     """Write one gateware block as Verilog."""
     from ...golden.config import BuildConfig
-    from ...golden.formats import NumberFormats
+    from ...golden.formats import FORMAT_NAMES, NumberFormats
     from ...hdl import BLOCKS
     from ...sim.verilog import convert
 
     block = BLOCKS[args.block]
     arguments = {name: getattr(args, name) for name in block.defaults
                  if getattr(args, name, None) is not None}
-    formats = NumberFormats(**{name: getattr(args, f"{name}_format") for name in _FORMAT_FIELDS
+    formats = NumberFormats(**{name: getattr(args, f"{name}_format") for name in FORMAT_NAMES
                                if getattr(args, f"{name}_format", None) is not None})
     if "formats" in block.defaults:
         arguments["formats"] = formats
@@ -378,13 +378,13 @@ def export_verilog(args):
     return 0
 
 
-_FORMAT_FIELDS = ("data", "weight", "bias", "preactivation", "activation")
 _CONFIG_FIELDS = ("lanes", "lane_width", "max_input_size", "max_hidden_size", "max_batch",
                   "max_steps", "max_layers")
 
 
 def _add_verilog_parser(commands):
     from ...golden.config import BuildConfig
+    from ...golden.formats import FORMAT_NAMES
     from ...hdl import BLOCKS
 
     parser = commands.add_parser("verilog", help="export a gateware block as Verilog")
@@ -393,7 +393,7 @@ def _add_verilog_parser(commands):
         p = blocks.add_parser(name, help=block.summary, description=block.summary)
         for argument, default in block.defaults.items():
             if argument in ("formats", "config"):
-                for field in _FORMAT_FIELDS:
+                for field in FORMAT_NAMES:
                     p.add_argument(f"--{field}-format", metavar="qI.F",
                                    help=f"{field} format (default: gatework's default)")
             if argument == "config":
