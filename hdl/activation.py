@@ -13,7 +13,7 @@ from ..golden.formats import DEFAULT_FORMATS
 from .arith import multiply
 
 
-__all__ = ["Function", "Activation", "activation_signature"]
+__all__ = ["Function", "Activation", "SharedActivation", "activation_signature"]
 
 
 class Function(enum.Enum, shape=1):
@@ -196,4 +196,60 @@ class Activation(wiring.Component):
                 self.o.payload.eq(Mux(tanh_5, tanh_value_5, sigmoid)),
                 self.o.valid.eq(valid_5),
             ]
+        return m
+
+
+class SharedActivation(wiring.Component):
+    """One :class:`Activation` unit shared by two blocks that never use it at once.
+
+    The accelerator's GRU engine and GLU unit take turns at one unit (a ROM and a multiplier
+    fewer). The engine has it while ``engine_owns`` is set; the GLU from :attr:`Activation.
+    latency` cycles after ``engine_owns`` falls, once the engine's last values have left the
+    unit, so that no value reaches the wrong block.
+
+    Parameters
+    ----------
+    formats : NumberFormats
+
+    Members
+    -------
+    engine_owns : In(1)
+        The engine has the unit; its requests are dropped otherwise.
+    engine, glu : In(activation_signature(formats).flip())
+        The two blocks' ``activation`` members: each sees an :class:`Activation`'s ports.
+    unit : Out(activation_signature(formats).flip())
+        The shared :class:`Activation`'s ports.
+
+    Resources: a counter of :attr:`Activation.latency` cycles and the multiplexers.
+    """
+
+    def __init__(self, formats=DEFAULT_FORMATS):
+        signature = activation_signature(formats).flip()
+        super().__init__({
+            "engine_owns": In(1),
+            "engine": In(signature),
+            "glu": In(signature),
+            "unit": Out(signature),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        unit, engine, glu = self.unit, self.engine, self.glu
+        settling = Signal(range(Activation.latency + 1))
+        with m.If(self.engine_owns):
+            m.d.sync += settling.eq(Activation.latency)
+        with m.Elif(settling != 0):
+            m.d.sync += settling.eq(settling - 1)
+        glu_owns = ~self.engine_owns & (settling == 0)
+        m.d.comb += [
+            unit.i.valid.eq(Mux(glu_owns, glu.i.valid, self.engine_owns & engine.i.valid)),
+            unit.i.payload.eq(Mux(glu_owns, glu.i.payload, engine.i.payload)),
+            unit.o.ready.eq(Mux(glu_owns, glu.o.ready, engine.o.ready)),
+            glu.i.ready.eq(glu_owns & unit.i.ready),
+            glu.o.valid.eq(glu_owns & unit.o.valid),
+            glu.o.payload.eq(unit.o.payload),
+            engine.i.ready.eq(unit.i.ready),
+            engine.o.valid.eq(unit.o.valid),
+            engine.o.payload.eq(unit.o.payload),
+        ]
         return m

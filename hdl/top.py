@@ -31,14 +31,16 @@ from amaranth.lib.wiring import In, Out
 from ..golden.config import BuildConfig
 from ..golden.protocol import (GLU_HEADER, LOAD_HEADER, MAX_PAYLOAD, RESPONSE_FLAG, RUN_HEADER,
                                Command, Status, info_payload)
-from .activation import Activation
+from .activation import Activation, SharedActivation
 from .arith import SequentialMultiplier
 from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion, lane_cycles
 from .link import FrameReceiver, FrameTransmitter
 from .memory import NO_RW_CHECK, BankedMemory, read_data
 from .protocol import layout
+from .slots import WeightSlots
 from .stream import StreamRegister
+from .walk import AddressWalk
 
 
 __all__ = ["AcceleratorTop"]
@@ -140,6 +142,10 @@ class AcceleratorTop(wiring.Component):
         # The engine and the GLU never run at the same time: they share one activation unit.
         m.submodules.activation = activation = Activation(
             config.formats, lut_multipliers=self._lut_multipliers)
+        m.submodules.activation_share = activation_share = SharedActivation(config.formats)
+        wiring.connect(m, activation_share.unit, activation)
+        wiring.connect(m, engine.activation, activation_share.engine)
+        wiring.connect(m, glu.activation, activation_share.glu)
         wiring.connect(m, wiring.flipped(self.i), receiver.i)
         wiring.connect(m, transmitter.o, wiring.flipped(self.o))
 
@@ -240,17 +246,9 @@ class AcceleratorTop(wiring.Component):
                 return size
             return lane_cycles(size, config) << config.lane_width_log2
 
-        # Per-slot records of what LOAD put there, for RUN's NOT_LOADED check.
+        # What LOAD put in each slot, for RUN's NOT_LOADED check.
         slots = config.weight_sets
-        loaded = Array(Signal(name=f"loaded_{s}") for s in range(slots))
-        slot_inputs = Array(Signal(range(max_d + 1), name=f"slot_inputs_{s}")
-                            for s in range(slots))
-        slot_hidden = Array(Signal(range(max_h + 1), name=f"slot_hidden_{s}")
-                            for s in range(slots))
-        slot_linear = Array(Signal(name=f"slot_linear_{s}") for s in range(slots))
-        slot_has_h0 = Array(Signal(name=f"slot_has_h0_{s}") for s in range(slots))
-        slot_batch = Array(Signal(range(max_b + 1), name=f"slot_batch_{s}")
-                           for s in range(slots))
+        m.submodules.slots = weight_slots = WeightSlots(config)
 
         # GLU's fields.
         glu_header = header_fields(GLU_HEADER)
@@ -312,27 +310,27 @@ class AcceleratorTop(wiring.Component):
         run_slot = (run_layer << (directions - 1)) + run_direction
         run_inputs = Mux(run_layer == 0, inputs, run_features)
         input_bank = run_layer[0]
+        m.d.comb += [
+            weight_slots.slot.eq(slot),
+            weight_slots.run.num_layers.eq(num_layers),
+            weight_slots.run.bidirectional.eq(bidirectional),
+            weight_slots.run.input_size.eq(inputs),
+            weight_slots.run.hidden_size.eq(hidden),
+            weight_slots.run.linear_before_reset.eq(linear),
+            weight_slots.run.use_h0.eq(use_h0),
+            weight_slots.run.batch.eq(batch),
+        ]
         # The run's h0 slot and its final states' place in h_n.
         h0_base = Signal(range(config.weight_sets * state_words + 1))
         hn_base = Signal(range(config.weight_sets * state_words + 1))
 
-        def address_of(name, total):
-            """``total``, a sum of registers that is a RAM address: with register slices a
-            register of its own instead (no adder between it and the RAMs), and the function
-            that gives the assignments keeping it equal to the sum (none without)."""
-            if not two_cycle_reads:
-                return total, lambda value: []
-            register = Signal(address_bits, name=name)
-            return register, lambda value: [register.eq(value)]
-
-        # A walk over up to three nested counters, outer to inner, and its address
-        # base + outer * outer_stride + middle * middle_stride + inner, kept as the running
-        # address of the outer and of the middle counter (each assignment below that moves
-        # the walk has its twin in keep_walk_address).
-        outer, middle, inner = Signal(count_range), Signal(count_range), Signal(count_range)
-        outer_address, middle_address = Signal(address_bits), Signal(address_bits)
-        walk_address, keep_walk_address = address_of("walk_address", middle_address + inner)
-        walk_done = Signal()
+        # The walks: inputs into the layer buffer, h0 into the engine, the buffer into the
+        # engine and out as the response, h_n out (one at a time), and the engine's outputs
+        # into the other bank (while the engine reads its inputs). With register slices their
+        # addresses are registers of their own: no adder lies between them and the RAMs.
+        m.submodules.walk = walk = AddressWalk(count_range, address_bits,
+                                               registered_address=two_cycle_reads)
+        outer, walk_address, walk_done = walk.outer, walk.address, walk.done
         read_valid = Signal()           # a read port's data is a word for the consumer
         read_tag = Signal(range(state_words))
         # With two-cycle reads, the word read a cycle ago, still in the RAMs' registers.
@@ -341,32 +339,14 @@ class AcceleratorTop(wiring.Component):
         reads_pending = read_valid | read_valid_1
 
         def start_walk(m, done=0, base=0):
-            m.d.sync += [outer.eq(0), middle.eq(0), inner.eq(0), outer_address.eq(base),
-                         middle_address.eq(base), walk_done.eq(done), read_valid.eq(0),
-                         read_valid_1.eq(0), *keep_walk_address(base)]
+            m.d.comb += [walk.start.eq(1), walk.start_done.eq(done), walk.base.eq(base)]
+            m.d.sync += [read_valid.eq(0), read_valid_1.eq(0)]
 
         def walk_step(m, limits, strides):
-            outer_limit, middle_limit, inner_limit = limits
-            outer_stride, middle_stride = strides
-            # counter + 1 == limit rather than counter == limit - 1: the sum is the counter's
-            # next value anyway, and the limits (some of them read from a table) meet no adder.
-            with m.If(inner + 1 == inner_limit):
-                m.d.sync += inner.eq(0)
-                with m.If(middle + 1 == middle_limit):
-                    m.d.sync += middle.eq(0)
-                    with m.If(outer + 1 == outer_limit):
-                        m.d.sync += [walk_done.eq(1), *keep_walk_address(middle_address)]
-                    with m.Else():
-                        m.d.sync += [outer.eq(outer + 1),
-                                     outer_address.eq(outer_address + outer_stride),
-                                     middle_address.eq(outer_address + outer_stride),
-                                     *keep_walk_address(outer_address + outer_stride)]
-                with m.Else():
-                    m.d.sync += [middle.eq(middle + 1),
-                                 middle_address.eq(middle_address + middle_stride),
-                                 *keep_walk_address(middle_address + middle_stride)]
-            with m.Else():
-                m.d.sync += [inner.eq(inner + 1), *keep_walk_address(walk_address + 1)]
+            m.d.comb += [walk.step.eq(1),
+                         walk.limits.outer.eq(limits[0]), walk.limits.middle.eq(limits[1]),
+                         walk.limits.inner.eq(limits[2]),
+                         walk.strides.outer.eq(strides[0]), walk.strides.middle.eq(strides[1])]
 
         def read_walk(m, taken, limits, strides, tag=0):
             """Issue reads at the walk's address; ``taken``: the consumer takes the word."""
@@ -400,11 +380,11 @@ class AcceleratorTop(wiring.Component):
             with m.If(transmitter.payload.valid & transmitter.payload.ready):
                 m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
 
-        # The engine's outputs: per step, sequence and unit, at out_row + out_unit in the
-        # layer buffer; then the final states, at final_row + final_unit in h_n.
-        out_sequence, out_unit = Signal(range(max_b)), Signal(range(max_h))
-        out_step_address, out_row = Signal(address_bits), Signal(address_bits)
-        out_address, keep_out_address = address_of("out_address", out_row + out_unit)
+        # The engine's outputs: per step, sequence and unit, (outer, middle, inner) of their
+        # walk in the layer buffer; then the final states, at final_row + final_unit in h_n.
+        m.submodules.output_walk = output_walk = AddressWalk(
+            range(max(max_b, max_h, config.max_steps) + 1), address_bits,
+            registered_address=two_cycle_reads)
         final_unit = Signal(range(max_h))
         final_row = Signal(address_bits)
         lengths_sent = Signal(range(max_b + 1))
@@ -481,7 +461,7 @@ class AcceleratorTop(wiring.Component):
                                 answer(m, Status.OK, len(self._info))
                             with m.Else():
                                 answer(m, Status.OK)
-                                m.d.sync += [flag.eq(0) for flag in loaded]
+                                m.d.comb += weight_slots.clear.eq(1)
                             m.next = "DRAIN"
                         with m.Case(Command.GLU):
                             m.next = "GLU_FIELDS"
@@ -552,7 +532,7 @@ class AcceleratorTop(wiring.Component):
                                      pass_base.eq(weight_base)]
                         with m.If(fits):
                             # Its weights are overwritten from now on, whatever the answer.
-                            m.d.sync += loaded[slot].eq(0)
+                            m.d.comb += weight_slots.forget.eq(1)
                         m.next = "LOAD_WEIGHTS"
 
             with m.State("LOAD_WEIGHTS"):
@@ -639,10 +619,12 @@ class AcceleratorTop(wiring.Component):
                     answer(m, Status.BEYOND_MAXIMA)
                 with m.Else():
                     answer(m, Status.OK)
-                    m.d.sync += [loaded[slot].eq(1), slot_inputs[slot].eq(load_inputs),
-                                 slot_hidden[slot].eq(load_hidden),
-                                 slot_linear[slot].eq(load_flags.linear_before_reset),
-                                 slot_has_h0[slot].eq(has_h0), slot_batch[slot].eq(load_batch)]
+                    m.d.comb += [weight_slots.record.eq(1), weight_slots.entry.input_size.eq(load_inputs),
+                                 weight_slots.entry.hidden_size.eq(load_hidden),
+                                 weight_slots.entry.linear_before_reset.eq(
+                                     load_flags.linear_before_reset),
+                                 weight_slots.entry.has_h0.eq(has_h0),
+                                 weight_slots.entry.batch.eq(load_batch)]
                 m.next = "HEADER"
 
             # ---- RUN: inputs to the buffer, layers on the engine, then the response ------
@@ -720,18 +702,6 @@ class AcceleratorTop(wiring.Component):
                     m.next = "RUN_DECIDE"
 
             with m.State("RUN_DECIDE"):
-                not_loaded = Const(0)
-                for layer in range(config.max_layers):
-                    for direction in range(directions):
-                        index = layer * directions + direction
-                        expected = inputs if layer == 0 else run_features
-                        wrong = (~loaded[index] | (slot_inputs[index] != expected) |
-                                 (slot_hidden[index] != hidden) |
-                                 (slot_linear[index] != linear) |
-                                 (use_h0 & (~slot_has_h0[index] |
-                                            (slot_batch[index] != batch))))
-                        used = (layer < num_layers) & (direction < run_directions)
-                        not_loaded = not_loaded | (used & wrong)
                 total = output_bytes + (sizes.product << 1)
                 # The payload's length is exact when the inputs held sum(lengths) vectors of
                 # D words and nothing more.
@@ -747,7 +717,7 @@ class AcceleratorTop(wiring.Component):
                                       (hidden > max_h) |
                                       ((num_layers > 1) & (run_features > max_d)) |
                                       (run_glu & (not config.glu))),
-                        run_not_loaded.eq(not_loaded),
+                        run_not_loaded.eq(weight_slots.not_loaded),
                         run_too_large.eq(size_overflow | sizes.overflow | (total > MAX_PAYLOAD)),
                         response_length.eq(total),
                     ]
@@ -801,10 +771,8 @@ class AcceleratorTop(wiring.Component):
                     start_walk(m, base=Mux(input_bank, bank_words, 0) + first_step)
                     first_output = (Mux(input_bank, 0, bank_words) + first_step +
                                     Mux(run_direction, hidden, 0))
-                    m.d.sync += [out_sequence.eq(0), out_unit.eq(0),
-                                 out_step_address.eq(first_output), out_row.eq(first_output),
-                                 *keep_out_address(first_output),
-                                 final_unit.eq(0), final_row.eq(hn_base), lengths_sent.eq(0)]
+                    m.d.comb += [output_walk.start.eq(1), output_walk.base.eq(first_output)]
+                    m.d.sync += [final_unit.eq(0), final_row.eq(hn_base), lengths_sent.eq(0)]
                     m.next = "RUN_ENGINE"
 
             with m.State("RUN_ENGINE"):
@@ -822,7 +790,11 @@ class AcceleratorTop(wiring.Component):
                 m.d.comb += engine.status.ready.eq(1)
                 output = engine.o.payload
                 m.d.comb += [
-                    buffer_write.addr.eq(out_address),
+                    output_walk.limits.outer.eq(steps), output_walk.limits.middle.eq(batch),
+                    output_walk.limits.inner.eq(hidden),
+                    output_walk.strides.outer.eq(step_move),
+                    output_walk.strides.middle.eq(features),
+                    buffer_write.addr.eq(output_walk.address),
                     buffer_write.data.eq(output.data),
                     hn_write.addr.eq(final_row + final_unit),
                     hn_write.data.eq(output.data),
@@ -834,21 +806,7 @@ class AcceleratorTop(wiring.Component):
                     with m.Else():
                         m.d.sync += final_unit.eq(final_unit + 1)
                 with m.Elif(engine.o.valid):
-                    m.d.comb += buffer_write.en.eq(1)
-                    with m.If(out_unit == hidden - 1):
-                        m.d.sync += out_unit.eq(0)
-                        with m.If(out_sequence == batch - 1):
-                            m.d.sync += [out_sequence.eq(0),
-                                         out_step_address.eq(out_step_address + step_move),
-                                         out_row.eq(out_step_address + step_move),
-                                         *keep_out_address(out_step_address + step_move)]
-                        with m.Else():
-                            m.d.sync += [out_sequence.eq(out_sequence + 1),
-                                         out_row.eq(out_row + features),
-                                         *keep_out_address(out_row + features)]
-                    with m.Else():
-                        m.d.sync += [out_unit.eq(out_unit + 1),
-                                     *keep_out_address(out_address + 1)]
+                    m.d.comb += [buffer_write.en.eq(1), output_walk.step.eq(1)]
                 with m.If(engine.status.valid):
                     last_direction = run_direction == run_directions - 1
                     # The next run's h0 slot is the next one, except after a lone direction
@@ -952,28 +910,7 @@ class AcceleratorTop(wiring.Component):
                     with m.If(sent == response_length - 1):
                         m.next = "IDLE"
 
-        # The activation unit is the engine's from a RUN's first h0 word to its last run's
-        # status, and then the GLU's once the engine's last values have left it.
-        settling = Signal(range(Activation.latency + 1))
-        with m.If(engine_owns):
-            m.d.sync += settling.eq(Activation.latency)
-        with m.Elif(settling != 0):
-            m.d.sync += settling.eq(settling - 1)
-        glu_owns = ~engine_owns & (settling == 0)
-        m.d.comb += [
-            activation.i.valid.eq(Mux(glu_owns, glu.activation.i.valid,
-                                      engine_owns & engine.activation.i.valid)),
-            activation.i.payload.eq(Mux(glu_owns, glu.activation.i.payload,
-                                        engine.activation.i.payload)),
-            activation.o.ready.eq(Mux(glu_owns, glu.activation.o.ready,
-                                      engine.activation.o.ready)),
-            glu.activation.i.ready.eq(glu_owns & activation.i.ready),
-            glu.activation.o.valid.eq(glu_owns & activation.o.valid),
-            glu.activation.o.payload.eq(activation.o.payload),
-            engine.activation.i.ready.eq(activation.i.ready),
-            engine.activation.o.valid.eq(activation.o.valid),
-            engine.activation.o.payload.eq(activation.o.payload),
-        ]
+        m.d.comb += activation_share.engine_owns.eq(engine_owns)
         return m
 
 

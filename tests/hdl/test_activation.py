@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gatework.golden.formats import DEFAULT_FORMATS
-from gatework.hdl.activation import Activation, Function
+from gatework.hdl.activation import Activation, Function, SharedActivation
 from gatework.sim.streams import run
 
 
@@ -95,3 +95,38 @@ def test_latency_and_rom_size_are_as_documented():
     # The consumer counts the clock edge of the input transfer as its first cycle.
     assert cycles == 1 + Activation.latency
     assert received == table.tanh([3 << 13]).tolist()
+
+
+def test_a_shared_unit_goes_to_the_glu_only_after_the_engines_last_values():
+    from amaranth.sim import Simulator
+
+    dut = SharedActivation(DEFAULT_FORMATS)
+
+    async def testbench(ctx):
+        ctx.set(dut.engine.i.valid, 1)
+        ctx.set(dut.engine.i.payload.value, 123)
+        ctx.set(dut.glu.i.valid, 1)
+        ctx.set(dut.glu.i.payload.value, -7)
+        ctx.set(dut.unit.i.ready, 1)
+        ctx.set(dut.unit.o.valid, 1)
+        ctx.set(dut.unit.o.payload, 55)
+        ctx.set(dut.engine_owns, 1)
+        await ctx.tick()
+        # The engine's: its requests reach the unit, the GLU's wait, answers go to the engine.
+        assert ctx.get(dut.unit.i.valid) and ctx.get(dut.unit.i.payload.value) == 123
+        assert ctx.get(dut.engine.i.ready) and not ctx.get(dut.glu.i.ready)
+        assert ctx.get(dut.engine.o.valid) and not ctx.get(dut.glu.o.valid)
+        ctx.set(dut.engine_owns, 0)
+        # The engine's last values are still in the unit for its latency: nobody's turn.
+        for _ in range(Activation.latency):
+            assert not ctx.get(dut.glu.i.ready) and not ctx.get(dut.glu.o.valid)
+            assert not ctx.get(dut.unit.i.valid)
+            await ctx.tick()
+        assert ctx.get(dut.glu.i.ready) and ctx.get(dut.glu.o.valid)
+        assert ctx.get(dut.glu.o.payload) == 55
+        assert ctx.get(dut.unit.i.valid) and ctx.get(dut.unit.i.payload.value) == -7
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()

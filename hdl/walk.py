@@ -1,0 +1,125 @@
+"""An address walk: three nested counters and the memory address they point at.
+
+The accelerator top lays out sequences in memory with strides (a step's words, a sequence's
+words) and walks them in another order than they are stored: ragged batch-major inputs into
+a time-major buffer, the buffer back out batch-major, initial and final states row by row.
+Each of those walks is an :class:`AddressWalk`, which keeps the address by adding strides as
+its counters move, so that no walk needs a multiplier.
+"""
+
+from amaranth.hdl import Module, Shape, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+
+__all__ = ["AddressWalk"]
+
+
+class AddressWalk(wiring.Component):
+    """Walk ``(outer, middle, inner)`` through nested ranges and keep their address.
+
+    ``address = base + outer * strides.outer + middle * strides.middle + inner``, counted
+    inner fastest. It is kept as the running addresses of the outer and the middle counter,
+    each moved by adding its stride, so the limits and strides may change from walk to walk
+    (and a middle limit from one outer index to the next: a ragged walk reads its limit from a
+    table at ``outer``). Address arithmetic is modulo ``2**address_bits``: a stride of
+    ``2**address_bits - s`` walks backward by ``s``.
+
+    Parameters
+    ----------
+    count_shape : Shape-castable
+        The counters' shape: enough for every limit a walk reaches.
+    address_bits : int
+    registered_address : bool
+        Keep ``address`` in a register of its own, updated with the counters, instead of the
+        sum of the middle counter's running address and ``inner``: no adder lies between it
+        and the memories it addresses, for a high clock. A register and its adders more.
+
+    Members
+    -------
+    start : In(1)
+        Restart the walk at ``base`` in the next cycle, at ``(0, 0, 0)``; ``done`` becomes
+        ``start_done`` (a walk with nothing to do starts done). Takes precedence over
+        ``step``.
+    start_done : In(1)
+    base : In(unsigned(address_bits))
+    step : In(1)
+        Move to the next position; ignored once ``done``. A step from the last position sets
+        ``done`` and leaves ``outer`` there (``middle`` and ``inner`` return to 0).
+    limits : In(StructLayout({"outer", "middle", "inner"}))
+        The counters' ranges, sampled in the cycle of each ``step``; at least 1 each.
+    strides : In(StructLayout({"outer", "middle"}))
+        What the address moves by with the outer and the middle counter.
+    outer, middle, inner : Out(count_shape)
+        The current position.
+    address : Out(unsigned(address_bits))
+        The current position's address.
+    done : Out(1)
+
+    Resources: the three counters with their incrementers and comparators against the
+    limits, two address registers with an adder each, and (``registered_address``) a third.
+    """
+
+    def __init__(self, count_shape, address_bits, *, registered_address=False):
+        self._registered_address = registered_address
+        count_shape = Shape.cast(count_shape)
+        # A limit from the wire (a 16-bit field) is compared at its full width: a limit
+        # beyond count_shape then never matches early.
+        limit_shape = unsigned(max(16, count_shape.width))
+        super().__init__({
+            "start": In(1),
+            "start_done": In(1),
+            "base": In(unsigned(address_bits)),
+            "step": In(1),
+            "limits": In(data.StructLayout({"outer": limit_shape, "middle": limit_shape,
+                                            "inner": limit_shape})),
+            "strides": In(data.StructLayout({"outer": unsigned(address_bits),
+                                             "middle": unsigned(address_bits)})),
+            "outer": Out(count_shape),
+            "middle": Out(count_shape),
+            "inner": Out(count_shape),
+            "address": Out(unsigned(address_bits)),
+            "done": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        outer_address = Signal.like(self.address)
+        middle_address = Signal.like(self.address)
+        if self._registered_address:
+            def keep_address(value):
+                return [self.address.eq(value)]
+        else:
+            m.d.comb += self.address.eq(middle_address + self.inner)
+
+            def keep_address(value):
+                return []
+
+        limits, strides = self.limits, self.strides
+        with m.If(self.start):
+            m.d.sync += [self.outer.eq(0), self.middle.eq(0), self.inner.eq(0),
+                         outer_address.eq(self.base), middle_address.eq(self.base),
+                         self.done.eq(self.start_done), *keep_address(self.base)]
+        with m.Elif(self.step & ~self.done):
+            # counter + 1 == limit rather than counter == limit - 1: the sum is the counter's
+            # next value anyway, and the limits (some of them read from a table) meet no adder.
+            with m.If(self.inner + 1 == limits.inner):
+                m.d.sync += self.inner.eq(0)
+                with m.If(self.middle + 1 == limits.middle):
+                    m.d.sync += self.middle.eq(0)
+                    with m.If(self.outer + 1 == limits.outer):
+                        m.d.sync += [self.done.eq(1), *keep_address(middle_address)]
+                    with m.Else():
+                        next_outer = outer_address + strides.outer
+                        m.d.sync += [self.outer.eq(self.outer + 1),
+                                     outer_address.eq(next_outer),
+                                     middle_address.eq(next_outer),
+                                     *keep_address(next_outer)]
+                with m.Else():
+                    next_middle = middle_address + strides.middle
+                    m.d.sync += [self.middle.eq(self.middle + 1),
+                                 middle_address.eq(next_middle),
+                                 *keep_address(next_middle)]
+            with m.Else():
+                m.d.sync += [self.inner.eq(self.inner + 1), *keep_address(self.address + 1)]
+        return m
