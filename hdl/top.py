@@ -343,9 +343,7 @@ class AcceleratorTop(wiring.Component):
             m.d.sync += [read_valid.eq(0), read_valid_1.eq(0)]
 
         def walk_step(m, limits, strides):
-            m.d.comb += [walk.step.eq(1),
-                         walk.limits.outer.eq(limits[0]), walk.limits.middle.eq(limits[1]),
-                         walk.limits.inner.eq(limits[2]),
+            m.d.comb += [walk.step.eq(1), *walk.last_of(*limits),
                          walk.strides.outer.eq(strides[0]), walk.strides.middle.eq(strides[1])]
 
         def read_walk(m, taken, limits, strides, tag=0):
@@ -790,8 +788,7 @@ class AcceleratorTop(wiring.Component):
                 m.d.comb += engine.status.ready.eq(1)
                 output = engine.o.payload
                 m.d.comb += [
-                    output_walk.limits.outer.eq(steps), output_walk.limits.middle.eq(batch),
-                    output_walk.limits.inner.eq(hidden),
+                    *output_walk.last_of(steps, batch, hidden),
                     output_walk.strides.outer.eq(step_move),
                     output_walk.strides.middle.eq(features),
                     buffer_write.addr.eq(output_walk.address),

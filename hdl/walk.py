@@ -7,7 +7,7 @@ Each of those walks is an :class:`AddressWalk`, which keeps the address by addin
 its counters move, so that no walk needs a multiplier.
 """
 
-from amaranth.hdl import Module, Shape, Signal, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,6 +24,10 @@ class AddressWalk(wiring.Component):
     (and a middle limit from one outer index to the next: a ragged walk reads its limit from a
     table at ``outer``). Address arithmetic is modulo ``2**address_bits``: a stride of
     ``2**address_bits - s`` walks backward by ``s``.
+
+    The user compares the counters with its limits (:meth:`last_of` gives the assignments),
+    so that a block with several walks compares each with its own limits, in parallel, and
+    only the results are multiplexed: no multiplexer of limits lies before the comparators.
 
     Parameters
     ----------
@@ -46,8 +50,9 @@ class AddressWalk(wiring.Component):
     step : In(1)
         Move to the next position; ignored once ``done``. A step from the last position sets
         ``done`` and leaves ``outer`` there (``middle`` and ``inner`` return to 0).
-    limits : In(StructLayout({"outer", "middle", "inner"}))
-        The counters' ranges, sampled in the cycle of each ``step``; at least 1 each.
+    last : In(StructLayout({"outer": 1, "middle": 1, "inner": 1}))
+        Each counter is at the last value of its range (its limit, at least 1, minus one),
+        sampled in the cycle of each ``step``: see :meth:`last_of`.
     strides : In(StructLayout({"outer", "middle"}))
         What the address moves by with the outer and the middle counter.
     outer, middle, inner : Out(count_shape)
@@ -56,23 +61,18 @@ class AddressWalk(wiring.Component):
         The current position's address.
     done : Out(1)
 
-    Resources: the three counters with their incrementers and comparators against the
-    limits, two address registers with an adder each, and (``registered_address``) a third.
+    Resources: the three counters with their incrementers, two address registers with an
+    adder each, and (``registered_address``) a third; the user's comparators.
     """
 
     def __init__(self, count_shape, address_bits, *, registered_address=False):
         self._registered_address = registered_address
-        count_shape = Shape.cast(count_shape)
-        # A limit from the wire (a 16-bit field) is compared at its full width: a limit
-        # beyond count_shape then never matches early.
-        limit_shape = unsigned(max(16, count_shape.width))
         super().__init__({
             "start": In(1),
             "start_done": In(1),
             "base": In(unsigned(address_bits)),
             "step": In(1),
-            "limits": In(data.StructLayout({"outer": limit_shape, "middle": limit_shape,
-                                            "inner": limit_shape})),
+            "last": In(data.StructLayout({"outer": 1, "middle": 1, "inner": 1})),
             "strides": In(data.StructLayout({"outer": unsigned(address_bits),
                                              "middle": unsigned(address_bits)})),
             "outer": Out(count_shape),
@@ -81,6 +81,19 @@ class AddressWalk(wiring.Component):
             "address": Out(unsigned(address_bits)),
             "done": Out(1),
         })
+
+    def last_of(self, outer, middle, inner):
+        """The assignments (to ``m.d.comb``) that make ``outer``, ``middle`` and ``inner`` the
+        walk's limits while they are in effect.
+
+        ``counter + 1 == limit`` rather than ``counter == limit - 1``: the sum is the
+        counter's next value anyway, and the limits (some of them read from a table) meet no
+        adder. A limit from the wire is compared at its full width, so that one beyond the
+        counters never matches early.
+        """
+        return [self.last.outer.eq(self.outer + 1 == outer),
+                self.last.middle.eq(self.middle + 1 == middle),
+                self.last.inner.eq(self.inner + 1 == inner)]
 
     def elaborate(self, platform):
         m = Module()
@@ -95,19 +108,17 @@ class AddressWalk(wiring.Component):
             def keep_address(value):
                 return []
 
-        limits, strides = self.limits, self.strides
+        last, strides = self.last, self.strides
         with m.If(self.start):
             m.d.sync += [self.outer.eq(0), self.middle.eq(0), self.inner.eq(0),
                          outer_address.eq(self.base), middle_address.eq(self.base),
                          self.done.eq(self.start_done), *keep_address(self.base)]
         with m.Elif(self.step & ~self.done):
-            # counter + 1 == limit rather than counter == limit - 1: the sum is the counter's
-            # next value anyway, and the limits (some of them read from a table) meet no adder.
-            with m.If(self.inner + 1 == limits.inner):
+            with m.If(last.inner):
                 m.d.sync += self.inner.eq(0)
-                with m.If(self.middle + 1 == limits.middle):
+                with m.If(last.middle):
                     m.d.sync += self.middle.eq(0)
-                    with m.If(self.outer + 1 == limits.outer):
+                    with m.If(last.outer):
                         m.d.sync += [self.done.eq(1), *keep_address(middle_address)]
                     with m.Else():
                         next_outer = outer_address + strides.outer

@@ -28,8 +28,7 @@ def run_walks(walks, registered, rng):
     # A ragged walk: the middle limit read from a table at the outer counter.
     table = Array(Signal(8, name=f"middle_limit_{index}") for index in range(8))
     outer_limit, inner_limit = Signal(8), Signal(8)
-    m.d.comb += [dut.limits.outer.eq(outer_limit), dut.limits.middle.eq(table[dut.outer]),
-                 dut.limits.inner.eq(inner_limit)]
+    m.d.comb += dut.last_of(outer_limit, table[dut.outer], inner_limit)
     seen = []
 
     async def testbench(ctx):
