@@ -12,6 +12,8 @@ A request the block cannot carry out is refused, never cut: its status says why
 finds the block ready.
 """
 
+import textwrap
+
 from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
@@ -255,8 +257,11 @@ class _Request:
         self.output_advance = ~block.o.valid | block.o.ready
 
 
-class SequencePack(_Transposer):
-    """Lay ragged batch-major sequences out time-major, zero-padded (golden ``pack``).
+def _document(summary, words_in, words_out, i, o):
+    """The docstring of a transposer: what both directions share around what differs."""
+    i, o = (textwrap.fill(text, 92, initial_indent=" " * 8, subsequent_indent=" " * 8)
+            for text in (i, o))
+    return f"""{summary}
 
     Parameters
     ----------
@@ -270,36 +275,43 @@ class SequencePack(_Transposer):
 
     Members
     -------
-    command : In(stream.Signature(StructLayout({"batch": N, "features": D})))
+    command : In(stream.Signature(StructLayout({{"batch": N, "features": D}})))
         One per request; fields wide enough for the maxima.
     lengths : In(stream.Signature(unsigned))
         Then the ``N`` sequence lengths, in any order of size.
     i : In(stream.Signature(signed(width)))
-        Then ``sum(lengths) * D`` words, batch-major: every step of sequence 0, each step
-        ``D`` words, then sequence 1, ...
-    o : Out(stream.Signature(StructLayout({"data": signed(width), "first": 1, "last": 1})))
-        ``T * N * D`` words, ``T = max(lengths)``, time-major (for t, for n, for d), zero past
-        a sequence's length; ``first`` marks the first and ``last`` the last word of each
-        step ``t``.
-    status : Out(stream.Signature(StructLayout({"error": 1, "refusal": Refusal, "steps": T})))
+{i}
+    o : Out(stream.Signature(StructLayout({{"data": signed(width), "first": 1, "last": 1}})))
+{o}
+    status : Out(stream.Signature(StructLayout({{"error": 1, "refusal": Refusal, "steps": T}})))
         One per command, after its last output word; ``steps`` is ``T`` (0 for a refused
         command). ``error`` is set when the request was refused, ``refusal`` says why (see
         :class:`Refusal`); nothing is then emitted. A refused ``N`` or ``D`` consumes only
         the command; a refused length or capacity consumes all ``N`` lengths and
-        ``sum(lengths) * D`` words.
+        ``{words_in}`` words.
 
-    Throughput: one word per cycle in and one per cycle out, ``S = sum(lengths)``. Latency:
-    the request is buffered whole. Without stalls, the first output word leaves 2 cycles
-    after the last input word (``N + S*D + 2`` cycles after the command is taken), the
-    last ``T*N*D + 1`` cycles after the last input word, the status one cycle later,
-    and the next command is taken the cycle after that: ``N + S*D + T*N*D + 3``
-    cycles from command to command. A refused request takes ``N`` plus the words it
-    consumes plus at most 3 cycles.
+    ``S = sum(lengths)``, ``T = max(lengths)``. Throughput: one word per cycle in and one per
+    cycle out. Latency: the request is buffered whole. Without stalls, the first output word
+    leaves 2 cycles after the last input word (``N + {words_in} + 2`` cycles after the command
+    is taken), the last ``{words_out} + 1`` cycles after the last input word, the status one
+    cycle later, and the next command is taken the cycle after that:
+    ``N + {words_in} + {words_out} + 3`` cycles from command to command. A refused request
+    takes ``N`` plus the words it consumes plus at most 3 cycles.
 
     Resources: a buffer RAM of ``capacity`` words of ``width`` bits; a sequences RAM of
     ``max_batch`` words (a length and a buffer offset each); one multiplier of a length by
     ``D``; counters and adders of buffer-address width.
     """
+
+
+class SequencePack(_Transposer):
+    __doc__ = _document(
+        "Lay ragged batch-major sequences out time-major, zero-padded (golden ``pack``).",
+        "S*D", "T*N*D",
+        i="Then ``S*D`` words, batch-major: every step of sequence 0, each step ``D`` words, "
+          "then sequence 1, ...",
+        o="``T*N*D`` words, time-major (for t, for n, for d), zero past a sequence's "
+          "length; ``first`` marks the first and ``last`` the last word of each step ``t``.")
 
     def _store(self, m, r):
         # A refused request's count can pass the buffer's last address: write nothing.
@@ -325,51 +337,15 @@ class SequencePack(_Transposer):
 
 
 class SequenceUnpack(_Transposer):
-    """Turn time-major zero-padded steps back into ragged batch-major sequences (golden
-    ``unpack``).
-
-    Parameters
-    ----------
-    width : int
-        Width of the signed data words.
-    max_batch, max_steps, max_features : int
-        Largest ``N``, sequence length and ``D`` a request may have.
-    capacity : int, optional
-        Buffer words, the largest ``sum(lengths) * D`` a request may have; by default
-        ``max_batch * max_steps * max_features``.
-
-    Members
-    -------
-    command : In(stream.Signature(StructLayout({"batch": N, "features": D})))
-        One per request; fields wide enough for the maxima.
-    lengths : In(stream.Signature(unsigned))
-        Then the ``N`` sequence lengths, in any order of size.
-    i : In(stream.Signature(signed(width)))
-        Then ``T * N * D`` words, ``T = max(lengths)``, time-major (for t, for n, for d).
-        Words past a sequence's length are padding: consumed and ignored.
-    o : Out(stream.Signature(StructLayout({"data": signed(width), "first": 1, "last": 1})))
-        ``sum(lengths) * D`` words, batch-major: every step of sequence 0, each step ``D``
-        words, then sequence 1, ...; ``first`` marks the first and ``last`` the last word of
-        each sequence.
-    status : Out(stream.Signature(StructLayout({"error": 1, "refusal": Refusal, "steps": T})))
-        One per command, after its last output word; ``steps`` is ``T`` (0 for a refused
-        command). ``error`` is set when the request was refused, ``refusal`` says why (see
-        :class:`Refusal`); nothing is then emitted. A refused ``N`` or ``D`` consumes only
-        the command; a refused length or capacity consumes all ``N`` lengths and
-        ``T * N * D`` words.
-
-    Throughput: one word per cycle in and one per cycle out, ``S = sum(lengths)``. Latency:
-    the request is buffered whole. Without stalls, the first output word leaves 2 cycles
-    after the last input word (``N + T*N*D + 2`` cycles after the command is taken), the
-    last ``S*D + 1`` cycles after the last input word, the status one cycle later,
-    and the next command is taken the cycle after that: ``N + T*N*D + S*D + 3``
-    cycles from command to command. A refused request takes ``N`` plus the words it
-    consumes plus at most 3 cycles.
-
-    Resources: a buffer RAM of ``capacity`` words of ``width`` bits; a sequences RAM of
-    ``max_batch`` words (a length and a buffer offset each); one multiplier of a length by
-    ``D``; counters and adders of buffer-address width.
-    """
+    __doc__ = _document(
+        "Turn time-major zero-padded steps back into ragged batch-major sequences (golden "
+        "``unpack``).",
+        "T*N*D", "S*D",
+        i="Then ``T*N*D`` words, time-major (for t, for n, for d). Words past a sequence's "
+          "length are padding: consumed and ignored.",
+        o="``S*D`` words, batch-major: every step of sequence 0, each step ``D`` words, then "
+          "sequence 1, ...; ``first`` marks the first and ``last`` the last word of each "
+          "sequence.")
 
     def _store(self, m, r):
         address, inside, final = self._walk_time_major(m, r, advance=self.i.valid)

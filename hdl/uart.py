@@ -18,13 +18,24 @@ _DATA_BITS = 8
 _FRAME_BITS = 1 + _DATA_BITS + 1
 
 
-def _check_divisor(divisor, smallest):
-    if not isinstance(divisor, int) or divisor < smallest:
-        raise ValueError(f"divisor must be an int >= {smallest} (clock cycles per bit: the "
-                         f"clock frequency over the baud rate), not {divisor!r}")
+class _UART(wiring.Component):
+    """What both directions share: a bit time of ``divisor`` cycles, at least ``_smallest``."""
+
+    _smallest = 1
+
+    def __init__(self, divisor):
+        if not isinstance(divisor, int) or divisor < self._smallest:
+            raise ValueError(f"divisor must be an int >= {self._smallest} (clock cycles per "
+                             f"bit: the clock frequency over the baud rate), not {divisor!r}")
+        self._divisor = divisor
+        super().__init__()
+
+    @property
+    def divisor(self):
+        return self._divisor
 
 
-class UARTTransmitter(wiring.Component):
+class UARTTransmitter(_UART):
     """Send bytes on a serial line, 8N1, ``divisor`` clock cycles per bit.
 
     Parameters
@@ -47,15 +58,6 @@ class UARTTransmitter(wiring.Component):
 
     i: In(stream.Signature(unsigned(8)))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor):
-        _check_divisor(divisor, 1)
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self):
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -87,7 +89,7 @@ class UARTTransmitter(wiring.Component):
         return m
 
 
-class UARTReceiver(wiring.Component):
+class UARTReceiver(_UART):
     """Receive bytes from a serial line, 8N1, ``divisor`` clock cycles per bit.
 
     The line goes through a two flip-flop synchroniser. A falling edge starts a byte; every
@@ -127,14 +129,8 @@ class UARTReceiver(wiring.Component):
     error: Out(1)
     overrun: Out(1)
 
-    def __init__(self, divisor):
-        _check_divisor(divisor, 2)
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self):
-        return self._divisor
+    # It samples a bit in its middle, divisor // 2 cycles in.
+    _smallest = 2
 
     def elaborate(self, platform):
         m = Module()
