@@ -17,6 +17,13 @@ and writes its features into the other bank, and its final states into an ``h_n`
 The response streams the last layer's bank ragged and batch-major (through the GLU when
 asked), then ``h_n``.
 
+Its parts: the commands' header fields are read by name through layouts made from golden's
+protocol table (:mod:`.protocol`); every walk over a memory is an :class:`~.walk.AddressWalk`;
+:class:`~.slots.WeightSlots` keeps what each LOAD put in a slot and answers RUN's
+``NOT_LOADED`` check; :class:`~.activation.SharedActivation` hands the one activation unit to
+the engine or the GLU. Response words, a RUN's or a GLU's, leave through one register slice
+as two bytes each.
+
 LOAD and RUN do not range-check codes against formats narrower than 16 bits, where the device
 model answers ``MALFORMED``; the default formats are 16 bits wide.
 """
@@ -886,26 +893,19 @@ class AcceleratorTop(wiring.Component):
                         m.next = "IDLE"
 
             with m.State("GLU"):
-                # Request bytes pair up into words for the GLU unit (little-endian)...
+                # Request bytes pair up into words for the GLU unit, and its results leave as
+                # two bytes each, as a RUN's words do.
                 m.d.comb += receiver.payload.ready.eq(~have_low | glu_input.ready)
+                _, word = take_word(m)
                 m.d.comb += [glu_input.valid.eq(have_low & receiver.payload.valid),
-                             # An i16 travels low byte first.
-                             glu_input.payload.eq(Cat(low_byte,
-                                                      receiver.payload.payload.data).as_signed())]
-                with m.If(receiver.payload.valid & receiver.payload.ready):
-                    m.d.sync += [remaining.eq(remaining - 1), have_low.eq(~have_low),
-                                 low_byte.eq(receiver.payload.payload.data)]
-                # ... and its results leave as two bytes each.
-                result = glu_output.payload.data.as_unsigned()
-                m.d.comb += [
-                    transmitter.payload.valid.eq(glu_output.valid),
-                    transmitter.payload.payload.eq(Mux(high_half, result[8:16], result[0:8])),
-                    glu_output.ready.eq(high_half & transmitter.payload.ready),
-                ]
-                with m.If(transmitter.payload.valid & transmitter.payload.ready):
-                    m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
-                    with m.If(sent == response_length - 1):
-                        m.next = "IDLE"
+                             glu_input.payload.eq(word),
+                             word_valid.eq(glu_output.valid),
+                             word_data.eq(glu_output.payload.data),
+                             glu_output.ready.eq(word_ready)]
+                send_words(m)
+                with m.If(transmitter.payload.valid & transmitter.payload.ready &
+                          (sent == response_length - 1)):
+                    m.next = "IDLE"
 
         m.d.comb += activation_share.engine_owns.eq(engine_owns)
         return m
