@@ -17,8 +17,8 @@ and writes its features into the other bank, and its final states into an ``h_n`
 The response streams the last layer's bank ragged and batch-major (through the GLU when
 asked), then ``h_n``.
 
-Its parts: the commands' header fields are read by name through layouts made from golden's
-protocol table (:mod:`.protocol`); every walk over a memory is an :class:`~.walk.AddressWalk`;
+Its parts: a :class:`~.request.RequestReader` takes a request's payload, its header fields
+read by name through layouts made from golden's protocol table (:mod:`.protocol`); every walk over a memory is an :class:`~.walk.AddressWalk`;
 :class:`~.slots.WeightSlots` keeps what each LOAD put in a slot and answers RUN's
 ``NOT_LOADED`` check; :class:`~.activation.SharedActivation` hands the one activation unit to
 the engine or the GLU. Response words, a RUN's or a GLU's, leave through one register slice
@@ -30,7 +30,7 @@ model answers ``MALFORMED``; the default formats are 16 bits wide.
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -44,8 +44,8 @@ from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion, lane_cycles
 from .link import FrameReceiver, FrameTransmitter
 from .memory import NO_RW_CHECK, BankedMemory, read_data
-from .protocol import layout
 from .slots import WeightSlots
+from .request import RequestReader
 from .stream import StreamRegister
 from .walk import AddressWalk
 
@@ -224,28 +224,20 @@ class AcceleratorTop(wiring.Component):
         length = Signal(range(self._max_payload + 1))
         status = Signal(8)
         response_length = Signal(16)
-        remaining = Signal(range(self._max_payload + 1))    # request bytes still to take
         sent = Signal(17)               # response payload bytes sent
         channels = Signal(16)
         info = Array(Const(byte, 8) for byte in self._info)
-        low_byte = Signal(8)
-        have_low = Signal()
         high_half = Signal()
-        # A command's header bytes as they arrive; the headers' fields are read through
-        # golden's table of them (layout()), never by offset.
-        headers = (GLU_HEADER, LOAD_HEADER, RUN_HEADER)
-        field_bytes = [Signal(8, name=f"field_{index}")
-                       for index in range(max(header.size for header in headers))]
-        fields = Array(field_bytes)
-        field = Signal(range(len(field_bytes) + 1))
+        # The request's payload: its header's bytes, read by name through golden's table of
+        # headers (never by offset), then its words.
+        m.submodules.request = request = RequestReader(self._max_payload)
+        wiring.connect(m, receiver.payload, request.payload)
+        remaining, have_low = request.remaining, request.have_low
         cell_bytes = Signal(len(sizes.product) + 4)     # a LOAD's least length
         cell_sized = Signal()                           # ... is in cell_bytes
         # A RUN's checks, a cycle before its answer.
         run_malformed, run_beyond = Signal(), Signal()
         run_not_loaded, run_too_large = Signal(), Signal()
-
-        def header_fields(header):
-            return layout(header)(Cat(*field_bytes[:header.size]))
 
         def padded(size):
             """``size`` rounded up to a multiple of the engine's lane width."""
@@ -258,11 +250,11 @@ class AcceleratorTop(wiring.Component):
         m.submodules.slots = weight_slots = WeightSlots(config)
 
         # GLU's fields.
-        glu_header = header_fields(GLU_HEADER)
+        glu_header = request.header(GLU_HEADER)
         glu_channels, glu_count = glu_header.channels, glu_header.count
 
         # LOAD's fields and its walk over the engine's layout.
-        load = header_fields(LOAD_HEADER)
+        load = request.header(LOAD_HEADER)
         load_layer, load_direction = load.layer, load.direction
         load_inputs, load_hidden, load_flags = load.input_size, load.hidden_size, load.flags
         has_bias, has_h0 = load_flags.has_bias, load_flags.has_h0
@@ -293,7 +285,7 @@ class AcceleratorTop(wiring.Component):
                          h0_row.eq(h0_row + state_words)]
 
         # RUN's fields.
-        run = header_fields(RUN_HEADER)
+        run = request.header(RUN_HEADER)
         num_layers, run_flags = run.num_layers, run.flags
         batch, steps, inputs, hidden = run.batch, run.steps, run.input_size, run.hidden_size
         bidirectional, reverse, linear = (run_flags.bidirectional, run_flags.reverse,
@@ -411,27 +403,19 @@ class AcceleratorTop(wiring.Component):
         def answer(m, code, payload_bytes=0):
             m.d.sync += [status.eq(code), response_length.eq(payload_bytes)]
 
-        def take_word(m):
-            """Pair request bytes into words; the word, and whether it completes this cycle."""
-            done = Signal()
-            word = Cat(low_byte, receiver.payload.payload.data).as_signed()
-            with m.If(receiver.payload.valid & receiver.payload.ready):
-                m.d.sync += [remaining.eq(remaining - 1), have_low.eq(~have_low),
-                             low_byte.eq(receiver.payload.payload.data)]
-                m.d.comb += done.eq(have_low)
-            return done, word
+        def take_word(m, ready):
+            """Take request bytes while ``ready``; the word, and whether it completes now."""
+            m.d.comb += request.take.eq(ready)
+            return request.word_done, request.word
 
         def read_fields(m, count, next_state):
             with m.If(remaining == 0):
                 answer(m, Status.MALFORMED)
                 m.next = "DRAIN"
             with m.Else():
-                m.d.comb += receiver.payload.ready.eq(1)
-                with m.If(receiver.payload.valid):
-                    m.d.sync += [remaining.eq(remaining - 1), field.eq(field + 1),
-                                 fields[field].eq(receiver.payload.payload.data)]
-                    with m.If(field == count - 1):
-                        m.next = next_state
+                m.d.comb += [request.take.eq(1), request.to_fields.eq(1)]
+                with m.If(request.taken & (request.field == count - 1)):
+                    m.next = next_state
 
         # The engine's outputs come only while a RUN waits for them in RUN_ENGINE, which
         # writes each one as it comes: the engine is never stalled, so its element-wise stage
@@ -449,15 +433,15 @@ class AcceleratorTop(wiring.Component):
                 with m.If(receiver.error.valid):
                     # The receiver's command and sequence: the first body bytes as received.
                     m.d.sync += [command.eq(receiver.error.payload.command),
-                                 sequence.eq(receiver.error.payload.sequence),
-                                 remaining.eq(0)]
+                                 sequence.eq(receiver.error.payload.sequence)]
+                    m.d.comb += [request.begin.eq(1), request.length.eq(0)]
                     answer(m, receiver.error.payload.status)
                     m.next = "HEADER"
                 with m.Elif(receiver.header.valid):
                     header = receiver.header.payload
                     m.d.sync += [command.eq(header.command), sequence.eq(header.sequence),
-                                 length.eq(header.length), remaining.eq(header.length),
-                                 field.eq(0), sent.eq(0), have_low.eq(0), high_half.eq(0)]
+                                 length.eq(header.length), sent.eq(0), high_half.eq(0)]
+                    m.d.comb += [request.begin.eq(1), request.length.eq(header.length)]
                     with m.Switch(header.command):
                         with m.Case(Command.INFO, Command.RESET):
                             with m.If(header.length != 0):
@@ -499,7 +483,7 @@ class AcceleratorTop(wiring.Component):
                         m.next = "DRAIN"
                     with m.Else():
                         answer(m, Status.OK, words << 1)
-                        m.d.sync += [have_low.eq(0), high_half.eq(0)]
+                        m.d.sync += high_half.eq(0)
                         m.next = "HEADER"
 
             # ---- LOAD: weights to the engine as they arrive, h0 to its slot's memory ------
@@ -544,8 +528,7 @@ class AcceleratorTop(wiring.Component):
                 # A row of unit j of gate G is pass G * ceil(H / lanes) + j // lanes at lane
                 # j % lanes: the lane and the pass advance together as j does.
                 zero_bias = (phase >= 2) & ~has_bias
-                m.d.comb += receiver.payload.ready.eq(~zero_bias & ~load_valid)
-                byte_done, byte_word = take_word(m)
+                byte_done, byte_word = take_word(m, ~zero_bias & ~load_valid)
                 done = Signal()
                 word = Signal(16)
                 with m.If(zero_bias):
@@ -580,7 +563,7 @@ class AcceleratorTop(wiring.Component):
                                 with m.Else():
                                     m.d.sync += pass_base.eq(bias_base)
                                 with m.If(phase == 3):
-                                    m.d.sync += [field.eq(0), unit.eq(0), term.eq(0)]
+                                    m.d.sync += [unit.eq(0), term.eq(0)]
                                     m.next = "LOAD_BATCH"
                         with m.Else():
                             m.d.sync += unit.eq(unit + 1)
@@ -591,8 +574,7 @@ class AcceleratorTop(wiring.Component):
                 with m.If(~has_h0):
                     m.next = "LOAD_REST"
                 with m.Else():
-                    m.d.comb += receiver.payload.ready.eq(1)
-                    batch_done, batch_word = take_word(m)
+                    batch_done, batch_word = take_word(m, 1)
                     with m.If(batch_done):
                         saturated = (1 << len(load_batch)) - 1
                         m.d.sync += load_batch.eq(Mux(batch_word.as_unsigned() > saturated,
@@ -601,8 +583,7 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("LOAD_REST"):
                 # h0, word by word at (b = unit, j = term); anything else is drained.
-                m.d.comb += receiver.payload.ready.eq(1)
-                h0_done, h0_word = take_word(m)
+                h0_done, h0_word = take_word(m, 1)
                 m.d.comb += [h0_write.addr.eq(h0_row + term), h0_write.data.eq(h0_word)]
                 with m.If(h0_done):
                     m.d.comb += h0_write.en.eq(has_h0 & in_build & (unit < load_batch) &
@@ -650,8 +631,7 @@ class AcceleratorTop(wiring.Component):
                     m.next = "RUN_LENGTHS"
 
             with m.State("RUN_LENGTHS"):
-                m.d.comb += receiver.payload.ready.eq(1)
-                length_done, length_word = take_word(m)
+                length_done, length_word = take_word(m, 1)
                 value = length_word.as_unsigned()
                 with m.If(length_done):
                     steps_sum = total_steps + value
@@ -668,8 +648,7 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("RUN_INPUTS"):
                 # Ragged batch-major in, time-major out: (b, t, d) = (outer, middle, inner).
-                m.d.comb += receiver.payload.ready.eq(1)
-                input_done, input_word = take_word(m)
+                input_done, input_word = take_word(m, 1)
                 m.d.comb += [buffer_write.addr.eq(walk_address),
                              buffer_write.data.eq(input_word)]
                 with m.If(input_done & ~walk_done):
@@ -866,11 +845,9 @@ class AcceleratorTop(wiring.Component):
 
             with m.State("DRAIN"):
                 # Whatever the request still carries is read and dropped before the answer.
-                m.d.comb += receiver.payload.ready.eq(1)
+                m.d.comb += request.take.eq(remaining != 0)
                 with m.If(remaining == 0):
                     m.next = "HEADER"
-                with m.Elif(receiver.payload.valid):
-                    m.d.sync += remaining.eq(remaining - 1)
 
             with m.State("HEADER"):
                 m.d.comb += transmitter.header.valid.eq(1)
@@ -895,8 +872,7 @@ class AcceleratorTop(wiring.Component):
             with m.State("GLU"):
                 # Request bytes pair up into words for the GLU unit, and its results leave as
                 # two bytes each, as a RUN's words do.
-                m.d.comb += receiver.payload.ready.eq(~have_low | glu_input.ready)
-                _, word = take_word(m)
+                _, word = take_word(m, ~have_low | glu_input.ready)
                 m.d.comb += [glu_input.valid.eq(have_low & receiver.payload.valid),
                              glu_input.payload.eq(word),
                              word_valid.eq(glu_output.valid),
