@@ -43,74 +43,21 @@ least the element-wise stage's depth (about 20 cycles) steps follow each other w
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
-from .activation import Activation, Function, activation_signature
-from .arith import multiply, pipelined_product, rescale
+from .activation import Activation, activation_signature
+from .arith import pipelined_product
 from .fanout import replica_of, replicas
+from .gru_elementwise import ElementwiseStage
+from .gru_layouts import (LANES_PER_COPY, LEAVE, Gate, Kind, LoadRegion, Refusal, command_layout,
+                          lane_cycles, term_layout)
 from .memory import NO_RW_CHECK, read_data
 
 
 __all__ = ["GRUEngine", "LoadRegion", "Refusal", "engine_load_words", "lane_cycles"]
-
-
-class LoadRegion(enum.Enum, shape=2):
-    """Which memory a load word goes to."""
-
-    WEIGHT = 0
-    BIAS = 1
-    STATE = 2
-
-
-class Refusal(enum.Enum, shape=3):
-    """Why a run command was refused (nothing was computed)."""
-
-    NONE = 0
-    BATCH = 1
-    INPUT_SIZE = 2
-    HIDDEN_SIZE = 3
-    WEIGHT_SET = 4
-    STEPS = 5
-    LENGTH = 6
-
-
-class _Gate(enum.Enum, shape=2):
-    R = 0
-    Z = 1
-    N = 2
-
-
-class _Kind(enum.Enum, shape=3):
-    """What an entry of the element-wise stage is."""
-
-    R = 0
-    Z = 1
-    N = 2
-    SKIP = 3     # a sequence past its length: emits zeros, keeps its state
-    FINAL = 4    # reads a sequence's final state out
-
-
-# Lanes that share one copy of a register every lane reads (:func:`.fanout.replicas`).
-_LANES_PER_COPY = 8
-
-# The element-wise stage: the pre-activation enters the activation unit at stage E5 and
-# leaves it at EA (A = 5 + Activation.latency).
-_ENTER = 5
-_LEAVE = _ENTER + Activation.latency
-
-
-def lane_cycles(size, config):
-    """Cycles a lane takes over ``size`` terms (a value), ``lane_width`` of them a cycle."""
-    if config.lane_width == 1:
-        return size
-    return (size + (config.lane_width - 1)) >> config.lane_width_log2
-
-
-def _bits_for(count):
-    return max(1, (count - 1).bit_length())
 
 
 def engine_load_words(config, weights, weight_set, *, h0=None):
@@ -263,16 +210,7 @@ class GRUEngine(wiring.Component):
                 "lane": range(config.lanes),
                 "address": range(address_depth),
                 "data": signed(word_bits)}))),
-            "command": In(stream.Signature(data.StructLayout({
-                "input_size": range(config.max_input_size + 1),
-                "hidden_size": range(config.max_hidden_size + 1),
-                "batch": range(config.max_batch + 1),
-                "steps": range(config.max_steps + 1),
-                "weight_set": range(config.weight_sets),
-                "linear_before_reset": 1,
-                "reverse": 1,
-                "initial_state": 1,
-                "emit_steps": 1}))),
+            "command": In(stream.Signature(command_layout(config))),
             "lengths": In(stream.Signature(range(config.max_steps + 1))),
             "x": In(stream.Signature(signed(formats.data.total_bits))),
             "o": Out(stream.Signature(data.StructLayout({
@@ -303,10 +241,9 @@ class GRUEngine(wiring.Component):
         # ---- memories ------------------------------------------------------------------
         # Small memories too go to block RAM: in flip-flops and read multiplexers they cost
         # more logic cells than the engine's control (Yosys' default for them). No read of the
-        # weights, biases, states, inputs, r * h or r uses a word written in its cycle: banks
+        # weights, biases, states, inputs or r * h uses a word written in its cycle: banks
         # are loaded between runs, a job reads the state bank its sequence's previous job has
-        # finished writing, the input slot and r * h it reads are complete, and its n passes
-        # wait for its last r. Only z is read as it may be written (H = 1): transparent.
+        # finished writing, and the input slot and r * h it reads are complete.
         block = {"ram_style": "block", **NO_RW_CHECK}
         # With lane_width w, a lane takes w terms a cycle: w weights from one word of its bank
         # (each written alone, a write granule apiece) and w elements of the vector, read
@@ -340,15 +277,6 @@ class GRUEngine(wiring.Component):
                                                       init=[], attrs=block)
         rh_reads = [rh_memory.read_port() for _ in range(width)]
         rh_write = rh_memory.write_port()
-        activation_bits = formats.activation.total_bits
-        m.submodules.r_gate = r_memory = Memory(shape=signed(activation_bits), depth=max_h,
-                                                init=[], attrs=block)
-        r_write = r_memory.write_port()
-        r_read = r_memory.read_port()
-        m.submodules.z_gate = z_memory = Memory(shape=signed(activation_bits), depth=max_h,
-                                                init=[], attrs=block)
-        z_write = z_memory.write_port()
-        z_read = z_memory.read_port(transparent_for=(z_write,))
         state_vector_data = [read_data(m, read, state_write, platform=platform)
                              for read in state_vectors]
         state_update_data = read_data(m, state_update, state_write, platform=platform)
@@ -432,7 +360,7 @@ class GRUEngine(wiring.Component):
         step = Signal(range(config.max_steps + 1))
         sequence = Signal(range(max_b + 1))
         sequence_row = Signal(range(max_b * max_h + 1))  # sequence * max_h
-        gate = Signal(_Gate)
+        gate = Signal(Gate)
         group_base = Signal(range(max_h + lanes + 1))    # g * lanes
         term = Signal(range(config.max_terms + 1))
         # The run's weight set starts at set_pass_base and set_bias_base: counted up from 0
@@ -449,7 +377,7 @@ class GRUEngine(wiring.Component):
         # What reaches every lane comes from one register per group of lanes
         # (:func:`.fanout.replicas`), each near its own lanes: the weight banks' address and
         # read enable, the accumulators' enables.
-        fanout = -(-lanes // _LANES_PER_COPY)
+        fanout = -(-lanes // LANES_PER_COPY)
         # The weight banks' address, pass_base + term, kept in registers of its own (each
         # assignment to pass_base or term below has its twin here), so that no adder and no
         # multiplexer sits between them and the block RAMs. Between runs, the address of
@@ -472,7 +400,7 @@ class GRUEngine(wiring.Component):
         # the n passes need not wait for r. The original form's n passes read r * h from the
         # lanes instead: they chase its units as they are written (rh_written_term), as a
         # chasing job does the state's.
-        r_order_hidden = (_LEAVE + 2) // 2
+        r_order_hidden = (LEAVE + 2) // 2
         r_wait = Signal()             # set with the command: n passes wait for all of r
         in_job = Signal()
         finals = Signal()             # issuing the final-state tokens
@@ -489,7 +417,7 @@ class GRUEngine(wiring.Component):
 
         # The issue stage says what it issues this cycle; M and A stages follow.
         issue = Signal()
-        issue_token = Signal(_Kind)
+        issue_token = Signal(Kind)
         issue_is_token = Signal()
         # The front moves unless a pass's sums wait for the holding register. A register
         # (computed a cycle ahead, below), as it enables every lane's registers and memories.
@@ -498,18 +426,12 @@ class GRUEngine(wiring.Component):
         # Pipeline registers: M (memories read), P (the broadcast element and the weights
         # taken), D (the multipliers' operands), S (the product; add the bias), A
         # (accumulate).
-        term_layout = data.StructLayout({
-            "valid": 1, "token": 1, "kind": _Kind, "first": 1, "split": 1, "last": 1,
-            "restart": 1, "use_input": 1, "use_rh": 1, "h_valid": 1,
-            "state_row": range(max_b * max_h), "last_sequence": 1,
-            "group_base": range(max_h + lanes + 1), "read_bank": 1, "last_group": 1,
-            **({} if width == 1 else {"mask": width})})
-        at_m = Signal(term_layout)
-        at_p = Signal(term_layout)
-        at_d = Signal(term_layout)
-        at_s = Signal(term_layout)
-        at_a = Signal(term_layout)
-        issued = Signal(term_layout)
+        at_m = Signal(term_layout(config))
+        at_p = Signal(term_layout(config))
+        at_d = Signal(term_layout(config))
+        at_s = Signal(term_layout(config))
+        at_a = Signal(term_layout(config))
+        issued = Signal(term_layout(config))
 
         # Conditions for starting a job or a pass. A job may start while the job of its own
         # sequence one step earlier is still in the element-wise stage (``outstanding`` is then
@@ -523,7 +445,7 @@ class GRUEngine(wiring.Component):
         chasing = Signal()
         # D + the units of the state the oldest job has written: the first term that waits.
         written_term = Signal(range(config.max_terms + 1))
-        reads_rh = (gate == _Gate.N) & ~command.linear_before_reset
+        reads_rh = (gate == Gate.N) & ~command.linear_before_reset
         state_wait = chasing & ~reads_rh & (term >= written_term)
         # D + the units of r * h the job's r passes have written: the first n term that waits.
         rh_written_term = Signal(range(config.max_terms + 1))
@@ -535,14 +457,14 @@ class GRUEngine(wiring.Component):
                     m.d.comb += issue.eq(1)
                     with m.If(~sequence_active):
                         # A sequence past its length: one token, its input slot freed.
-                        m.d.comb += [issue_is_token.eq(1), issue_token.eq(_Kind.SKIP),
+                        m.d.comb += [issue_is_token.eq(1), issue_token.eq(Kind.SKIP),
                                      free_slot.eq(front_advance)]
             with m.Else():
-                m.d.comb += issue.eq(((term != 0) | (gate != _Gate.N) | (group_base != 0) |
+                m.d.comb += issue.eq(((term != 0) | (gate != Gate.N) | (group_base != 0) |
                                       n_ready) & ~state_wait & ~rh_wait)
         with m.Elif(running & finals):
             m.d.comb += [issue.eq(outstanding == 0), issue_is_token.eq(1),
-                         issue_token.eq(_Kind.FINAL)]
+                         issue_token.eq(Kind.FINAL)]
 
         issuing = issue & front_advance
         m.d.comb += issued.valid.eq(issue)
@@ -568,10 +490,10 @@ class GRUEngine(wiring.Component):
                     set_weight_address(pass_base + terms)
                     with m.If(last_group):
                         m.d.sync += group_base.eq(0)
-                        with m.If(gate == _Gate.N):
+                        with m.If(gate == Gate.N):
                             # Job done: its slot is free, its state flips banks.
                             m.d.comb += free_slot.eq(1)
-                            m.d.sync += [in_job.eq(0), gate.eq(_Gate.R),
+                            m.d.sync += [in_job.eq(0), gate.eq(Gate.R),
                                          parity[sequence].eq(~parity[sequence]),
                                          started[sequence].eq(1),
                                          pass_base.eq(set_pass_base),
@@ -621,7 +543,7 @@ class GRUEngine(wiring.Component):
         # Addresses of what the issued term needs: element k of the cycle's lane_width.
         unit = (term - input_cycles) << shift
         use_input = term < input_cycles
-        use_rh = (gate == _Gate.N) & ~command.linear_before_reset & ~use_input
+        use_rh = (gate == Gate.N) & ~command.linear_before_reset & ~use_input
         read_bank = Mux(in_job, job_read_bank, parity[sequence])
         for k in range(width):
             element = Cat(Const(k, shift), term)
@@ -665,7 +587,7 @@ class GRUEngine(wiring.Component):
             issued.first.eq(term == 0),
             issued.split.eq(term == input_cycles),
             issued.last.eq(last_term),
-            issued.restart.eq((gate == _Gate.N) & command.linear_before_reset),
+            issued.restart.eq((gate == Gate.N) & command.linear_before_reset),
             issued.use_input.eq(use_input),
             issued.use_rh.eq(use_rh),
             issued.h_valid.eq(started[sequence] | command.initial_state),
@@ -749,7 +671,7 @@ class GRUEngine(wiring.Component):
         holding_b = [Signal(signed(acc_bits), name=f"holding_b_{lane}", reset_less=True)
                      for lane in range(lanes)]
         holding_busy = Signal()
-        holding = Signal(term_layout)
+        holding = Signal(term_layout(config))
         release = Signal()
         handover = at_a.valid & at_a.last
         token_handover = at_a.valid & at_a.token
@@ -763,7 +685,7 @@ class GRUEngine(wiring.Component):
         # The A stage's enables reach every lane's accumulator, captured sum and holding
         # registers: registers too, from A's next contents (S's when the front advances), as
         # are the selects of what the accumulators and the holding registers take.
-        at_a_next = Signal(term_layout)
+        at_a_next = Signal(term_layout(config))
         m.d.comb += at_a_next.eq(Mux(front_advance, at_s.as_value(), at_a.as_value()))
         accumulate_next = advance_next & at_a_next.valid & ~at_a_next.token
         # Each a copy per group of lanes. accumulate is front_advance & at_a.valid &
@@ -798,7 +720,7 @@ class GRUEngine(wiring.Component):
         # the cycles that compare the position with it.
         final_position = Signal(range(max(lanes, max_h)))
         units_left = hidden - at_a.group_base
-        count = Mux(at_a.token, Mux((at_a.kind == _Kind.SKIP) & ~command.emit_steps, 1, hidden),
+        count = Mux(at_a.token, Mux((at_a.kind == Kind.SKIP) & ~command.emit_steps, 1, hidden),
                     Mux(units_left < lanes, units_left, lanes))
         with m.If(front_advance & (handover | token_handover)):
             m.d.sync += [holding.eq(at_a), holding_busy.eq(1), final_position.eq(count - 1)]
@@ -806,219 +728,61 @@ class GRUEngine(wiring.Component):
             m.d.sync += holding_busy.eq(0)
 
         # ---- the element-wise stage ----------------------------------------------------
-        back_advance = Signal()
-        m.d.comb += back_advance.eq(self.o.ready | ~self.o.valid)
-        item_layout = data.StructLayout({
-            "valid": 1, "kind": _Kind, "state_offset": range(max_b * max_h),
-            "unit": range(max_h + lanes),
-            "read_bank": 1, "h_valid": 1, "last_unit": 1, "last_group": 1,
-            "emit": 1, "final_run": 1})
-        # Serializer: one unit of the holding register per cycle.
-        position = Signal(range(max(lanes, max_h) + 1))
-        item_0 = Signal(item_layout)
-        # The second sum is only ever W_hn h + b_hn, used at the pre-activation format.
-        preact = formats.preactivation
-        activation_format = formats.activation
-        value_a_0 = Signal(signed(acc_bits), reset_less=True)
-        value_b_0 = Signal(signed(preact.total_bits), reset_less=True)
-        last_position = position == final_position
-        unit_0 = Mux(holding.token, position, holding.group_base + position)
-        with m.If(back_advance):
-            m.d.sync += item_0.valid.eq(holding_busy)
-            with m.If(holding_busy):
-                m.d.comb += release.eq(last_position)
-                # Sums load only while the holding register is free, so never while it shifts.
-                for lane in range(lanes - 1):
-                    m.d.sync += [holding_a[lane].eq(holding_a[lane + 1]),
-                                 holding_b[lane].eq(holding_b[lane + 1])]
-                m.d.sync += [
-                    position.eq(Mux(last_position, 0, position + 1)),
-                    item_0.kind.eq(holding.kind),
-                    item_0.state_offset.eq(holding.state_row + unit_0),
-                    item_0.unit.eq(unit_0),
-                    item_0.read_bank.eq(holding.read_bank),
-                    item_0.h_valid.eq(holding.h_valid | (holding.kind == _Kind.FINAL)),
-                    item_0.last_unit.eq(last_position),
-                    item_0.last_group.eq(holding.last_group | holding.token),
-                    item_0.emit.eq(Mux(holding.kind == _Kind.FINAL, 1,
-                                       command.emit_steps & ((holding.kind == _Kind.N) |
-                                                             (holding.kind == _Kind.SKIP)))),
-                    item_0.final_run.eq((holding.kind == _Kind.FINAL) &
-                                        holding.last_sequence),
-                    value_a_0.eq(holding_a[0]),
-                    value_b_0.eq(rescale(holding_b[0], acc_fraction, preact)),
-                ]
-
-        # The stages: E0 to E4 prepare the pre-activation, which enters the activation unit at
-        # E5 and leaves it at EA (A = 5 + Activation.latency); EA to EA+4 compute the update.
-        # Every stage ends in a register: no block RAM's data and no carry chain is followed
-        # by another carry chain or a multiplier in the same cycle.
-        enter, leave = _ENTER, _LEAVE
-        last = leave + 4
-        stages = [item_0] + [Signal(item_layout, name=f"item_{index}")
-                             for index in range(1, last + 1)]
-        with m.If(back_advance):
-            for before, after in zip(stages, stages[1:]):
-                m.d.sync += after.eq(before)
-
-        def delayed(signal, start, stop, name):
-            """``signal`` of stage ``start`` carried to stage ``stop``, one register a stage."""
-            chain = [signal]
-            for index in range(start + 1, stop + 1):
-                register = Signal.like(signal, name=f"{name}_{index}", reset_less=True)
-                with m.If(back_advance):
-                    m.d.sync += register.eq(chain[-1])
-                chain.append(register)
-            return chain[-1]
-
-        # E0 -> E1: read r.
-        m.d.comb += [r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance)]
-        value_a_1 = delayed(value_a_0, 0, 1, "value_a")
-        value_b_1 = delayed(value_b_0, 0, 1, "value_b")
-        r_1 = read_data(m, r_read, r_write, platform=platform)
-        # E1: r beside the sums.
-        r_2 = delayed(r_1, 1, 2, "r")
-        gi_2 = delayed(value_a_1, 1, 2, "gi")
-        hn_2 = delayed(value_b_1, 1, 2, "hn")
-        # E2: r * (W_hn h + b_hn).
-        reset_fraction = activation_format.fraction_bits + preact.fraction_bits
-        reset_3 = Signal(signed(activation_bits + preact.total_bits), reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += reset_3.eq(multiply(r_2, hn_2, lut=self._lut_multipliers))
-        gi_3 = delayed(gi_2, 2, 3, "gi")
-        # E3: n's exact sum in PyTorch's form, rounded once at E4.
-        common_fraction = max(acc_fraction, reset_fraction)
-        n_sum_4 = Signal(signed(max(acc_bits + common_fraction - acc_fraction,
-                                    len(reset_3) + common_fraction - reset_fraction) + 1),
-                         reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += n_sum_4.eq((gi_3 << (common_fraction - acc_fraction)) +
-                                   (reset_3 << (common_fraction - reset_fraction)))
-        gi_4 = delayed(gi_3, 3, 4, "gi")
-        # E4: the pre-activation.
-        item_4, item_enter = stages[4], stages[enter]
-        pre_5 = Signal(signed(preact.total_bits), reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += pre_5.eq(Mux((item_4.kind == _Kind.N) & command.linear_before_reset,
-                                     rescale(n_sum_4, common_fraction, preact),
-                                     rescale(gi_4, acc_fraction, preact)))
-        # E5: sigmoid or tanh. The activation unit is always fed, so it moves in lockstep with
-        # these stages; items carry their own valid bit.
+        m.submodules.elementwise = elementwise = ElementwiseStage(
+            config, lut_multipliers=self._lut_multipliers)
         if self._shared_activation:
-            activation = self.activation
+            wiring.connect(m, wiring.flipped(self.activation), elementwise.activation)
         else:
             m.submodules.activation = activation = Activation(
                 formats, lut_multipliers=self._lut_multipliers)
+            wiring.connect(m, activation, elementwise.activation)
+        wiring.connect(m, elementwise.o, wiring.flipped(self.o))
+        m.d.comb += elementwise.command.eq(command)
+        # Serializer: one unit of the holding register per cycle.
+        position = Signal(range(max(lanes, max_h) + 1))
+        last_position = position == final_position
+        unit_0 = Mux(holding.token, position, holding.group_base + position)
+        sums = elementwise.sums
         m.d.comb += [
-            activation.i.valid.eq(1),
-            activation.i.payload.value.eq(pre_5),
-            activation.i.payload.function.eq(Mux(item_enter.kind == _Kind.N, Function.TANH,
-                                                 Function.SIGMOID)),
-            activation.o.ready.eq(back_advance),
+            sums.valid.eq(holding_busy),
+            sums.payload.gi.eq(holding_a[0]),
+            sums.payload.hn.eq(holding_b[0]),
+            sums.payload.kind.eq(holding.kind),
+            sums.payload.unit.eq(unit_0),
+            sums.payload.state_offset.eq(holding.state_row + unit_0),
+            sums.payload.read_bank.eq(holding.read_bank),
+            sums.payload.h_valid.eq(holding.h_valid),
+            sums.payload.last_unit.eq(last_position),
+            sums.payload.last_group.eq(holding.last_group | holding.token),
+            sums.payload.last_sequence.eq(holding.last_sequence),
         ]
-        # EA-1 -> EA: read z and h. h is read this late, rather than carried from E0, as the
-        # state of a sequence is written at the last stage by its previous job only, which
-        # ended before this job's first pass began.
-        item_before, item_leave = stages[leave - 1], stages[leave]
+        with m.If(sums.valid & sums.ready):
+            m.d.comb += release.eq(last_position)
+            # Sums load only while the holding register is free, so never while it shifts.
+            for lane in range(lanes - 1):
+                m.d.sync += [holding_a[lane].eq(holding_a[lane + 1]),
+                             holding_b[lane].eq(holding_b[lane + 1])]
+            m.d.sync += position.eq(Mux(last_position, 0, position + 1))
         m.d.comb += [
-            z_read.addr.eq(item_before.unit), z_read.en.eq(back_advance),
-            state_update.addr.eq(state_address(item_before.read_bank,
-                                               item_before.state_offset)),
-            state_update.en.eq(back_advance),
+            state_update.addr.eq(elementwise.state_read.addr),
+            state_update.en.eq(elementwise.state_read.en),
+            elementwise.state_read.data.eq(state_update_data),
+            job_done.eq(elementwise.job_done),
+            r_done.eq(elementwise.r_done),
+            cycle_written.eq(elementwise.state_cycle_written),
+            rh_cycle_written.eq(elementwise.rh_cycle_written),
         ]
-        # EA: store r and z; take the activation, z and h into registers.
-        a_leave = activation.o.payload
-        is_r = item_leave.valid & (item_leave.kind == _Kind.R)
-        is_z = item_leave.valid & (item_leave.kind == _Kind.Z)
-        m.d.comb += [
-            r_write.addr.eq(item_leave.unit), r_write.data.eq(a_leave),
-            r_write.en.eq(back_advance & is_r),
-            z_write.addr.eq(item_leave.unit), z_write.data.eq(a_leave),
-            z_write.en.eq(back_advance & is_z),
-        ]
-        a_next = delayed(a_leave, leave, leave + 1, "a")
-        z_next = delayed(z_read.data, leave, leave + 1, "z")
-        h_next = Signal(signed(data_bits), name=f"h_{leave + 1}", reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += h_next.eq(Mux(item_leave.h_valid, state_update_data, 0))
-        # EA+1: prepare the update or r * h; h - n, both at the update's fraction bits, and
-        # r * h share one multiplier.
-        item_next = stages[leave + 1]
-        update_fraction = max(formats.data.fraction_bits, activation_format.fraction_bits)
-        n_u = a_next << (update_fraction - activation_format.fraction_bits)
-        h_u = h_next << (update_fraction - formats.data.fraction_bits)
-        operand_bits = max(data_bits + update_fraction - formats.data.fraction_bits,
-                           activation_bits + update_fraction - activation_format.fraction_bits,
-                           data_bits) + 1
-        multiplicand = Signal(signed(activation_bits), name=f"multiplicand_{leave + 2}",
-                              reset_less=True)
-        multiplier = Signal(signed(operand_bits), name=f"multiplier_{leave + 2}",
-                            reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += [
-                multiplicand.eq(Mux(item_next.kind == _Kind.R, a_next, z_next)),
-                multiplier.eq(Mux(item_next.kind == _Kind.R, h_next, h_u - n_u)),
-            ]
-        # EA+2: the one multiplier of r * h and z * (h - n).
-        product = Signal(signed(activation_bits + operand_bits), name=f"product_{leave + 3}",
-                         reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += product.eq(multiply(multiplicand, multiplier,
-                                            lut=self._lut_multipliers))
-        n_product = delayed(n_u, leave + 1, leave + 3, "n")
-        # EA+3: the exact new state, n + z (h - n), rounded once at the last stage.
-        update = Signal(signed(max(len(n_product) + activation_format.fraction_bits,
-                                   len(product)) + 1),
-                        name=f"update_{last}", reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += update.eq((n_product << activation_format.fraction_bits) + product)
-        product_last = delayed(product, leave + 3, last, "product")
-        h_last = delayed(h_next, leave + 1, last, "h")
-        # The last stage: write r * h or the new state, and emit.
-        item_last = stages[last]
-        rh = rescale(product_last,
-                     activation_format.fraction_bits + formats.data.fraction_bits, formats.data)
-        new_state = rescale(update, update_fraction + activation_format.fraction_bits,
-                            formats.data)
-        is_n_last = item_last.valid & (item_last.kind == _Kind.N)
-        m.d.comb += [
-            rh_write.addr.eq(item_last.unit), rh_write.data.eq(rh),
-            rh_write.en.eq(back_advance & item_last.valid & (item_last.kind == _Kind.R) &
-                           ~command.linear_before_reset),
-            rh_cycle_written.eq(rh_write.en & item_last.unit[:shift].all()),
-        ]
+        wiring.connect(m, rh_write, elementwise.rh_write)
         state_load, state_load_address, state_load_data = self._load(
             m, load_state, weight_banks, bias_banks, weight_address, fanout)
         with m.If(state_load):
             m.d.comb += [state_write.addr.eq(state_load_address),
                          state_write.data.eq(state_load_data), state_write.en.eq(1)]
         with m.Else():
-            m.d.comb += [
-                state_write.addr.eq(state_address(~item_last.read_bank,
-                                                  item_last.state_offset)),
-                state_write.data.eq(new_state),
-                state_write.en.eq(back_advance & is_n_last),
-            ]
-        output = Mux(item_last.kind == _Kind.N, new_state,
-                     Mux(item_last.kind == _Kind.FINAL, h_last, 0))
-        with m.If(back_advance):
-            m.d.sync += [
-                self.o.valid.eq(item_last.valid & item_last.emit),
-                self.o.payload.data.eq(output),
-                self.o.payload.final.eq(item_last.kind == _Kind.FINAL),
-                self.o.payload.last.eq(item_last.final_run & item_last.last_unit),
-            ]
-        m.d.comb += cycle_written.eq(back_advance & is_n_last & item_last.unit[:shift].all())
-        ends_job = (item_last.valid & item_last.last_unit & item_last.last_group &
-                    ((item_last.kind == _Kind.N) | (item_last.kind == _Kind.SKIP)))
-        m.d.comb += [
-            job_done.eq(back_advance & ends_job),
-            r_done.eq(back_advance & item_last.valid & item_last.last_unit &
-                      item_last.last_group & (item_last.kind == _Kind.R)),
-        ]
-        run_finished = Signal()
-        m.d.comb += run_finished.eq(back_advance & item_last.valid & item_last.final_run &
-                                    item_last.last_unit)
+            m.d.comb += [state_write.addr.eq(elementwise.state_write.addr),
+                         state_write.data.eq(elementwise.state_write.data),
+                         state_write.en.eq(elementwise.state_write.en)]
+        run_finished = elementwise.run_done
 
         # ---- commands, lengths, loads, status -----------------------------------------
         length_index = Signal(range(max_b + 1))
@@ -1089,7 +853,7 @@ class GRUEngine(wiring.Component):
             with m.State("START"):
                 m.d.sync += [
                     step.eq(0), time_index.eq(Mux(command.reverse, command.steps - 1, 0)),
-                    sequence.eq(0), sequence_row.eq(0), gate.eq(_Gate.R),
+                    sequence.eq(0), sequence_row.eq(0), gate.eq(Gate.R),
                     group_base.eq(0), term.eq(0), pass_base.eq(set_pass_base),
                     bias_base.eq(set_bias_base), in_job.eq(0), finals.eq(0),
                     final_sequence.eq(0), final_row.eq(0), r_pending.eq(0),
