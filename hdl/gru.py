@@ -42,18 +42,18 @@ state term waits only until the previous step has written that unit, so when ``D
 least the element-wise stage's depth (about 20 cycles) steps follow each other with no gap.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
 from .activation import Activation, activation_signature
-from .arith import pipelined_product
-from .fanout import replica_of, replicas
 from .gru_elementwise import ElementwiseStage
-from .gru_layouts import (LANES_PER_COPY, LEAVE, Gate, Kind, LoadRegion, Refusal, command_layout,
-                          lane_cycles, term_layout)
+from .gru_lanes import Lanes
+from .gru_layouts import (LEAVE, Gate, Kind, LoadRegion, Refusal, command_layout, lane_cycles,
+                          load_layout)
+from .gru_load import LoadDecoder
 from .memory import NO_RW_CHECK, read_data
 
 
@@ -201,15 +201,8 @@ class GRUEngine(wiring.Component):
         self._weight_depth = config.weight_sets * config.weight_set_words
         self._bias_depth = config.weight_sets * config.bias_set_words
         self._state_depth = 2 * config.max_batch * config.max_hidden_size
-        word_bits = max(formats.weight.total_bits, formats.bias.total_bits,
-                        formats.data.total_bits)
-        address_depth = max(self._weight_depth, self._bias_depth, self._state_depth)
         members = {
-            "load": In(stream.Signature(data.StructLayout({
-                "region": LoadRegion,
-                "lane": range(config.lanes),
-                "address": range(address_depth),
-                "data": signed(word_bits)}))),
+            "load": In(stream.Signature(load_layout(config))),
             "command": In(stream.Signature(command_layout(config))),
             "lengths": In(stream.Signature(range(config.max_steps + 1))),
             "x": In(stream.Signature(signed(formats.data.total_bits))),
@@ -234,33 +227,17 @@ class GRUEngine(wiring.Component):
         lanes = config.lanes
         max_b, max_h, max_d = config.max_batch, config.max_hidden_size, config.max_input_size
         data_bits = formats.data.total_bits
-        acc_format = config.accumulator
-        acc_bits = acc_format.total_bits
-        acc_fraction = formats.product_fraction_bits
 
         # ---- memories ------------------------------------------------------------------
         # Small memories too go to block RAM: in flip-flops and read multiplexers they cost
         # more logic cells than the engine's control (Yosys' default for them). No read of the
-        # weights, biases, states, inputs or r * h uses a word written in its cycle: banks
-        # are loaded between runs, a job reads the state bank its sequence's previous job has
-        # finished writing, and the input slot and r * h it reads are complete.
+        # states, inputs or r * h uses a word written in its cycle: a job reads the state bank
+        # its sequence's previous job has finished writing, and the input slot and r * h it
+        # reads are complete.
         block = {"ram_style": "block", **NO_RW_CHECK}
-        # With lane_width w, a lane takes w terms a cycle: w weights from one word of its bank
-        # (each written alone, a write granule apiece) and w elements of the vector, read
-        # through w ports of each memory the vector comes from.
+        # With lane_width w, a lane takes w elements of the vector a cycle, read through w
+        # ports of each memory the vector comes from.
         width, shift = config.lane_width, config.lane_width_log2
-        weight_bits = formats.weight.total_bits
-        bank_depth = self._weight_depth // width
-        weight_banks, bias_banks = [], []
-        for lane in range(lanes):
-            bank = Memory(shape=unsigned(width * weight_bits), depth=bank_depth, init=[],
-                          attrs=NO_RW_CHECK)
-            biases = Memory(shape=signed(formats.bias.total_bits), depth=self._bias_depth,
-                            init=[], attrs=NO_RW_CHECK)
-            m.submodules[f"weights_{lane}"] = bank
-            m.submodules[f"biases_{lane}"] = biases
-            weight_banks.append((bank.read_port(), bank.write_port(granularity=weight_bits)))
-            bias_banks.append((biases.read_port(), biases.write_port()))
         m.submodules.state = state_memory = Memory(shape=signed(data_bits),
                                                    depth=self._state_depth, init=[], attrs=block)
         # the broadcast h of the lanes
@@ -283,13 +260,6 @@ class GRUEngine(wiring.Component):
         input_data = [read_data(m, read, input_write, platform=platform)
                       for read in input_reads]
         rh_data = [read_data(m, read, rh_write, platform=platform) for read in rh_reads]
-        # Each lane's weights of a cycle, term by term.
-        weight_data = []
-        for read, write in weight_banks:
-            word = read_data(m, read, write, platform=platform)
-            weight_data.append([word[k * weight_bits:(k + 1) * weight_bits].as_signed()
-                                for k in range(width)])
-        bias_data = [read_data(m, read, write, platform=platform) for read, write in bias_banks]
 
         def state_address(bank, offset):
             """Address in the state memory of ``offset`` (``b * max_h + j``) in ``bank``."""
@@ -377,13 +347,14 @@ class GRUEngine(wiring.Component):
         # What reaches every lane comes from one register per group of lanes
         # (:func:`.fanout.replicas`), each near its own lanes: the weight banks' address and
         # read enable, the accumulators' enables.
-        fanout = -(-lanes // LANES_PER_COPY)
+        m.submodules.lanes = lane_array = Lanes(config)
+        fanout = len(lane_array.weight_address)
         # The weight banks' address, pass_base + term, kept in registers of its own (each
         # assignment to pass_base or term below has its twin here), so that no adder and no
         # multiplexer sits between them and the block RAMs. Between runs, the address of
         # the load word taken in the cycle before (see _load).
-        weight_depth = max(bank_depth, 2)
-        weight_address = [Signal(range(weight_depth), name=f"weight_address_replica_{k}")
+        weight_address = [Signal.like(lane_array.weight_address[k],
+                                      name=f"weight_address_replica_{k}")
                           for k in range(fanout)]
 
         def set_weight_address(value):
@@ -419,19 +390,10 @@ class GRUEngine(wiring.Component):
         issue = Signal()
         issue_token = Signal(Kind)
         issue_is_token = Signal()
-        # The front moves unless a pass's sums wait for the holding register. A register
-        # (computed a cycle ahead, below), as it enables every lane's registers and memories.
-        front_advance = Signal(init=1)
-
-        # Pipeline registers: M (memories read), P (the broadcast element and the weights
-        # taken), D (the multipliers' operands), S (the product; add the bias), A
-        # (accumulate).
-        at_m = Signal(term_layout(config))
-        at_p = Signal(term_layout(config))
-        at_d = Signal(term_layout(config))
-        at_s = Signal(term_layout(config))
-        at_a = Signal(term_layout(config))
-        issued = Signal(term_layout(config))
+        # The front moves unless a pass's sums wait for the holding register. A register, as
+        # it enables every lane's registers and memories.
+        front_advance = lane_array.advance
+        issued = lane_array.term
 
         # Conditions for starting a job or a pass. A job may start while the job of its own
         # sequence one step earlier is still in the element-wise stage (``outstanding`` is then
@@ -556,30 +518,14 @@ class GRUEngine(wiring.Component):
                 state_vectors[k].addr.eq(state_address(read_bank, sequence_row + unit_k)),
                 state_vectors[k].en.eq(front_advance),
             ]
-        advance_next = Signal()       # front_advance's next value, found below
-        lane_advance = replicas(m, advance_next, fanout, name="lane_advance", init=1,
-                                reset_less=False)
-        # A weight bank is written between runs and read during one: its ports share one
-        # address, so that synthesis maps them to one port of a block RAM, with no logic to
-        # settle a read and a write of the same word in one cycle.
         load_state = Signal()
-        # The biases are read two stages after the weights, as they are added beside the
-        # products: their address waits in registers rather than their values in one per
-        # lane.
-        bias_address_m = Signal.like(bias_base)
-        with m.If(front_advance):
-            m.d.sync += bias_address_m.eq(bias_base + (term != 0))
-        bias_address = replicas(m, bias_address_m, fanout, name="bias_address",
-                                enable=front_advance)
-        for lane, ((weight_read, _), (bias_read, _)) in enumerate(zip(weight_banks,
-                                                                      bias_banks)):
-            advance = replica_of(lane_advance, lane, lanes)
-            m.d.comb += [
-                weight_read.addr.eq(replica_of(weight_address, lane, lanes)),
-                weight_read.en.eq(advance),
-                bias_read.addr.eq(replica_of(bias_address, lane, lanes)),
-                bias_read.en.eq(advance),
-            ]
+        m.d.comb += [
+            *(port.eq(copy) for port, copy in zip(lane_array.weight_address, weight_address)),
+            lane_array.bias_address.eq(bias_base + (term != 0)),
+            *(port.eq(word) for port, word in zip(lane_array.input_words, input_data)),
+            *(port.eq(word) for port, word in zip(lane_array.rh_words, rh_data)),
+            *(port.eq(word) for port, word in zip(lane_array.state_words, state_vector_data)),
+        ]
         kind = Mux(issue_is_token, issue_token.as_value(), gate.as_value())
         m.d.comb += [
             issued.token.eq(issue_is_token),
@@ -602,131 +548,6 @@ class GRUEngine(wiring.Component):
             m.d.comb += issued.mask.eq(
                 Mux(use_input, Mux(term == last_input_cycle, input_tail, all_terms),
                     Mux(last_term, hidden_tail, all_terms)))
-        with m.If(front_advance):
-            m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_d.eq(at_p), at_s.eq(at_d),
-                         at_a.eq(at_s)]
-
-        # M stage: the broadcast element and each lane's weight, taken from the memories into
-        # registers, as a block RAM's data arrives too late in its cycle to go further (on an
-        # ECP5 about 6 ns after the clock edge). The element has one register, beside its
-        # memories: copies near the lanes left the RAMs' data a route across the chip, the
-        # slowest path of the 64-lane ULX3S (12.3 ns). Its loads are the multipliers' input
-        # registers, where nothing follows the route.
-        def element(k):
-            value = Mux(at_m.use_input, input_data[k],
-                        Mux(at_m.use_rh, rh_data[k], Mux(at_m.h_valid, state_vector_data[k], 0)))
-            return value if width == 1 else Mux(at_m.mask[k], value, 0)
-
-        vectors = [replicas(m, element(k), 1, name=f"vector_{k}",
-                            shape=signed(data_bits), enable=front_advance)
-                   for k in range(width)]
-        weights_p = [[Signal(signed(weight_bits), name=f"weight_{lane}_{k}",
-                             reset_less=True)
-                      for k in range(width)]
-                     for lane in range(lanes)]
-        for lane in range(lanes):
-            with m.If(replica_of(lane_advance, lane, lanes)):
-                m.d.sync += [weights_p[lane][k].eq(weight_data[lane][k]) for k in range(width)]
-
-        # P and D stages: each lane's weight and the broadcast element go into its
-        # multiplier's input registers, and the product into its output register
-        # (:func:`.arith.pipelined_product`: the DSP block's own registers on an ECP5).
-        products = [[pipelined_product(m, weights_p[lane][k],
-                                       replica_of(vectors[k], lane, lanes),
-                                       enable=replica_of(lane_advance, lane, lanes),
-                                       platform=platform, name=f"lane_{lane}_{k}")
-                     for k in range(width)]
-                    for lane in range(lanes)]
-        # D stage: each lane's bias where one enters (k = 0 and k = D), otherwise zero: a
-        # synchronous reset of the bias register, so no select meets the adder of the S stage.
-        biases_p = [Signal(signed(formats.bias.total_bits), name=f"bias_{lane}")
-                    for lane in range(lanes)]
-        for lane in range(lanes):
-            with m.If(replica_of(lane_advance, lane, lanes)):
-                m.d.sync += biases_p[lane].eq(bias_data[lane])
-                with m.If(~at_d.first & ~at_d.split):
-                    m.d.sync += biases_p[lane].eq(0)
-
-        # S stage: the products + bias, so that the accumulators take one addition.
-        bias_shift = acc_fraction - formats.bias.fraction_bits
-        addends = [Signal(signed(acc_bits), name=f"addend_{lane}", reset_less=True)
-                   for lane in range(lanes)]
-        for lane in range(lanes):
-            product_sum = products[lane][0]
-            for product in products[lane][1:]:
-                product_sum = product_sum + product
-            with m.If(replica_of(lane_advance, lane, lanes)):
-                m.d.sync += addends[lane].eq(product_sum +
-                                             (biases_p[lane].as_signed() << bias_shift))
-
-        # A stage: accumulate; at a pass's end, hand the sums over.
-        accumulators = [Signal(signed(acc_bits), name=f"accumulator_{lane}", reset_less=True)
-                        for lane in range(lanes)]
-        captured = [Signal(signed(acc_bits), name=f"captured_{lane}", reset_less=True)
-                    for lane in range(lanes)]
-        # The holding registers form a shift register: the serializer takes lane 0's sums and
-        # every lane passes its own to the one below, so no wide multiplexer gathers them.
-        holding_a = [Signal(signed(acc_bits), name=f"holding_a_{lane}", reset_less=True)
-                     for lane in range(lanes)]
-        holding_b = [Signal(signed(acc_bits), name=f"holding_b_{lane}", reset_less=True)
-                     for lane in range(lanes)]
-        holding_busy = Signal()
-        holding = Signal(term_layout(config))
-        release = Signal()
-        handover = at_a.valid & at_a.last
-        token_handover = at_a.valid & at_a.token
-        # front_advance = ~(a handover waits at A & the holding register is busy), from the
-        # values both will have next cycle.
-        handover_next = Mux(front_advance, at_s.valid & (at_s.last | at_s.token),
-                            handover | token_handover)
-        busy_next = (front_advance & (handover | token_handover)) | (holding_busy & ~release)
-        m.d.comb += advance_next.eq(~(handover_next & busy_next))
-        m.d.sync += front_advance.eq(advance_next)
-        # The A stage's enables reach every lane's accumulator, captured sum and holding
-        # registers: registers too, from A's next contents (S's when the front advances), as
-        # are the selects of what the accumulators and the holding registers take.
-        at_a_next = Signal(term_layout(config))
-        m.d.comb += at_a_next.eq(Mux(front_advance, at_s.as_value(), at_a.as_value()))
-        accumulate_next = advance_next & at_a_next.valid & ~at_a_next.token
-        # Each a copy per group of lanes. accumulate is front_advance & at_a.valid &
-        # ~at_a.token; capture and hand_over add at_a.split and at_a.last.
-        accumulate = replicas(m, accumulate_next, fanout, name="accumulate")
-        capture = replicas(m, accumulate_next & at_a_next.split, fanout, name="capture")
-        hand_over = replicas(m, accumulate_next & at_a_next.last, fanout, name="hand_over")
-        # A sum starts afresh at k = 0, and at k = D for the n rows of PyTorch's form.
-        restart_sum = replicas(m, at_a_next.first | (at_a_next.split & at_a_next.restart),
-                               fanout, name="restart_sum")
-        # What a hand-over puts in holding_a: the sum so far (the n rows of PyTorch's form at
-        # k = D), the sum captured at k = D (theirs later), or the new sum.
-        first_is_sum = replicas(m, at_a_next.restart & at_a_next.split, fanout,
-                                name="first_is_sum")
-        first_is_captured = replicas(m, at_a_next.restart & ~at_a_next.split, fanout,
-                                     name="first_is_captured")
-        for lane in range(lanes):
-            def mine(copies):
-                return replica_of(copies, lane, lanes)
-            total = Signal(signed(acc_bits), name=f"total_{lane}")
-            m.d.comb += total.eq(Mux(mine(restart_sum), addends[lane],
-                                     accumulators[lane] + addends[lane]))
-            with m.If(mine(accumulate)):
-                m.d.sync += accumulators[lane].eq(total)
-            with m.If(mine(capture)):
-                m.d.sync += captured[lane].eq(accumulators[lane])
-            with m.If(mine(hand_over)):
-                first_value = Mux(mine(first_is_sum), accumulators[lane],
-                                  Mux(mine(first_is_captured), captured[lane], total))
-                m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
-        # The serializer's last position, found as the sums are handed over rather than in
-        # the cycles that compare the position with it.
-        final_position = Signal(range(max(lanes, max_h)))
-        units_left = hidden - at_a.group_base
-        count = Mux(at_a.token, Mux((at_a.kind == Kind.SKIP) & ~command.emit_steps, 1, hidden),
-                    Mux(units_left < lanes, units_left, lanes))
-        with m.If(front_advance & (handover | token_handover)):
-            m.d.sync += [holding.eq(at_a), holding_busy.eq(1), final_position.eq(count - 1)]
-        with m.Elif(release):
-            m.d.sync += holding_busy.eq(0)
-
         # ---- the element-wise stage ----------------------------------------------------
         m.submodules.elementwise = elementwise = ElementwiseStage(
             config, lut_multipliers=self._lut_multipliers)
@@ -738,31 +559,7 @@ class GRUEngine(wiring.Component):
             wiring.connect(m, activation, elementwise.activation)
         wiring.connect(m, elementwise.o, wiring.flipped(self.o))
         m.d.comb += elementwise.command.eq(command)
-        # Serializer: one unit of the holding register per cycle.
-        position = Signal(range(max(lanes, max_h) + 1))
-        last_position = position == final_position
-        unit_0 = Mux(holding.token, position, holding.group_base + position)
-        sums = elementwise.sums
-        m.d.comb += [
-            sums.valid.eq(holding_busy),
-            sums.payload.gi.eq(holding_a[0]),
-            sums.payload.hn.eq(holding_b[0]),
-            sums.payload.kind.eq(holding.kind),
-            sums.payload.unit.eq(unit_0),
-            sums.payload.state_offset.eq(holding.state_row + unit_0),
-            sums.payload.read_bank.eq(holding.read_bank),
-            sums.payload.h_valid.eq(holding.h_valid),
-            sums.payload.last_unit.eq(last_position),
-            sums.payload.last_group.eq(holding.last_group | holding.token),
-            sums.payload.last_sequence.eq(holding.last_sequence),
-        ]
-        with m.If(sums.valid & sums.ready):
-            m.d.comb += release.eq(last_position)
-            # Sums load only while the holding register is free, so never while it shifts.
-            for lane in range(lanes - 1):
-                m.d.sync += [holding_a[lane].eq(holding_a[lane + 1]),
-                             holding_b[lane].eq(holding_b[lane + 1])]
-            m.d.sync += position.eq(Mux(last_position, 0, position + 1))
+        wiring.connect(m, lane_array.sums, elementwise.sums)
         m.d.comb += [
             state_update.addr.eq(elementwise.state_read.addr),
             state_update.en.eq(elementwise.state_read.en),
@@ -773,11 +570,15 @@ class GRUEngine(wiring.Component):
             rh_cycle_written.eq(elementwise.rh_cycle_written),
         ]
         wiring.connect(m, rh_write, elementwise.rh_write)
-        state_load, state_load_address, state_load_data = self._load(
-            m, load_state, weight_banks, bias_banks, weight_address, fanout)
-        with m.If(state_load):
-            m.d.comb += [state_write.addr.eq(state_load_address),
-                         state_write.data.eq(state_load_data), state_write.en.eq(1)]
+        m.submodules.load = loader = LoadDecoder(config)
+        wiring.connect(m, wiring.flipped(self.load), loader.load)
+        wiring.connect(m, loader.writes, lane_array.load)
+        m.d.comb += [loader.enable.eq(load_state), lane_array.command.eq(command)]
+        with m.If(loader.refused):
+            m.d.sync += self.load_error.eq(1)
+        with m.If(loader.state.en):
+            m.d.comb += [state_write.addr.eq(loader.state.addr),
+                         state_write.data.eq(loader.state.data), state_write.en.eq(1)]
         with m.Else():
             m.d.comb += [state_write.addr.eq(elementwise.state_write.addr),
                          state_write.data.eq(elementwise.state_write.data),
@@ -811,8 +612,7 @@ class GRUEngine(wiring.Component):
         m.d.sync += final_term.eq(terms - 1)
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.command.ready.eq(1), self.load.ready.eq(1),
-                             load_state.eq(1)]
+                m.d.comb += [self.command.ready.eq(1), load_state.eq(1)]
                 set_weight_address(self.load.payload.address[shift:])
                 with m.If(self.command.valid):
                     payload = self.command.payload
@@ -902,55 +702,3 @@ class GRUEngine(wiring.Component):
         with m.Else():
             m.d.sync += [sequence.eq(sequence + 1),
                          sequence_row.eq(sequence_row + self._config.max_hidden_size)]
-
-    def _load(self, m, load_state, weight_banks, bias_banks, weight_address, fanout):
-        """Take load words while ``load_state``; write each a cycle later, from registers.
-
-        The lanes' write enables are decoded into a register per lane, and the address and
-        data come from copies per group of lanes, so no decoder or shared register sits
-        between the load port and the lanes' RAMs. Returns the state memory's write: its
-        enable, address and data registers.
-        """
-        config = self._config
-        lanes = config.lanes
-        load = self.load.payload
-        in_range = Signal()
-        with m.Switch(load.region):
-            with m.Case(LoadRegion.WEIGHT):
-                m.d.comb += in_range.eq((load.address < self._weight_depth) &
-                                        (load.lane < lanes))
-            with m.Case(LoadRegion.BIAS):
-                m.d.comb += in_range.eq((load.address < self._bias_depth) &
-                                        (load.lane < lanes))
-            with m.Case(LoadRegion.STATE):
-                m.d.comb += in_range.eq(load.address < config.max_batch *
-                                        config.max_hidden_size)
-        write = self.load.valid & load_state & in_range
-        # A weight word goes to one granule of its lane's bank: the low bits of its address.
-        width, shift = config.lane_width, config.lane_width_log2
-        weight_select, bias_select = Signal(lanes * width), Signal(lanes)
-        state_select = Signal()
-        m.d.sync += [
-            weight_select.eq(Cat((write & (load.region == LoadRegion.WEIGHT) &
-                                  (load.lane == lane) & (load.address[:shift] == k))
-                                 for lane in range(lanes) for k in range(width))),
-            bias_select.eq(Cat((write & (load.region == LoadRegion.BIAS) &
-                                (load.lane == lane)) for lane in range(lanes))),
-            state_select.eq(write & (load.region == LoadRegion.STATE)),
-        ]
-        load_address = replicas(m, load.address, fanout, name="load_address")
-        load_data = replicas(m, load.data, fanout, name="load_data")
-        for lane, ((_, weight_write), (_, bias_write)) in enumerate(zip(weight_banks,
-                                                                       bias_banks)):
-            m.d.comb += [
-                # The weights' address register took the load's address with it.
-                weight_write.addr.eq(replica_of(weight_address, lane, lanes)),
-                weight_write.data.eq(Cat([replica_of(load_data, lane, lanes)] * width)),
-                weight_write.en.eq(weight_select[lane * width:(lane + 1) * width]),
-                bias_write.addr.eq(replica_of(load_address, lane, lanes)),
-                bias_write.data.eq(replica_of(load_data, lane, lanes)),
-                bias_write.en.eq(bias_select[lane]),
-            ]
-        with m.If(self.load.valid & load_state & ~in_range):
-            m.d.sync += self.load_error.eq(1)
-        return state_select, load_address[0], load_data[0]

@@ -11,7 +11,7 @@ from .activation import Activation
 
 
 __all__ = ["ENTER", "LANES_PER_COPY", "LEAVE", "Gate", "Kind", "LoadRegion", "Refusal",
-           "command_layout", "lane_cycles", "sums_layout", "term_layout"]
+           "command_layout", "lane_cycles", "load_layout", "sums_layout", "term_layout"]
 
 
 class LoadRegion(enum.Enum, shape=2):
@@ -80,6 +80,20 @@ def command_layout(config):
         "reverse": 1,
         "initial_state": 1,
         "emit_steps": 1})
+
+
+def load_layout(config):
+    """A load word's fields (see :class:`~.gru.GRUEngine`'s ``load``)."""
+    formats = config.formats
+    address_depth = max(config.weight_sets * config.weight_set_words,
+                        config.weight_sets * config.bias_set_words,
+                        2 * config.max_batch * config.max_hidden_size)
+    return data.StructLayout({
+        "region": LoadRegion,
+        "lane": range(config.lanes),
+        "address": range(address_depth),
+        "data": signed(max(formats.weight.total_bits, formats.bias.total_bits,
+                           formats.data.total_bits))})
 
 
 def term_layout(config):
