@@ -8,7 +8,7 @@ from amaranth.utils import ceil_log2
 
 from .activation import Function, activation_signature
 from .arith import multiply, rescale
-from .gru_layouts import ENTER, LEAVE, Kind, command_layout, sums_layout
+from .gru_layouts import ENTER, LEAVE, Kind, command_layout, output_layout, sums_layout
 from .memory import NO_RW_CHECK, read_data
 
 
@@ -75,8 +75,7 @@ class ElementwiseStage(wiring.Component):
         super().__init__({
             "command": In(command_layout(config)),
             "sums": In(stream.Signature(sums_layout(config))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "data": signed(data_bits), "final": 1, "last": 1}))),
+            "o": Out(stream.Signature(output_layout(config))),
             "activation": Out(activation_signature(formats).flip()),
             "state_read": Out(ReadPort.Signature(**state_port).flip()),
             "state_write": Out(WritePort.Signature(**state_port).flip()),

@@ -11,7 +11,8 @@ from .activation import Activation
 
 
 __all__ = ["ENTER", "LANES_PER_COPY", "LEAVE", "Gate", "Kind", "LoadRegion", "Refusal",
-           "command_layout", "lane_cycles", "load_layout", "sums_layout", "term_layout"]
+           "command_layout", "lane_cycles", "load_layout", "output_layout", "run_layout",
+           "status_layout", "sums_layout", "term_layout"]
 
 
 class LoadRegion(enum.Enum, shape=2):
@@ -82,6 +83,31 @@ def command_layout(config):
         "emit_steps": 1})
 
 
+def run_layout(config):
+    """A run's parameters: its command and what the scheduler needs derived from it.
+
+    ``terms`` is a pass's cycles, ``final_term`` the last of them; ``pass_base`` and
+    ``bias_base`` are the run's weight set's first pass in the weight banks (words of
+    ``lane_width`` weights) and in the bias banks; ``r_wait`` says that a job's ``n`` passes
+    wait for its last ``r`` unit. With ``lane_width`` above 1, ``input_cycles`` is the cycles
+    of a pass's input terms (otherwise ``command.input_size``), ``last_input_cycle`` the last
+    of them, ``input_tail`` and ``hidden_tail`` which elements of a pass's last input cycle
+    and last recurrent cycle are terms (the rest are padding, taken as zero).
+    """
+    width = config.lane_width
+    return data.StructLayout({
+        "command": command_layout(config),
+        "terms": range(config.max_terms + 1),
+        "final_term": range(config.max_terms + 1),
+        "pass_base": range(config.weight_sets * config.weight_set_words + 1),
+        "bias_base": range(config.weight_sets * config.bias_set_words + 1),
+        "r_wait": 1,
+        **({} if width == 1 else {
+            "input_cycles": range(config.max_input_size + 1),
+            "last_input_cycle": range(config.max_input_size),
+            "input_tail": width, "hidden_tail": width})})
+
+
 def load_layout(config):
     """A load word's fields (see :class:`~.gru.GRUEngine`'s ``load``)."""
     formats = config.formats
@@ -94,6 +120,17 @@ def load_layout(config):
         "address": range(address_depth),
         "data": signed(max(formats.weight.total_bits, formats.bias.total_bits,
                            formats.data.total_bits))})
+
+
+def output_layout(config):
+    """An output word's fields (see :class:`~.gru.GRUEngine`'s ``o``)."""
+    return data.StructLayout({"data": signed(config.formats.data.total_bits), "final": 1,
+                              "last": 1})
+
+
+def status_layout():
+    """A run command's status word (see :class:`~.gru.GRUEngine`'s ``status``)."""
+    return data.StructLayout({"error": 1, "refusal": Refusal, "load_error": 1})
 
 
 def term_layout(config):
