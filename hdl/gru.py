@@ -49,10 +49,12 @@ The components
 - :class:`~.gru_control.RunControl` takes a command and its lengths, refuses what does not
   fit, sets a run up and reports its status;
 - :class:`~.gru_inputs.InputBuffer` holds two input vectors;
-- :class:`~.gru_scheduler.JobScheduler` issues the jobs' terms as their dependencies allow;
+- :class:`~.gru_scheduler.JobScheduler` issues the jobs' terms as their dependencies allow,
+  which its :class:`~.gru_tracker.JobTracker` follows;
 - :class:`~.gru_load.LoadDecoder` writes load words into the banks and the state memory;
 - :class:`~.gru_lanes.Lanes` multiply and accumulate the terms and hand each pass's sums on,
-  a stream of units;
+  a stream of units, through the holding registers of their
+  :class:`~.gru_serializer.SumSerializer`;
 - :class:`~.gru_elementwise.ElementwiseStage` turns them into gates, states and outputs.
 
 The scheduler, the lanes and the element-wise stage move in lockstep where a stream would cost

@@ -59,10 +59,11 @@ class ElementwiseStage(wiring.Component):
     run_done : Out(1)
         The run's last word leaves.
 
-    Latency: ``LEAVE + 5`` cycles (``Activation.latency + 10``) from a unit taken to its
-    output word. Throughput: a unit per cycle. Resources: two memories of
-    ``max_hidden_size`` activation codes (``r`` and ``z``) and two multipliers (16 x 18 and
-    16 x 20 bits by default), or with ``lut_multipliers`` adder trees in their place.
+    Latency: a unit taken in cycle ``c`` is offered on ``o`` in cycle ``c + LEAVE + 6``
+    (``Activation.latency + 11``; :data:`.gru_layouts.LEAVE`). Throughput: a unit per cycle.
+    Resources: two memories of ``max_hidden_size`` activation codes (``r`` and ``z``) and two
+    multipliers (16 x 18 and 16 x 20 bits by default), or with ``lut_multipliers`` adder
+    trees in their place.
     """
 
     def __init__(self, config, *, lut_multipliers=False):

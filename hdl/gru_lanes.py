@@ -7,8 +7,9 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import pipelined_product
 from .fanout import replica_of, replicas
-from .gru_layouts import LANES_PER_COPY, Kind, command_layout, sums_layout, term_layout
+from .gru_layouts import LANES_PER_COPY, command_layout, sums_layout, term_layout
 from .gru_load import load_writes_signature
+from .gru_serializer import SumSerializer
 from .memory import NO_RW_CHECK, read_data
 
 
@@ -22,9 +23,9 @@ class Lanes(wiring.Component):
     Each cycle the scheduler issues a ``term``: element ``k`` of the vector ``[x; h]`` (or
     ``[x; r * h]``), ``lane_width`` of them, broadcast to every lane, which multiplies it by
     its own row's weight from its own bank. A pass's last term hands every lane's sum over to
-    the holding registers, which a shift register empties one unit a cycle into ``sums``
-    while the lanes go on with the next pass; a token passes the lanes untouched and becomes
-    its units.
+    the holding registers (:class:`.gru_serializer.SumSerializer`), which empty one unit a
+    cycle into ``sums`` while the lanes go on with the next pass; a token passes the lanes
+    untouched and becomes its units.
 
     Parameters
     ----------
@@ -86,14 +87,12 @@ class Lanes(wiring.Component):
         m = Module()
         config = self._config
         formats = config.formats
-        lanes, max_h = config.lanes, config.max_hidden_size
-        width = config.lane_width
+        lanes, width = config.lanes, config.lane_width
         data_bits = formats.data.total_bits
         acc_bits = config.accumulator.total_bits
         acc_fraction = formats.product_fraction_bits
         weight_bits = formats.weight.total_bits
         fanout = len(self.weight_address)
-        command, hidden = self.command, self.command.hidden_size
         front_advance = self.advance
 
         # With lane_width w, a lane takes w terms a cycle: w weights from one word of its bank,
@@ -210,15 +209,10 @@ class Lanes(wiring.Component):
                         for lane in range(lanes)]
         captured = [Signal(signed(acc_bits), name=f"captured_{lane}", reset_less=True)
                     for lane in range(lanes)]
-        # The holding registers form a shift register: the serializer takes lane 0's sums and
-        # every lane passes its own to the one below, so no wide multiplexer gathers them.
-        holding_a = [Signal(signed(acc_bits), name=f"holding_a_{lane}", reset_less=True)
-                     for lane in range(lanes)]
-        holding_b = [Signal(signed(acc_bits), name=f"holding_b_{lane}", reset_less=True)
-                     for lane in range(lanes)]
-        holding_busy = Signal()
-        holding = Signal(term_layout(config))
-        release = Signal()
+        # The sums of a pass go to holding registers, which hand them on a unit a cycle.
+        m.submodules.serializer = serializer = SumSerializer(config)
+        wiring.connect(m, serializer.sums, wiring.flipped(self.sums))
+        holding_busy, release = serializer.busy, serializer.release
         handover = at_a.valid & at_a.last
         token_handover = at_a.valid & at_a.token
         # front_advance = ~(a handover waits at A & the holding register is busy), from the
@@ -258,43 +252,16 @@ class Lanes(wiring.Component):
                 m.d.sync += accumulators[lane].eq(total)
             with m.If(mine(capture)):
                 m.d.sync += captured[lane].eq(accumulators[lane])
-            with m.If(mine(hand_over)):
-                first_value = Mux(mine(first_is_sum), accumulators[lane],
-                                  Mux(mine(first_is_captured), captured[lane], total))
-                m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
-        # The serializer's last position, found as the sums are handed over rather than in
-        # the cycles that compare the position with it.
-        final_position = Signal(range(max(lanes, max_h)))
-        units_left = hidden - at_a.group_base
-        count = Mux(at_a.token, Mux((at_a.kind == Kind.SKIP) & ~command.emit_steps, 1, hidden),
-                    Mux(units_left < lanes, units_left, lanes))
-        with m.If(front_advance & (handover | token_handover)):
-            m.d.sync += [holding.eq(at_a), holding_busy.eq(1), final_position.eq(count - 1)]
-        with m.Elif(release):
-            m.d.sync += holding_busy.eq(0)
-
-        # Serializer: one unit of the holding registers per cycle.
-        position = Signal(range(max(lanes, max_h) + 1))
-        last_position = position == final_position
-        unit = Mux(holding.token, position, holding.group_base + position)
+            m.d.comb += [
+                serializer.load[lane].eq(mine(hand_over)),
+                serializer.first[lane].eq(Mux(mine(first_is_sum), accumulators[lane],
+                                              Mux(mine(first_is_captured), captured[lane],
+                                                  total))),
+                serializer.second[lane].eq(total),
+            ]
         m.d.comb += [
-            self.sums.valid.eq(holding_busy),
-            self.sums.payload.gi.eq(holding_a[0]),
-            self.sums.payload.hn.eq(holding_b[0]),
-            self.sums.payload.kind.eq(holding.kind),
-            self.sums.payload.unit.eq(unit),
-            self.sums.payload.state_offset.eq(holding.state_row + unit),
-            self.sums.payload.read_bank.eq(holding.read_bank),
-            self.sums.payload.h_valid.eq(holding.h_valid),
-            self.sums.payload.last_unit.eq(last_position),
-            self.sums.payload.last_group.eq(holding.last_group | holding.token),
-            self.sums.payload.last_sequence.eq(holding.last_sequence),
+            serializer.command.eq(self.command),
+            serializer.take.eq(front_advance & (handover | token_handover)),
+            serializer.term.eq(at_a),
         ]
-        with m.If(self.sums.valid & self.sums.ready):
-            m.d.comb += release.eq(last_position)
-            # Sums load only while the holding register is free, so never while it shifts.
-            for lane in range(lanes - 1):
-                m.d.sync += [holding_a[lane].eq(holding_a[lane + 1]),
-                             holding_b[lane].eq(holding_b[lane + 1])]
-            m.d.sync += position.eq(Mux(last_position, 0, position + 1))
         return m

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .gru_layouts import LANES_PER_COPY, Gate, Kind, run_layout, term_layout
+from .gru_tracker import JobTracker
 
 
 __all__ = ["JobScheduler"]
@@ -19,8 +20,8 @@ class JobScheduler(wiring.Component):
     sequences, step after step; a sequence past its length gets a ``SKIP`` token instead,
     and after the last step every sequence a ``FINAL`` token. A job waits for its input
     vector, for the state of its sequence one step earlier (unit by unit, chasing the job that
-    writes it) and, for its ``n`` passes, for its own ``r`` (see the engine's module
-    docstring).
+    writes it) and, for its ``n`` passes, for its own ``r``: a
+    :class:`~.gru_tracker.JobTracker` inside keeps count.
 
     Parameters
     ----------
@@ -123,8 +124,6 @@ class JobScheduler(wiring.Component):
             m.d.sync += [copy.eq(value) for copy in weight_address]
 
         job_read_bank = Signal()
-        outstanding = Signal(range(max_b + 2))
-        r_pending = Signal()
         in_job = Signal()
         finals = Signal()             # issuing the final-state tokens
         final_sequence = Signal(range(max_b + 1))
@@ -142,23 +141,10 @@ class JobScheduler(wiring.Component):
         issue_token = Signal(Kind)
         issue_is_token = Signal()
 
-        # Conditions for starting a job or a pass. A job may start while the job of its own
-        # sequence one step earlier is still in the element-wise stage (``outstanding`` is then
-        # the batch: that job is the oldest in flight, as jobs start round-robin over the
-        # sequences and end in order). The new job is then "chasing" it: a term that reads
-        # unit u of the state issues only once that job has written unit u, which it does in
-        # increasing u. Its input terms issue at once, so with D at least the element-wise
-        # stage's depth a batch of one never waits.
-        job_ready = self.vector_ready & (outstanding <= command.batch)
-        n_ready = ~r_pending | ~run.r_wait
-        chasing = Signal()
-        # D + the units of the state the oldest job has written: the first term that waits.
-        written_term = Signal(range(config.max_terms + 1))
-        reads_rh = (gate == Gate.N) & ~command.linear_before_reset
-        state_wait = chasing & ~reads_rh & (term >= written_term)
-        # D + the units of r * h the job's r passes have written: the first n term that waits.
-        rh_written_term = Signal(range(config.max_terms + 1))
-        rh_wait = reads_rh & r_pending & (term >= rh_written_term)
+        # Conditions for starting a job or a pass: the jobs in flight and what they have
+        # written (see .gru_tracker).
+        m.submodules.tracker = tracker = JobTracker(config)
+        job_ready = self.vector_ready & tracker.room
 
         with m.If(self.running & ~finals):
             with m.If(~in_job):
@@ -170,9 +156,9 @@ class JobScheduler(wiring.Component):
                                      self.free_slot.eq(front_advance)]
             with m.Else():
                 m.d.comb += issue.eq(((term != 0) | (gate != Gate.N) | (group_base != 0) |
-                                      n_ready) & ~state_wait & ~rh_wait)
+                                      tracker.n_ready) & ~tracker.state_wait & ~tracker.rh_wait)
         with m.Elif(self.running & finals):
-            m.d.comb += [issue.eq(outstanding == 0), issue_is_token.eq(1),
+            m.d.comb += [issue.eq(tracker.idle), issue_is_token.eq(1),
                          issue_token.eq(Kind.FINAL)]
 
         issuing = issue & front_advance
@@ -223,33 +209,20 @@ class JobScheduler(wiring.Component):
                     m.d.sync += finals.eq(1)
             with m.Else():
                 m.d.sync += [sequence.eq(sequence + 1), sequence_row.eq(sequence_row + max_h)]
-        # Jobs started and not yet through the element-wise stage. The n passes of a job wait
-        # for its r: the original form reads r * h from the lanes, and the element-wise
-        # stage reads r of an n unit early. r * h and r are stored by the time the last r
-        # unit leaves the pipeline; z is read late enough that its order in the pipeline
-        # alone guarantees it, and so is r in PyTorch's form when H is at least
-        # r_order_hidden (see run.r_wait).
-        m.d.sync += outstanding.eq(outstanding + job_started - self.job_done)
-        with m.If(job_started & (outstanding == command.batch) & ~self.job_done):
-            m.d.sync += chasing.eq(1)
-        with m.Elif(self.job_done):
-            m.d.sync += chasing.eq(0)
-        # A recurrent cycle reads lane_width units: it counts as written with the last of them.
-        with m.If(self.job_done):
-            m.d.sync += written_term.eq(input_cycles)
-        with m.Elif(self.state_cycle_written):
-            m.d.sync += written_term.eq(written_term + 1)
-        # r * h of the job's units, counted a cycle of lane_width units at a time as for the
-        # state. The previous job's r units are all written before this job starts: its
-        # n passes' last cycle waited for them.
-        with m.If(job_started):
-            m.d.sync += rh_written_term.eq(input_cycles)
-        with m.Elif(self.rh_cycle_written):
-            m.d.sync += rh_written_term.eq(rh_written_term + 1)
-        with m.If(job_started & sequence_active):
-            m.d.sync += r_pending.eq(1)
-        with m.Elif(self.r_done):
-            m.d.sync += r_pending.eq(0)
+        m.d.comb += [
+            tracker.start.eq(self.start),
+            tracker.batch.eq(command.batch),
+            tracker.input_cycles.eq(input_cycles),
+            tracker.r_wait.eq(run.r_wait),
+            tracker.job_started.eq(job_started),
+            tracker.computes.eq(sequence_active),
+            tracker.term.eq(term),
+            tracker.reads_rh.eq((gate == Gate.N) & ~command.linear_before_reset),
+            tracker.job_done.eq(self.job_done),
+            tracker.r_done.eq(self.r_done),
+            tracker.state_cycle_written.eq(self.state_cycle_written),
+            tracker.rh_cycle_written.eq(self.rh_cycle_written),
+        ]
 
         # Addresses of what the issued term needs: element k of the cycle's lane_width.
         unit = (term - input_cycles) << shift
@@ -298,8 +271,7 @@ class JobScheduler(wiring.Component):
                 sequence.eq(0), sequence_row.eq(0), gate.eq(Gate.R),
                 group_base.eq(0), term.eq(0), pass_base.eq(run.pass_base),
                 bias_base.eq(run.bias_base), in_job.eq(0), finals.eq(0),
-                final_sequence.eq(0), final_row.eq(0), r_pending.eq(0),
-                chasing.eq(0), written_term.eq(input_cycles),
+                final_sequence.eq(0), final_row.eq(0),
             ]
             set_weight_address(run.pass_base)
             for b in range(max_b):
