@@ -11,6 +11,7 @@ from gatework.sim.streams import put
 
 
 def simulate(seed, *, lane_width, input_size, batch, steps, drain=False):
+    print(f"seed {seed}")
     rng = random.Random(seed)
     config = BuildConfig(lanes=2, lane_width=lane_width, max_input_size=3, max_hidden_size=2,
                          max_batch=2, max_steps=3, max_layers=1, bidirectional=False)
@@ -67,7 +68,6 @@ def simulate(seed, *, lane_width, input_size, batch, steps, drain=False):
 @pytest.mark.parametrize("lane_width", [1, 2])
 @pytest.mark.parametrize("seed", range(3))
 def test_vectors_are_read_in_order_and_wait_for_a_free_slot(seed, lane_width):
-    print(f"seed {seed}")
     vectors, seen = simulate(seed, lane_width=lane_width, input_size=3, batch=2, steps=3)
     assert seen["vectors"] == vectors
     assert seen["last_taken"] == 1

@@ -18,6 +18,7 @@ CONFIG = BuildConfig(lanes=3, max_input_size=2, max_hidden_size=5, max_batch=2, 
 def hand_over(seed, term, emit_steps=1, stall=0.5):
     """Hand ``term`` over with random sums in every lane; return the sums' units as they
     leave and whether the registers were free again after the last."""
+    print(f"seed {seed}")
     rng = random.Random(seed)
     dut = SumSerializer(CONFIG)
     sums = [(rng.randrange(-1 << 30, 1 << 30), rng.randrange(-1 << 30, 1 << 30))
@@ -60,7 +61,6 @@ def hand_over(seed, term, emit_steps=1, stall=0.5):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_a_last_group_hands_on_the_units_it_holds(seed):
-    print(f"seed {seed}")
     # Group base 3 of five units on three lanes: units 3 and 4, from lanes 0 and 1.
     sums, result = hand_over(seed, {"kind": Kind.Z, "group_base": 3, "last_group": 1})
     assert [(unit["gi"], unit["hn"]) for unit in result["units"]] == sums[:2]
