@@ -40,77 +40,47 @@ unit reaches it), and otherwise waits for all of ``r``. With a batch of one, a j
 soon as the previous step's passes are issued: its ``D`` input terms need no state, and each
 state term waits only until the previous step has written that unit, so when ``D`` is at
 least the element-wise stage's depth (about 20 cycles) steps follow each other with no gap.
+
+The components
+--------------
+
+:class:`GRUEngine` joins them and the memories they share (the states and ``r * h``):
+
+- :class:`~.gru_control.RunControl` takes a command and its lengths, refuses what does not
+  fit, sets a run up and reports its status;
+- :class:`~.gru_inputs.InputBuffer` holds two input vectors;
+- :class:`~.gru_scheduler.JobScheduler` issues the jobs' terms as their dependencies allow,
+  which its :class:`~.gru_tracker.JobTracker` follows;
+- :class:`~.gru_load.LoadDecoder` writes load words into the banks and the state memory;
+- :class:`~.gru_lanes.Lanes` multiply and accumulate the terms and hand each pass's sums on,
+  a stream of units, through the holding registers of their
+  :class:`~.gru_serializer.SumSerializer`;
+- :class:`~.gru_elementwise.ElementwiseStage` turns them into gates, states and outputs.
+
+The scheduler, the lanes and the element-wise stage move in lockstep where a stream would cost
+a cycle: the lanes take a term whenever they advance, and the scheduler hears from the
+element-wise stage what is written. The words they exchange are in :mod:`.gru_layouts`.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Module, signed
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.config import BuildConfig
-from .activation import Activation, Function, activation_signature
-from .arith import multiply, pipelined_product, rescale
-from .fanout import replica_of, replicas
+from .activation import Activation, activation_signature
+from .gru_control import RunControl
+from .gru_elementwise import ElementwiseStage
+from .gru_inputs import InputBuffer
+from .gru_lanes import Lanes
+from .gru_layouts import (LoadRegion, Refusal, command_layout, lane_cycles, load_layout,
+                          output_layout, status_layout)
+from .gru_load import LoadDecoder
+from .gru_scheduler import JobScheduler
 from .memory import NO_RW_CHECK, read_data
 
 
 __all__ = ["GRUEngine", "LoadRegion", "Refusal", "engine_load_words", "lane_cycles"]
-
-
-class LoadRegion(enum.Enum, shape=2):
-    """Which memory a load word goes to."""
-
-    WEIGHT = 0
-    BIAS = 1
-    STATE = 2
-
-
-class Refusal(enum.Enum, shape=3):
-    """Why a run command was refused (nothing was computed)."""
-
-    NONE = 0
-    BATCH = 1
-    INPUT_SIZE = 2
-    HIDDEN_SIZE = 3
-    WEIGHT_SET = 4
-    STEPS = 5
-    LENGTH = 6
-
-
-class _Gate(enum.Enum, shape=2):
-    R = 0
-    Z = 1
-    N = 2
-
-
-class _Kind(enum.Enum, shape=3):
-    """What an entry of the element-wise stage is."""
-
-    R = 0
-    Z = 1
-    N = 2
-    SKIP = 3     # a sequence past its length: emits zeros, keeps its state
-    FINAL = 4    # reads a sequence's final state out
-
-
-# Lanes that share one copy of a register every lane reads (:func:`.fanout.replicas`).
-_LANES_PER_COPY = 8
-
-# The element-wise stage: the pre-activation enters the activation unit at stage E5 and
-# leaves it at EA (A = 5 + Activation.latency).
-_ENTER = 5
-_LEAVE = _ENTER + Activation.latency
-
-
-def lane_cycles(size, config):
-    """Cycles a lane takes over ``size`` terms (a value), ``lane_width`` of them a cycle."""
-    if config.lane_width == 1:
-        return size
-    return (size + (config.lane_width - 1)) >> config.lane_width_log2
-
-
-def _bits_for(count):
-    return max(1, (count - 1).bit_length())
 
 
 def engine_load_words(config, weights, weight_set, *, h0=None):
@@ -250,35 +220,13 @@ class GRUEngine(wiring.Component):
         self._lut_multipliers = lut_multipliers
         self._shared_activation = shared_activation
         formats = config.formats
-        # Load addresses count weight words; a lane's bank holds lane_width of them a word.
-        self._weight_depth = config.weight_sets * config.weight_set_words
-        self._bias_depth = config.weight_sets * config.bias_set_words
-        self._state_depth = 2 * config.max_batch * config.max_hidden_size
-        word_bits = max(formats.weight.total_bits, formats.bias.total_bits,
-                        formats.data.total_bits)
-        address_depth = max(self._weight_depth, self._bias_depth, self._state_depth)
         members = {
-            "load": In(stream.Signature(data.StructLayout({
-                "region": LoadRegion,
-                "lane": range(config.lanes),
-                "address": range(address_depth),
-                "data": signed(word_bits)}))),
-            "command": In(stream.Signature(data.StructLayout({
-                "input_size": range(config.max_input_size + 1),
-                "hidden_size": range(config.max_hidden_size + 1),
-                "batch": range(config.max_batch + 1),
-                "steps": range(config.max_steps + 1),
-                "weight_set": range(config.weight_sets),
-                "linear_before_reset": 1,
-                "reverse": 1,
-                "initial_state": 1,
-                "emit_steps": 1}))),
+            "load": In(stream.Signature(load_layout(config))),
+            "command": In(stream.Signature(command_layout(config))),
             "lengths": In(stream.Signature(range(config.max_steps + 1))),
             "x": In(stream.Signature(signed(formats.data.total_bits))),
-            "o": Out(stream.Signature(data.StructLayout({
-                "data": signed(formats.data.total_bits), "final": 1, "last": 1}))),
-            "status": Out(stream.Signature(data.StructLayout({
-                "error": 1, "refusal": Refusal, "load_error": 1}))),
+            "o": Out(stream.Signature(output_layout(config))),
+            "status": Out(stream.Signature(status_layout())),
             "load_error": Out(1),
         }
         if shared_activation:
@@ -293,900 +241,113 @@ class GRUEngine(wiring.Component):
         m = Module()
         config = self._config
         formats = config.formats
-        lanes = config.lanes
-        max_b, max_h, max_d = config.max_batch, config.max_hidden_size, config.max_input_size
+        max_b, max_h = config.max_batch, config.max_hidden_size
         data_bits = formats.data.total_bits
-        acc_format = config.accumulator
-        acc_bits = acc_format.total_bits
-        acc_fraction = formats.product_fraction_bits
+        shift = config.lane_width_log2
 
-        # ---- memories ------------------------------------------------------------------
-        # Small memories too go to block RAM: in flip-flops and read multiplexers they cost
-        # more logic cells than the engine's control (Yosys' default for them). No read of the
-        # weights, biases, states, inputs, r * h or r uses a word written in its cycle: banks
-        # are loaded between runs, a job reads the state bank its sequence's previous job has
-        # finished writing, the input slot and r * h it reads are complete, and its n passes
-        # wait for its last r. Only z is read as it may be written (H = 1): transparent.
-        block = {"ram_style": "block", **NO_RW_CHECK}
-        # With lane_width w, a lane takes w terms a cycle: w weights from one word of its bank
-        # (each written alone, a write granule apiece) and w elements of the vector, read
-        # through w ports of each memory the vector comes from.
-        width, shift = config.lane_width, config.lane_width_log2
-        weight_bits = formats.weight.total_bits
-        bank_depth = self._weight_depth // width
-        weight_banks, bias_banks = [], []
-        for lane in range(lanes):
-            bank = Memory(shape=unsigned(width * weight_bits), depth=bank_depth, init=[],
-                          attrs=NO_RW_CHECK)
-            biases = Memory(shape=signed(formats.bias.total_bits), depth=self._bias_depth,
-                            init=[], attrs=NO_RW_CHECK)
-            m.submodules[f"weights_{lane}"] = bank
-            m.submodules[f"biases_{lane}"] = biases
-            weight_banks.append((bank.read_port(), bank.write_port(granularity=weight_bits)))
-            bias_banks.append((biases.read_port(), biases.write_port()))
-        m.submodules.state = state_memory = Memory(shape=signed(data_bits),
-                                                   depth=self._state_depth, init=[], attrs=block)
-        # the broadcast h of the lanes
-        state_vectors = [state_memory.read_port() for _ in range(width)]
-        state_update = state_memory.read_port()       # h of the element-wise stage
-        state_write = state_memory.write_port()
-        # Two slots of one input vector, each padded to a multiple of the lane width.
-        slot_words = config.padded_terms(max_d)
-        m.submodules.inputs = input_memory = Memory(shape=signed(data_bits),
-                                                    depth=2 * slot_words, init=[], attrs=block)
-        input_reads = [input_memory.read_port() for _ in range(width)]
-        input_write = input_memory.write_port()
-        m.submodules.reset_state = rh_memory = Memory(shape=signed(data_bits), depth=max_h,
-                                                      init=[], attrs=block)
-        rh_reads = [rh_memory.read_port() for _ in range(width)]
-        rh_write = rh_memory.write_port()
-        activation_bits = formats.activation.total_bits
-        m.submodules.r_gate = r_memory = Memory(shape=signed(activation_bits), depth=max_h,
-                                                init=[], attrs=block)
-        r_write = r_memory.write_port()
-        r_read = r_memory.read_port()
-        m.submodules.z_gate = z_memory = Memory(shape=signed(activation_bits), depth=max_h,
-                                                init=[], attrs=block)
-        z_write = z_memory.write_port()
-        z_read = z_memory.read_port(transparent_for=(z_write,))
-        state_vector_data = [read_data(m, read, state_write, platform=platform)
-                             for read in state_vectors]
-        state_update_data = read_data(m, state_update, state_write, platform=platform)
-        input_data = [read_data(m, read, input_write, platform=platform)
-                      for read in input_reads]
-        rh_data = [read_data(m, read, rh_write, platform=platform) for read in rh_reads]
-        # Each lane's weights of a cycle, term by term.
-        weight_data = []
-        for read, write in weight_banks:
-            word = read_data(m, read, write, platform=platform)
-            weight_data.append([word[k * weight_bits:(k + 1) * weight_bits].as_signed()
-                                for k in range(width)])
-        bias_data = [read_data(m, read, write, platform=platform) for read, write in bias_banks]
-
-        def state_address(bank, offset):
-            """Address in the state memory of ``offset`` (``b * max_h + j``) in ``bank``."""
-            return Mux(bank, max_b * max_h, 0) + offset
-
-        # ---- run parameters ------------------------------------------------------------
-        command = Signal.like(self.command.payload)
-        inputs = command.input_size
-        hidden = command.hidden_size
-        # A pass's cycles: the run's input terms, then its recurrent terms, each
-        # ceil(size / lane_width) cycles.
-        terms = Signal(range(config.max_terms + 1))
-        # One term a cycle pads nothing: no rounded counts and no masks to keep.
-        if width == 1:
-            input_cycles = inputs
-        else:
-            input_cycles = Signal(range(max_d + 1))
-            last_input_cycle = Signal(range(max_d))
-            # Which elements of a pass's last input cycle and last recurrent cycle are terms:
-            # the rest are padding, whose elements are taken as zero.
-            input_tail, hidden_tail = Signal(width), Signal(width)
-        lengths = Array(Signal(range(config.max_steps + 1), name=f"length_{b}")
-                        for b in range(max_b))
-        parity = Array(Signal(name=f"parity_{b}") for b in range(max_b))
-        started = Array(Signal(name=f"started_{b}") for b in range(max_b))
-        refusal = Signal(Refusal)
-        running = Signal()
-
-        # ---- input buffer: two slots of one input vector -------------------------------
-        slot_full = Signal(2)
-        write_slot = Signal()
-        write_index = Signal(range(max_d + 1))
-        # Which vector arrives next, (step, sequence), and whether any is still expected.
-        input_step = Signal(range(config.max_steps))
-        input_sequence = Signal(range(max_b))
-        inputs_left = Signal()
-        m.d.comb += [
-            input_write.addr.eq(Mux(write_slot, slot_words, 0) + write_index),
-            input_write.data.eq(self.x.payload),
-            self.x.ready.eq(running & inputs_left & ~slot_full.bit_select(write_slot, 1)),
-            input_write.en.eq(self.x.valid & self.x.ready),
-        ]
-        free_slot = Signal()          # the front is done with its slot this cycle
-        read_slot = Signal()
-        vector_taken = Signal()       # the last word of a vector is taken this cycle
-        last_vector = ((input_step == command.steps - 1) &
-                       (input_sequence == command.batch - 1))
-        m.d.comb += vector_taken.eq(self.x.valid & self.x.ready & (write_index == inputs - 1))
-        with m.If(self.x.valid & self.x.ready):
-            m.d.sync += write_index.eq(write_index + 1)
-        with m.If(vector_taken):
-            m.d.sync += [write_index.eq(0), write_slot.eq(~write_slot)]
-            with m.If(last_vector):
-                m.d.sync += inputs_left.eq(0)
-            with m.Elif(input_sequence == command.batch - 1):
-                m.d.sync += [input_sequence.eq(0), input_step.eq(input_step + 1)]
-            with m.Else():
-                m.d.sync += input_sequence.eq(input_sequence + 1)
-        fill = Signal(2)
-        clear = Signal(2)
-        with m.If(vector_taken):
-            m.d.comb += fill.eq(Mux(write_slot, 0b10, 0b01))
-        with m.If(free_slot):
-            m.d.comb += clear.eq(Mux(read_slot, 0b10, 0b01))
-        m.d.sync += slot_full.eq((slot_full | fill) & ~clear)
-
-        # ---- the front: jobs, passes, terms --------------------------------------------
-        step = Signal(range(config.max_steps + 1))
-        sequence = Signal(range(max_b + 1))
-        sequence_row = Signal(range(max_b * max_h + 1))  # sequence * max_h
-        gate = Signal(_Gate)
-        group_base = Signal(range(max_h + lanes + 1))    # g * lanes
-        term = Signal(range(config.max_terms + 1))
-        # The run's weight set starts at set_pass_base and set_bias_base: counted up from 0
-        # one set per cycle after the command is taken, while the lengths arrive.
-        sets_to_skip = Signal(range(config.weight_sets))
-        set_pass_base = Signal(range(self._weight_depth + 1))
-        set_bias_base = Signal(range(self._bias_depth + 1))
-        with m.If(sets_to_skip != 0):
-            m.d.sync += [sets_to_skip.eq(sets_to_skip - 1),
-                         set_pass_base.eq(set_pass_base + config.weight_set_words // width),
-                         set_bias_base.eq(set_bias_base + config.bias_set_words)]
-        pass_base = Signal(range(self._weight_depth + 1))
-        bias_base = Signal(range(self._bias_depth + 1))
-        # What reaches every lane comes from one register per group of lanes
-        # (:func:`.fanout.replicas`), each near its own lanes: the weight banks' address and
-        # read enable, the accumulators' enables.
-        fanout = -(-lanes // _LANES_PER_COPY)
-        # The weight banks' address, pass_base + term, kept in registers of its own (each
-        # assignment to pass_base or term below has its twin here), so that no adder and no
-        # multiplexer sits between them and the block RAMs. Between runs, the address of
-        # the load word taken in the cycle before (see _load).
-        weight_depth = max(bank_depth, 2)
-        weight_address = [Signal(range(weight_depth), name=f"weight_address_replica_{k}")
-                          for k in range(fanout)]
-
-        def set_weight_address(value):
-            m.d.sync += [copy.eq(value) for copy in weight_address]
-
-        job_read_bank = Signal()
-        outstanding = Signal(range(max_b + 2))
-        r_pending = Signal()
-        # PyTorch's form: the element-wise stage reads r of unit u as the n item of u enters
-        # it (E0) and writes it as the r item of u leaves the activation (EA, stage 5 + the
-        # activation's latency). 2 H - 1 items pass between the two, each at least a cycle:
-        # the rest of the r units, every z unit and the n units before u. From
-        # H = r_order_hidden on, r of u is written at least a cycle before it is read, and
-        # the n passes need not wait for r. The original form's n passes read r * h from the
-        # lanes instead: they chase its units as they are written (rh_written_term), as a
-        # chasing job does the state's.
-        r_order_hidden = (_LEAVE + 2) // 2
-        r_wait = Signal()             # set with the command: n passes wait for all of r
-        in_job = Signal()
-        finals = Signal()             # issuing the final-state tokens
-        final_sequence = Signal(range(max_b + 1))
-        final_row = Signal(range(max_b * max_h + 1))     # final_sequence * max_h
-
-        # The step's index in the sequences, counted beside the step rather than computed from
-        # it: a subtraction fewer before the comparison with the lengths.
-        time_index = Signal(range(config.max_steps + 1))
-        sequence_active = time_index < lengths[sequence]
-        last_group = group_base + lanes >= hidden
-        final_term = Signal.like(terms)
-        last_term = term == final_term
-
-        # The issue stage says what it issues this cycle; M and A stages follow.
-        issue = Signal()
-        issue_token = Signal(_Kind)
-        issue_is_token = Signal()
-        # The front moves unless a pass's sums wait for the holding register. A register
-        # (computed a cycle ahead, below), as it enables every lane's registers and memories.
-        front_advance = Signal(init=1)
-
-        # Pipeline registers: M (memories read), P (the broadcast element and the weights
-        # taken), D (the multipliers' operands), S (the product; add the bias), A
-        # (accumulate).
-        term_layout = data.StructLayout({
-            "valid": 1, "token": 1, "kind": _Kind, "first": 1, "split": 1, "last": 1,
-            "restart": 1, "use_input": 1, "use_rh": 1, "h_valid": 1,
-            "state_row": range(max_b * max_h), "last_sequence": 1,
-            "group_base": range(max_h + lanes + 1), "read_bank": 1, "last_group": 1,
-            **({} if width == 1 else {"mask": width})})
-        at_m = Signal(term_layout)
-        at_p = Signal(term_layout)
-        at_d = Signal(term_layout)
-        at_s = Signal(term_layout)
-        at_a = Signal(term_layout)
-        issued = Signal(term_layout)
-
-        # Conditions for starting a job or a pass. A job may start while the job of its own
-        # sequence one step earlier is still in the element-wise stage (``outstanding`` is then
-        # the batch: that job is the oldest in flight, as jobs start round-robin over the
-        # sequences and end in order). The new job is then "chasing" it: a term that reads
-        # unit u of the state issues only once that job has written unit u, which it does in
-        # increasing u. Its input terms issue at once, so with D at least the element-wise
-        # stage's depth a batch of one never waits.
-        job_ready = slot_full.bit_select(read_slot, 1) & (outstanding <= command.batch)
-        n_ready = ~r_pending | ~r_wait
-        chasing = Signal()
-        # D + the units of the state the oldest job has written: the first term that waits.
-        written_term = Signal(range(config.max_terms + 1))
-        reads_rh = (gate == _Gate.N) & ~command.linear_before_reset
-        state_wait = chasing & ~reads_rh & (term >= written_term)
-        # D + the units of r * h the job's r passes have written: the first n term that waits.
-        rh_written_term = Signal(range(config.max_terms + 1))
-        rh_wait = reads_rh & r_pending & (term >= rh_written_term)
-
-        with m.If(running & ~finals):
-            with m.If(~in_job):
-                with m.If(job_ready):
-                    m.d.comb += issue.eq(1)
-                    with m.If(~sequence_active):
-                        # A sequence past its length: one token, its input slot freed.
-                        m.d.comb += [issue_is_token.eq(1), issue_token.eq(_Kind.SKIP),
-                                     free_slot.eq(front_advance)]
-            with m.Else():
-                m.d.comb += issue.eq(((term != 0) | (gate != _Gate.N) | (group_base != 0) |
-                                      n_ready) & ~state_wait & ~rh_wait)
-        with m.Elif(running & finals):
-            m.d.comb += [issue.eq(outstanding == 0), issue_is_token.eq(1),
-                         issue_token.eq(_Kind.FINAL)]
-
-        issuing = issue & front_advance
-        m.d.comb += issued.valid.eq(issue)
-
-        # Counters of the front.
-        job_started = Signal()
-        m.d.comb += job_started.eq(issuing & ~finals & ~in_job)
-        with m.If(issuing):
-            with m.If(finals):
-                m.d.sync += [final_sequence.eq(final_sequence + 1),
-                             final_row.eq(final_row + max_h)]
-                with m.If(final_sequence == command.batch - 1):
-                    m.d.sync += [finals.eq(0), running.eq(0)]
-            with m.Elif(~in_job & ~sequence_active):
-                self._next_job(m, step, time_index, sequence, sequence_row, read_slot, command,
-                               finals)
-            with m.Else():
-                with m.If(~in_job):
-                    m.d.sync += [in_job.eq(1), job_read_bank.eq(parity[sequence])]
-                with m.If(last_term):
-                    m.d.sync += [term.eq(0), pass_base.eq(pass_base + terms),
-                                 bias_base.eq(bias_base + 2)]
-                    set_weight_address(pass_base + terms)
-                    with m.If(last_group):
-                        m.d.sync += group_base.eq(0)
-                        with m.If(gate == _Gate.N):
-                            # Job done: its slot is free, its state flips banks.
-                            m.d.comb += free_slot.eq(1)
-                            m.d.sync += [in_job.eq(0), gate.eq(_Gate.R),
-                                         parity[sequence].eq(~parity[sequence]),
-                                         started[sequence].eq(1),
-                                         pass_base.eq(set_pass_base),
-                                         bias_base.eq(set_bias_base)]
-                            set_weight_address(set_pass_base)
-                            self._next_job(m, step, time_index, sequence, sequence_row,
-                                           read_slot, command, finals)
-                        with m.Else():
-                            m.d.sync += gate.eq(gate.as_value() + 1)
-                    with m.Else():
-                        m.d.sync += group_base.eq(group_base + lanes)
-                with m.Else():
-                    m.d.sync += term.eq(term + 1)
-                    m.d.sync += [copy.eq(copy + 1) for copy in weight_address]
-        # Jobs started and not yet through the element-wise stage. The n passes of a job wait
-        # for its r: the original form reads r * h from the lanes, and the element-wise
-        # stage reads r of an n unit early. r * h and r are stored by the time the last r
-        # unit leaves the pipeline; z is read late enough that its order in the pipeline
-        # alone guarantees it, and so is r in PyTorch's form when H is at least
-        # r_order_hidden (see r_wait).
-        job_done = Signal()
-        m.d.sync += outstanding.eq(outstanding + job_started - job_done)
-        with m.If(job_started & (outstanding == command.batch) & ~job_done):
-            m.d.sync += chasing.eq(1)
-        with m.Elif(job_done):
-            m.d.sync += chasing.eq(0)
-        # A recurrent cycle reads lane_width units: it counts as written with the last of them.
-        cycle_written = Signal()
-        with m.If(job_done):
-            m.d.sync += written_term.eq(input_cycles)
-        with m.Elif(cycle_written):
-            m.d.sync += written_term.eq(written_term + 1)
-        # r * h of the job's units, counted a cycle of lane_width units at a time as for the
-        # state. The previous job's r units are all written before this job starts: its
-        # n passes' last cycle waited for them.
-        rh_cycle_written = Signal()
-        with m.If(job_started):
-            m.d.sync += rh_written_term.eq(input_cycles)
-        with m.Elif(rh_cycle_written):
-            m.d.sync += rh_written_term.eq(rh_written_term + 1)
-        r_done = Signal()
-        with m.If(job_started & sequence_active):
-            m.d.sync += r_pending.eq(1)
-        with m.Elif(r_done):
-            m.d.sync += r_pending.eq(0)
-
-        # Addresses of what the issued term needs: element k of the cycle's lane_width.
-        unit = (term - input_cycles) << shift
-        use_input = term < input_cycles
-        use_rh = (gate == _Gate.N) & ~command.linear_before_reset & ~use_input
-        read_bank = Mux(in_job, job_read_bank, parity[sequence])
-        for k in range(width):
-            element = Cat(Const(k, shift), term)
-            unit_k = unit if k == 0 else unit + k
-            m.d.comb += [
-                input_reads[k].addr.eq(Mux(read_slot, slot_words, 0) + element),
-                input_reads[k].en.eq(front_advance),
-                rh_reads[k].addr.eq(unit_k),
-                rh_reads[k].en.eq(front_advance),
-                state_vectors[k].addr.eq(state_address(read_bank, sequence_row + unit_k)),
-                state_vectors[k].en.eq(front_advance),
-            ]
-        advance_next = Signal()       # front_advance's next value, found below
-        lane_advance = replicas(m, advance_next, fanout, name="lane_advance", init=1,
-                                reset_less=False)
-        # A weight bank is written between runs and read during one: its ports share one
-        # address, so that synthesis maps them to one port of a block RAM, with no logic to
-        # settle a read and a write of the same word in one cycle.
-        load_state = Signal()
-        # The biases are read two stages after the weights, as they are added beside the
-        # products: their address waits in registers rather than their values in one per
-        # lane.
-        bias_address_m = Signal.like(bias_base)
-        with m.If(front_advance):
-            m.d.sync += bias_address_m.eq(bias_base + (term != 0))
-        bias_address = replicas(m, bias_address_m, fanout, name="bias_address",
-                                enable=front_advance)
-        for lane, ((weight_read, _), (bias_read, _)) in enumerate(zip(weight_banks,
-                                                                      bias_banks)):
-            advance = replica_of(lane_advance, lane, lanes)
-            m.d.comb += [
-                weight_read.addr.eq(replica_of(weight_address, lane, lanes)),
-                weight_read.en.eq(advance),
-                bias_read.addr.eq(replica_of(bias_address, lane, lanes)),
-                bias_read.en.eq(advance),
-            ]
-        kind = Mux(issue_is_token, issue_token.as_value(), gate.as_value())
-        m.d.comb += [
-            issued.token.eq(issue_is_token),
-            issued.kind.eq(kind),
-            issued.first.eq(term == 0),
-            issued.split.eq(term == input_cycles),
-            issued.last.eq(last_term),
-            issued.restart.eq((gate == _Gate.N) & command.linear_before_reset),
-            issued.use_input.eq(use_input),
-            issued.use_rh.eq(use_rh),
-            issued.h_valid.eq(started[sequence] | command.initial_state),
-            issued.state_row.eq(Mux(finals, final_row, sequence_row)),
-            issued.last_sequence.eq(final_sequence == command.batch - 1),
-            issued.group_base.eq(group_base),
-            issued.read_bank.eq(Mux(finals, parity[final_sequence], read_bank)),
-            issued.last_group.eq(last_group),
-        ]
-        if width > 1:
-            all_terms = (1 << width) - 1
-            m.d.comb += issued.mask.eq(
-                Mux(use_input, Mux(term == last_input_cycle, input_tail, all_terms),
-                    Mux(last_term, hidden_tail, all_terms)))
-        with m.If(front_advance):
-            m.d.sync += [at_m.eq(issued), at_p.eq(at_m), at_d.eq(at_p), at_s.eq(at_d),
-                         at_a.eq(at_s)]
-
-        # M stage: the broadcast element and each lane's weight, taken from the memories into
-        # registers, as a block RAM's data arrives too late in its cycle to go further (on an
-        # ECP5 about 6 ns after the clock edge). The element has one register, beside its
-        # memories: copies near the lanes left the RAMs' data a route across the chip, the
-        # slowest path of the 64-lane ULX3S (12.3 ns). Its loads are the multipliers' input
-        # registers, where nothing follows the route.
-        def element(k):
-            value = Mux(at_m.use_input, input_data[k],
-                        Mux(at_m.use_rh, rh_data[k], Mux(at_m.h_valid, state_vector_data[k], 0)))
-            return value if width == 1 else Mux(at_m.mask[k], value, 0)
-
-        vectors = [replicas(m, element(k), 1, name=f"vector_{k}",
-                            shape=signed(data_bits), enable=front_advance)
-                   for k in range(width)]
-        weights_p = [[Signal(signed(weight_bits), name=f"weight_{lane}_{k}",
-                             reset_less=True)
-                      for k in range(width)]
-                     for lane in range(lanes)]
-        for lane in range(lanes):
-            with m.If(replica_of(lane_advance, lane, lanes)):
-                m.d.sync += [weights_p[lane][k].eq(weight_data[lane][k]) for k in range(width)]
-
-        # P and D stages: each lane's weight and the broadcast element go into its
-        # multiplier's input registers, and the product into its output register
-        # (:func:`.arith.pipelined_product`: the DSP block's own registers on an ECP5).
-        products = [[pipelined_product(m, weights_p[lane][k],
-                                       replica_of(vectors[k], lane, lanes),
-                                       enable=replica_of(lane_advance, lane, lanes),
-                                       platform=platform, name=f"lane_{lane}_{k}")
-                     for k in range(width)]
-                    for lane in range(lanes)]
-        # D stage: each lane's bias where one enters (k = 0 and k = D), otherwise zero: a
-        # synchronous reset of the bias register, so no select meets the adder of the S stage.
-        biases_p = [Signal(signed(formats.bias.total_bits), name=f"bias_{lane}")
-                    for lane in range(lanes)]
-        for lane in range(lanes):
-            with m.If(replica_of(lane_advance, lane, lanes)):
-                m.d.sync += biases_p[lane].eq(bias_data[lane])
-                with m.If(~at_d.first & ~at_d.split):
-                    m.d.sync += biases_p[lane].eq(0)
-
-        # S stage: the products + bias, so that the accumulators take one addition.
-        bias_shift = acc_fraction - formats.bias.fraction_bits
-        addends = [Signal(signed(acc_bits), name=f"addend_{lane}", reset_less=True)
-                   for lane in range(lanes)]
-        for lane in range(lanes):
-            product_sum = products[lane][0]
-            for product in products[lane][1:]:
-                product_sum = product_sum + product
-            with m.If(replica_of(lane_advance, lane, lanes)):
-                m.d.sync += addends[lane].eq(product_sum +
-                                             (biases_p[lane].as_signed() << bias_shift))
-
-        # A stage: accumulate; at a pass's end, hand the sums over.
-        accumulators = [Signal(signed(acc_bits), name=f"accumulator_{lane}", reset_less=True)
-                        for lane in range(lanes)]
-        captured = [Signal(signed(acc_bits), name=f"captured_{lane}", reset_less=True)
-                    for lane in range(lanes)]
-        # The holding registers form a shift register: the serializer takes lane 0's sums and
-        # every lane passes its own to the one below, so no wide multiplexer gathers them.
-        holding_a = [Signal(signed(acc_bits), name=f"holding_a_{lane}", reset_less=True)
-                     for lane in range(lanes)]
-        holding_b = [Signal(signed(acc_bits), name=f"holding_b_{lane}", reset_less=True)
-                     for lane in range(lanes)]
-        holding_busy = Signal()
-        holding = Signal(term_layout)
-        release = Signal()
-        handover = at_a.valid & at_a.last
-        token_handover = at_a.valid & at_a.token
-        # front_advance = ~(a handover waits at A & the holding register is busy), from the
-        # values both will have next cycle.
-        handover_next = Mux(front_advance, at_s.valid & (at_s.last | at_s.token),
-                            handover | token_handover)
-        busy_next = (front_advance & (handover | token_handover)) | (holding_busy & ~release)
-        m.d.comb += advance_next.eq(~(handover_next & busy_next))
-        m.d.sync += front_advance.eq(advance_next)
-        # The A stage's enables reach every lane's accumulator, captured sum and holding
-        # registers: registers too, from A's next contents (S's when the front advances), as
-        # are the selects of what the accumulators and the holding registers take.
-        at_a_next = Signal(term_layout)
-        m.d.comb += at_a_next.eq(Mux(front_advance, at_s.as_value(), at_a.as_value()))
-        accumulate_next = advance_next & at_a_next.valid & ~at_a_next.token
-        # Each a copy per group of lanes. accumulate is front_advance & at_a.valid &
-        # ~at_a.token; capture and hand_over add at_a.split and at_a.last.
-        accumulate = replicas(m, accumulate_next, fanout, name="accumulate")
-        capture = replicas(m, accumulate_next & at_a_next.split, fanout, name="capture")
-        hand_over = replicas(m, accumulate_next & at_a_next.last, fanout, name="hand_over")
-        # A sum starts afresh at k = 0, and at k = D for the n rows of PyTorch's form.
-        restart_sum = replicas(m, at_a_next.first | (at_a_next.split & at_a_next.restart),
-                               fanout, name="restart_sum")
-        # What a hand-over puts in holding_a: the sum so far (the n rows of PyTorch's form at
-        # k = D), the sum captured at k = D (theirs later), or the new sum.
-        first_is_sum = replicas(m, at_a_next.restart & at_a_next.split, fanout,
-                                name="first_is_sum")
-        first_is_captured = replicas(m, at_a_next.restart & ~at_a_next.split, fanout,
-                                     name="first_is_captured")
-        for lane in range(lanes):
-            def mine(copies):
-                return replica_of(copies, lane, lanes)
-            total = Signal(signed(acc_bits), name=f"total_{lane}")
-            m.d.comb += total.eq(Mux(mine(restart_sum), addends[lane],
-                                     accumulators[lane] + addends[lane]))
-            with m.If(mine(accumulate)):
-                m.d.sync += accumulators[lane].eq(total)
-            with m.If(mine(capture)):
-                m.d.sync += captured[lane].eq(accumulators[lane])
-            with m.If(mine(hand_over)):
-                first_value = Mux(mine(first_is_sum), accumulators[lane],
-                                  Mux(mine(first_is_captured), captured[lane], total))
-                m.d.sync += [holding_a[lane].eq(first_value), holding_b[lane].eq(total)]
-        # The serializer's last position, found as the sums are handed over rather than in
-        # the cycles that compare the position with it.
-        final_position = Signal(range(max(lanes, max_h)))
-        units_left = hidden - at_a.group_base
-        count = Mux(at_a.token, Mux((at_a.kind == _Kind.SKIP) & ~command.emit_steps, 1, hidden),
-                    Mux(units_left < lanes, units_left, lanes))
-        with m.If(front_advance & (handover | token_handover)):
-            m.d.sync += [holding.eq(at_a), holding_busy.eq(1), final_position.eq(count - 1)]
-        with m.Elif(release):
-            m.d.sync += holding_busy.eq(0)
-
-        # ---- the element-wise stage ----------------------------------------------------
-        back_advance = Signal()
-        m.d.comb += back_advance.eq(self.o.ready | ~self.o.valid)
-        item_layout = data.StructLayout({
-            "valid": 1, "kind": _Kind, "state_offset": range(max_b * max_h),
-            "unit": range(max_h + lanes),
-            "read_bank": 1, "h_valid": 1, "last_unit": 1, "last_group": 1,
-            "emit": 1, "final_run": 1})
-        # Serializer: one unit of the holding register per cycle.
-        position = Signal(range(max(lanes, max_h) + 1))
-        item_0 = Signal(item_layout)
-        # The second sum is only ever W_hn h + b_hn, used at the pre-activation format.
-        preact = formats.preactivation
-        activation_format = formats.activation
-        value_a_0 = Signal(signed(acc_bits), reset_less=True)
-        value_b_0 = Signal(signed(preact.total_bits), reset_less=True)
-        last_position = position == final_position
-        unit_0 = Mux(holding.token, position, holding.group_base + position)
-        with m.If(back_advance):
-            m.d.sync += item_0.valid.eq(holding_busy)
-            with m.If(holding_busy):
-                m.d.comb += release.eq(last_position)
-                # Sums load only while the holding register is free, so never while it shifts.
-                for lane in range(lanes - 1):
-                    m.d.sync += [holding_a[lane].eq(holding_a[lane + 1]),
-                                 holding_b[lane].eq(holding_b[lane + 1])]
-                m.d.sync += [
-                    position.eq(Mux(last_position, 0, position + 1)),
-                    item_0.kind.eq(holding.kind),
-                    item_0.state_offset.eq(holding.state_row + unit_0),
-                    item_0.unit.eq(unit_0),
-                    item_0.read_bank.eq(holding.read_bank),
-                    item_0.h_valid.eq(holding.h_valid | (holding.kind == _Kind.FINAL)),
-                    item_0.last_unit.eq(last_position),
-                    item_0.last_group.eq(holding.last_group | holding.token),
-                    item_0.emit.eq(Mux(holding.kind == _Kind.FINAL, 1,
-                                       command.emit_steps & ((holding.kind == _Kind.N) |
-                                                             (holding.kind == _Kind.SKIP)))),
-                    item_0.final_run.eq((holding.kind == _Kind.FINAL) &
-                                        holding.last_sequence),
-                    value_a_0.eq(holding_a[0]),
-                    value_b_0.eq(rescale(holding_b[0], acc_fraction, preact)),
-                ]
-
-        # The stages: E0 to E4 prepare the pre-activation, which enters the activation unit at
-        # E5 and leaves it at EA (A = 5 + Activation.latency); EA to EA+4 compute the update.
-        # Every stage ends in a register: no block RAM's data and no carry chain is followed
-        # by another carry chain or a multiplier in the same cycle.
-        enter, leave = _ENTER, _LEAVE
-        last = leave + 4
-        stages = [item_0] + [Signal(item_layout, name=f"item_{index}")
-                             for index in range(1, last + 1)]
-        with m.If(back_advance):
-            for before, after in zip(stages, stages[1:]):
-                m.d.sync += after.eq(before)
-
-        def delayed(signal, start, stop, name):
-            """``signal`` of stage ``start`` carried to stage ``stop``, one register a stage."""
-            chain = [signal]
-            for index in range(start + 1, stop + 1):
-                register = Signal.like(signal, name=f"{name}_{index}", reset_less=True)
-                with m.If(back_advance):
-                    m.d.sync += register.eq(chain[-1])
-                chain.append(register)
-            return chain[-1]
-
-        # E0 -> E1: read r.
-        m.d.comb += [r_read.addr.eq(item_0.unit), r_read.en.eq(back_advance)]
-        value_a_1 = delayed(value_a_0, 0, 1, "value_a")
-        value_b_1 = delayed(value_b_0, 0, 1, "value_b")
-        r_1 = read_data(m, r_read, r_write, platform=platform)
-        # E1: r beside the sums.
-        r_2 = delayed(r_1, 1, 2, "r")
-        gi_2 = delayed(value_a_1, 1, 2, "gi")
-        hn_2 = delayed(value_b_1, 1, 2, "hn")
-        # E2: r * (W_hn h + b_hn).
-        reset_fraction = activation_format.fraction_bits + preact.fraction_bits
-        reset_3 = Signal(signed(activation_bits + preact.total_bits), reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += reset_3.eq(multiply(r_2, hn_2, lut=self._lut_multipliers))
-        gi_3 = delayed(gi_2, 2, 3, "gi")
-        # E3: n's exact sum in PyTorch's form, rounded once at E4.
-        common_fraction = max(acc_fraction, reset_fraction)
-        n_sum_4 = Signal(signed(max(acc_bits + common_fraction - acc_fraction,
-                                    len(reset_3) + common_fraction - reset_fraction) + 1),
-                         reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += n_sum_4.eq((gi_3 << (common_fraction - acc_fraction)) +
-                                   (reset_3 << (common_fraction - reset_fraction)))
-        gi_4 = delayed(gi_3, 3, 4, "gi")
-        # E4: the pre-activation.
-        item_4, item_enter = stages[4], stages[enter]
-        pre_5 = Signal(signed(preact.total_bits), reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += pre_5.eq(Mux((item_4.kind == _Kind.N) & command.linear_before_reset,
-                                     rescale(n_sum_4, common_fraction, preact),
-                                     rescale(gi_4, acc_fraction, preact)))
-        # E5: sigmoid or tanh. The activation unit is always fed, so it moves in lockstep with
-        # these stages; items carry their own valid bit.
+        m.submodules.control = control = RunControl(config)
+        m.submodules.inputs = inputs = InputBuffer(config)
+        m.submodules.scheduler = scheduler = JobScheduler(config)
+        m.submodules.load = loader = LoadDecoder(config)
+        m.submodules.lanes = lane_array = Lanes(config)
+        m.submodules.elementwise = elementwise = ElementwiseStage(
+            config, lut_multipliers=self._lut_multipliers)
         if self._shared_activation:
-            activation = self.activation
+            wiring.connect(m, wiring.flipped(self.activation), elementwise.activation)
         else:
             m.submodules.activation = activation = Activation(
                 formats, lut_multipliers=self._lut_multipliers)
-        m.d.comb += [
-            activation.i.valid.eq(1),
-            activation.i.payload.value.eq(pre_5),
-            activation.i.payload.function.eq(Mux(item_enter.kind == _Kind.N, Function.TANH,
-                                                 Function.SIGMOID)),
-            activation.o.ready.eq(back_advance),
-        ]
-        # EA-1 -> EA: read z and h. h is read this late, rather than carried from E0, as the
-        # state of a sequence is written at the last stage by its previous job only, which
-        # ended before this job's first pass began.
-        item_before, item_leave = stages[leave - 1], stages[leave]
-        m.d.comb += [
-            z_read.addr.eq(item_before.unit), z_read.en.eq(back_advance),
-            state_update.addr.eq(state_address(item_before.read_bank,
-                                               item_before.state_offset)),
-            state_update.en.eq(back_advance),
-        ]
-        # EA: store r and z; take the activation, z and h into registers.
-        a_leave = activation.o.payload
-        is_r = item_leave.valid & (item_leave.kind == _Kind.R)
-        is_z = item_leave.valid & (item_leave.kind == _Kind.Z)
-        m.d.comb += [
-            r_write.addr.eq(item_leave.unit), r_write.data.eq(a_leave),
-            r_write.en.eq(back_advance & is_r),
-            z_write.addr.eq(item_leave.unit), z_write.data.eq(a_leave),
-            z_write.en.eq(back_advance & is_z),
-        ]
-        a_next = delayed(a_leave, leave, leave + 1, "a")
-        z_next = delayed(z_read.data, leave, leave + 1, "z")
-        h_next = Signal(signed(data_bits), name=f"h_{leave + 1}", reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += h_next.eq(Mux(item_leave.h_valid, state_update_data, 0))
-        # EA+1: prepare the update or r * h; h - n, both at the update's fraction bits, and
-        # r * h share one multiplier.
-        item_next = stages[leave + 1]
-        update_fraction = max(formats.data.fraction_bits, activation_format.fraction_bits)
-        n_u = a_next << (update_fraction - activation_format.fraction_bits)
-        h_u = h_next << (update_fraction - formats.data.fraction_bits)
-        operand_bits = max(data_bits + update_fraction - formats.data.fraction_bits,
-                           activation_bits + update_fraction - activation_format.fraction_bits,
-                           data_bits) + 1
-        multiplicand = Signal(signed(activation_bits), name=f"multiplicand_{leave + 2}",
-                              reset_less=True)
-        multiplier = Signal(signed(operand_bits), name=f"multiplier_{leave + 2}",
-                            reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += [
-                multiplicand.eq(Mux(item_next.kind == _Kind.R, a_next, z_next)),
-                multiplier.eq(Mux(item_next.kind == _Kind.R, h_next, h_u - n_u)),
-            ]
-        # EA+2: the one multiplier of r * h and z * (h - n).
-        product = Signal(signed(activation_bits + operand_bits), name=f"product_{leave + 3}",
-                         reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += product.eq(multiply(multiplicand, multiplier,
-                                            lut=self._lut_multipliers))
-        n_product = delayed(n_u, leave + 1, leave + 3, "n")
-        # EA+3: the exact new state, n + z (h - n), rounded once at the last stage.
-        update = Signal(signed(max(len(n_product) + activation_format.fraction_bits,
-                                   len(product)) + 1),
-                        name=f"update_{last}", reset_less=True)
-        with m.If(back_advance):
-            m.d.sync += update.eq((n_product << activation_format.fraction_bits) + product)
-        product_last = delayed(product, leave + 3, last, "product")
-        h_last = delayed(h_next, leave + 1, last, "h")
-        # The last stage: write r * h or the new state, and emit.
-        item_last = stages[last]
-        rh = rescale(product_last,
-                     activation_format.fraction_bits + formats.data.fraction_bits, formats.data)
-        new_state = rescale(update, update_fraction + activation_format.fraction_bits,
-                            formats.data)
-        is_n_last = item_last.valid & (item_last.kind == _Kind.N)
-        m.d.comb += [
-            rh_write.addr.eq(item_last.unit), rh_write.data.eq(rh),
-            rh_write.en.eq(back_advance & item_last.valid & (item_last.kind == _Kind.R) &
-                           ~command.linear_before_reset),
-            rh_cycle_written.eq(rh_write.en & item_last.unit[:shift].all()),
-        ]
-        state_load, state_load_address, state_load_data = self._load(
-            m, load_state, weight_banks, bias_banks, weight_address, fanout)
-        with m.If(state_load):
-            m.d.comb += [state_write.addr.eq(state_load_address),
-                         state_write.data.eq(state_load_data), state_write.en.eq(1)]
+            wiring.connect(m, activation, elementwise.activation)
+
+        # ---- memories the components share ---------------------------------------------
+        # Small memories too go to block RAM: in flip-flops and read multiplexers they cost
+        # more logic cells than the engine's control (Yosys' default for them). No read of the
+        # states or r * h uses a word written in its cycle: a job reads the state bank its
+        # sequence's previous job has finished writing, and the r * h it reads is complete.
+        # The lanes take lane_width elements of the vector a cycle, through as many ports.
+        block = {"ram_style": "block", **NO_RW_CHECK}
+        m.submodules.state = state_memory = Memory(shape=signed(data_bits),
+                                                   depth=2 * max_b * max_h, init=[], attrs=block)
+        state_vectors = [state_memory.read_port() for _ in lane_array.state_words]
+        state_update = state_memory.read_port()       # h of the element-wise stage
+        state_write = state_memory.write_port()
+        m.submodules.reset_state = rh_memory = Memory(shape=signed(data_bits), depth=max_h,
+                                                      init=[], attrs=block)
+        rh_reads = [rh_memory.read_port() for _ in lane_array.rh_words]
+        rh_write = rh_memory.write_port()
+        wiring.connect(m, rh_write, elementwise.rh_write)
+        # The state memory is written by load words between runs, by new states during one.
+        with m.If(loader.state.en):
+            m.d.comb += [state_write.addr.eq(loader.state.addr),
+                         state_write.data.eq(loader.state.data), state_write.en.eq(1)]
         with m.Else():
-            m.d.comb += [
-                state_write.addr.eq(state_address(~item_last.read_bank,
-                                                  item_last.state_offset)),
-                state_write.data.eq(new_state),
-                state_write.en.eq(back_advance & is_n_last),
-            ]
-        output = Mux(item_last.kind == _Kind.N, new_state,
-                     Mux(item_last.kind == _Kind.FINAL, h_last, 0))
-        with m.If(back_advance):
-            m.d.sync += [
-                self.o.valid.eq(item_last.valid & item_last.emit),
-                self.o.payload.data.eq(output),
-                self.o.payload.final.eq(item_last.kind == _Kind.FINAL),
-                self.o.payload.last.eq(item_last.final_run & item_last.last_unit),
-            ]
-        m.d.comb += cycle_written.eq(back_advance & is_n_last & item_last.unit[:shift].all())
-        ends_job = (item_last.valid & item_last.last_unit & item_last.last_group &
-                    ((item_last.kind == _Kind.N) | (item_last.kind == _Kind.SKIP)))
+            m.d.comb += [state_write.addr.eq(elementwise.state_write.addr),
+                         state_write.data.eq(elementwise.state_write.data),
+                         state_write.en.eq(elementwise.state_write.en)]
         m.d.comb += [
-            job_done.eq(back_advance & ends_job),
-            r_done.eq(back_advance & item_last.valid & item_last.last_unit &
-                      item_last.last_group & (item_last.kind == _Kind.R)),
+            state_update.addr.eq(elementwise.state_read.addr),
+            state_update.en.eq(elementwise.state_read.en),
+            elementwise.state_read.data.eq(read_data(m, state_update, state_write,
+                                                     platform=platform)),
         ]
-        run_finished = Signal()
-        m.d.comb += run_finished.eq(back_advance & item_last.valid & item_last.final_run &
-                                    item_last.last_unit)
-
-        # ---- commands, lengths, loads, status -----------------------------------------
-        length_index = Signal(range(max_b + 1))
-        reported_load_error = Signal()
-        length_bad = Signal()
-        # Registers, not sums: the command holds still through a run, and a run's first pass
-        # comes at least two cycles after its command.
-        def tail_mask(size):
-            """Which of the lane_width elements of a last cycle over ``size`` terms are
-            terms."""
-            rest = size[:shift]
-            return Cat((rest == 0) | (rest > k) for k in range(width))
-
-        if width == 1:
-            m.d.sync += terms.eq(command.input_size + command.hidden_size)
-        else:
-            rounded_inputs = lane_cycles(command.input_size, config)
-            rounded_hidden = lane_cycles(command.hidden_size, config)
-            m.d.sync += [
-                terms.eq(rounded_inputs + rounded_hidden),
-                input_cycles.eq(rounded_inputs),
-                last_input_cycle.eq(rounded_inputs - 1),
-                input_tail.eq(tail_mask(command.input_size)),
-                hidden_tail.eq(tail_mask(command.hidden_size)),
+        for k, (state_read, rh_read) in enumerate(zip(state_vectors, rh_reads)):
+            m.d.comb += [
+                state_read.addr.eq(scheduler.state_address[k]),
+                state_read.en.eq(lane_array.advance),
+                lane_array.state_words[k].eq(read_data(m, state_read, state_write,
+                                                       platform=platform)),
+                rh_read.addr.eq(scheduler.rh_address[k]),
+                rh_read.en.eq(lane_array.advance),
+                lane_array.rh_words[k].eq(read_data(m, rh_read, rh_write, platform=platform)),
             ]
-        m.d.sync += final_term.eq(terms - 1)
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += [self.command.ready.eq(1), self.load.ready.eq(1),
-                             load_state.eq(1)]
-                set_weight_address(self.load.payload.address[shift:])
-                with m.If(self.command.valid):
-                    payload = self.command.payload
-                    m.d.sync += [command.eq(payload), self.load_error.eq(0),
-                                 r_wait.eq(payload.linear_before_reset &
-                                           (payload.hidden_size < r_order_hidden)),
-                                 reported_load_error.eq(self.load_error),
-                                 refusal.eq(Refusal.NONE), length_index.eq(0),
-                                 length_bad.eq(0), sets_to_skip.eq(payload.weight_set),
-                                 set_pass_base.eq(0), set_bias_base.eq(0)]
-                    with m.If((payload.batch == 0) | (payload.batch > max_b)):
-                        m.d.sync += refusal.eq(Refusal.BATCH)
-                        m.next = "STATUS"
-                    with m.Elif((payload.input_size == 0) | (payload.input_size > max_d)):
-                        m.d.sync += refusal.eq(Refusal.INPUT_SIZE)
-                        m.next = "STATUS"
-                    with m.Elif((payload.hidden_size == 0) | (payload.hidden_size > max_h)):
-                        m.d.sync += refusal.eq(Refusal.HIDDEN_SIZE)
-                        m.next = "STATUS"
-                    with m.Elif(payload.weight_set >= config.weight_sets):
-                        m.d.sync += refusal.eq(Refusal.WEIGHT_SET)
-                        m.next = "STATUS"
-                    with m.Elif((payload.steps == 0) | (payload.steps > config.max_steps)):
-                        m.d.sync += refusal.eq(Refusal.STEPS)
-                        m.next = "STATUS"
-                    with m.Else():
-                        m.next = "LENGTHS"
-            with m.State("LENGTHS"):
-                m.d.comb += self.lengths.ready.eq(1)
-                with m.If(self.lengths.valid):
-                    value = self.lengths.payload
-                    m.d.sync += [lengths[length_index].eq(value),
-                                 length_index.eq(length_index + 1)]
-                    with m.If((value == 0) | (value > command.steps)):
-                        m.d.sync += length_bad.eq(1)
-                    with m.If(length_index == command.batch - 1):
-                        m.next = "START"
-            with m.State("START"):
-                m.d.sync += [
-                    step.eq(0), time_index.eq(Mux(command.reverse, command.steps - 1, 0)),
-                    sequence.eq(0), sequence_row.eq(0), gate.eq(_Gate.R),
-                    group_base.eq(0), term.eq(0), pass_base.eq(set_pass_base),
-                    bias_base.eq(set_bias_base), in_job.eq(0), finals.eq(0),
-                    final_sequence.eq(0), final_row.eq(0), r_pending.eq(0),
-                    chasing.eq(0), written_term.eq(input_cycles),
-                    slot_full.eq(0), write_slot.eq(0), write_index.eq(0), read_slot.eq(0),
-                    input_step.eq(0), input_sequence.eq(0), inputs_left.eq(1),
-                ]
-                set_weight_address(set_pass_base)
-                for b in range(max_b):
-                    m.d.sync += [parity[b].eq(0), started[b].eq(0)]
-                with m.If(length_bad):
-                    m.d.sync += refusal.eq(Refusal.LENGTH)
-                    m.next = "DRAIN"
-                with m.Elif(sets_to_skip == 0):
-                    m.d.sync += running.eq(1)
-                    m.next = "RUN"
-            with m.State("RUN"):
-                with m.If(run_finished):
-                    m.next = "STATUS"
-            with m.State("DRAIN"):
-                # A refused length: the request's inputs are consumed and dropped, counted by
-                # the input buffer's counters as if they were stored.
-                m.d.comb += self.x.ready.eq(1)
-                with m.If(vector_taken & last_vector):
-                    m.next = "STATUS"
-            with m.State("STATUS"):
-                m.d.comb += [
-                    self.status.valid.eq(1),
-                    self.status.payload.error.eq(refusal != Refusal.NONE),
-                    self.status.payload.refusal.eq(refusal),
-                    self.status.payload.load_error.eq(reported_load_error),
-                ]
-                with m.If(self.status.ready):
-                    m.d.sync += running.eq(0)
-                    m.next = "IDLE"
+
+        # ---- commands, loads and inputs in; outputs and status out ---------------------
+        wiring.connect(m, wiring.flipped(self.command), control.command)
+        wiring.connect(m, wiring.flipped(self.lengths), control.lengths)
+        wiring.connect(m, control.status, wiring.flipped(self.status))
+        wiring.connect(m, wiring.flipped(self.load), loader.load)
+        wiring.connect(m, wiring.flipped(self.x), inputs.x)
+        wiring.connect(m, elementwise.o, wiring.flipped(self.o))
+        command = control.run.command
+        m.d.comb += [
+            self.load_error.eq(control.load_error),
+            control.load_refused.eq(loader.refused),
+            loader.enable.eq(control.idle),
+            inputs.command.eq(command),
+            inputs.start.eq(control.start),
+            inputs.accept.eq(control.running),
+            inputs.drain.eq(control.drain),
+            control.drained.eq(inputs.last_taken),
+        ]
+
+        # ---- scheduler -> lanes -> element-wise stage ----------------------------------
+        m.d.comb += [
+            scheduler.run.eq(control.run),
+            *(length.eq(value) for length, value in zip(scheduler.lengths,
+                                                         control.sequence_lengths)),
+            scheduler.start.eq(control.start),
+            scheduler.running.eq(control.running),
+            control.issued.eq(scheduler.last_issued),
+            scheduler.idle.eq(control.idle),
+            scheduler.load_address.eq(self.load.payload.address[shift:]),
+            scheduler.vector_ready.eq(inputs.vector_ready),
+            inputs.free.eq(scheduler.free_slot),
+            inputs.term.eq(scheduler.term),
+            inputs.read.eq(lane_array.advance),
+            *(word.eq(value) for word, value in zip(lane_array.input_words, inputs.words)),
+            lane_array.command.eq(command),
+            lane_array.term.eq(scheduler.issued),
+            scheduler.advance.eq(lane_array.advance),
+            *(address.eq(value) for address, value in zip(lane_array.weight_address,
+                                                          scheduler.weight_address)),
+            lane_array.bias_address.eq(scheduler.bias_address),
+            elementwise.command.eq(command),
+            scheduler.job_done.eq(elementwise.job_done),
+            scheduler.r_done.eq(elementwise.r_done),
+            scheduler.state_cycle_written.eq(elementwise.state_cycle_written),
+            scheduler.rh_cycle_written.eq(elementwise.rh_cycle_written),
+            control.finished.eq(elementwise.run_done),
+        ]
+        wiring.connect(m, loader.writes, lane_array.load)
+        wiring.connect(m, lane_array.sums, elementwise.sums)
         return m
-
-    def _next_job(self, m, step, time_index, sequence, sequence_row, read_slot, command,
-                  finals):
-        m.d.sync += read_slot.eq(~read_slot)
-        with m.If(sequence == command.batch - 1):
-            m.d.sync += [sequence.eq(0), sequence_row.eq(0), step.eq(step + 1),
-                         time_index.eq(Mux(command.reverse, time_index - 1, time_index + 1))]
-            with m.If(step == command.steps - 1):
-                m.d.sync += finals.eq(1)
-        with m.Else():
-            m.d.sync += [sequence.eq(sequence + 1),
-                         sequence_row.eq(sequence_row + self._config.max_hidden_size)]
-
-    def _load(self, m, load_state, weight_banks, bias_banks, weight_address, fanout):
-        """Take load words while ``load_state``; write each a cycle later, from registers.
-
-        The lanes' write enables are decoded into a register per lane, and the address and
-        data come from copies per group of lanes, so no decoder or shared register sits
-        between the load port and the lanes' RAMs. Returns the state memory's write: its
-        enable, address and data registers.
-        """
-        config = self._config
-        lanes = config.lanes
-        load = self.load.payload
-        in_range = Signal()
-        with m.Switch(load.region):
-            with m.Case(LoadRegion.WEIGHT):
-                m.d.comb += in_range.eq((load.address < self._weight_depth) &
-                                        (load.lane < lanes))
-            with m.Case(LoadRegion.BIAS):
-                m.d.comb += in_range.eq((load.address < self._bias_depth) &
-                                        (load.lane < lanes))
-            with m.Case(LoadRegion.STATE):
-                m.d.comb += in_range.eq(load.address < config.max_batch *
-                                        config.max_hidden_size)
-        write = self.load.valid & load_state & in_range
-        # A weight word goes to one granule of its lane's bank: the low bits of its address.
-        width, shift = config.lane_width, config.lane_width_log2
-        weight_select, bias_select = Signal(lanes * width), Signal(lanes)
-        state_select = Signal()
-        m.d.sync += [
-            weight_select.eq(Cat((write & (load.region == LoadRegion.WEIGHT) &
-                                  (load.lane == lane) & (load.address[:shift] == k))
-                                 for lane in range(lanes) for k in range(width))),
-            bias_select.eq(Cat((write & (load.region == LoadRegion.BIAS) &
-                                (load.lane == lane)) for lane in range(lanes))),
-            state_select.eq(write & (load.region == LoadRegion.STATE)),
-        ]
-        load_address = replicas(m, load.address, fanout, name="load_address")
-        load_data = replicas(m, load.data, fanout, name="load_data")
-        for lane, ((_, weight_write), (_, bias_write)) in enumerate(zip(weight_banks,
-                                                                       bias_banks)):
-            m.d.comb += [
-                # The weights' address register took the load's address with it.
-                weight_write.addr.eq(replica_of(weight_address, lane, lanes)),
-                weight_write.data.eq(Cat([replica_of(load_data, lane, lanes)] * width)),
-                weight_write.en.eq(weight_select[lane * width:(lane + 1) * width]),
-                bias_write.addr.eq(replica_of(load_address, lane, lanes)),
-                bias_write.data.eq(replica_of(load_data, lane, lanes)),
-                bias_write.en.eq(bias_select[lane]),
-            ]
-        with m.If(self.load.valid & load_state & ~in_range):
-            m.d.sync += self.load_error.eq(1)
-        return state_select, load_address[0], load_data[0]

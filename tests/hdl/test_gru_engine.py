@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 from gatework.golden.config import BuildConfig
 from gatework.golden.gru import GRUDirectionWeights, GRUWeights, gru_fixed, quantize_gru
 from gatework.hdl.gru import GRUEngine, LoadRegion, Refusal, engine_load_words
+from gatework.hdl.gru_lanes import Lanes
 from gatework.sim.gru import simulate_gru
 from gatework.sim.streams import get, put
 
@@ -341,8 +342,9 @@ def test_memory_words_match_the_build():
     # 4 banks of 3 * 64 rows of 128 weights, spread over 8 lanes without padding.
     assert words["weights"] == 4 * 3 * 64 * 128
     assert words["hidden state"] == 2 * 8 * 64
-    engine = GRUEngine(config)
-    assert engine._weight_depth * config.lanes == words["weights"]
+    # The engine's weight banks are its lanes'.
+    lanes = Lanes(config)
+    assert lanes._bank_depth * config.lane_width * config.lanes == words["weights"]
 
 
 def test_load_words_cover_every_weight_once():
