@@ -30,7 +30,7 @@ model answers ``MALFORMED``; the default formats are 16 bits wide.
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -46,6 +46,7 @@ from .link import FrameReceiver, FrameTransmitter
 from .memory import NO_RW_CHECK, BankedMemory, read_data
 from .slots import WeightSlots
 from .request import RequestReader
+from .response import ResponseWriter
 from .stream import StreamRegister
 from .walk import AddressWalk
 
@@ -224,10 +225,7 @@ class AcceleratorTop(wiring.Component):
         length = Signal(range(self._max_payload + 1))
         status = Signal(8)
         response_length = Signal(16)
-        sent = Signal(17)               # response payload bytes sent
         channels = Signal(16)
-        info = Array(Const(byte, 8) for byte in self._info)
-        high_half = Signal()
         # The request's payload: its header's bytes, read by name through golden's table of
         # headers (never by offset), then its words.
         m.submodules.request = request = RequestReader(self._max_payload)
@@ -359,23 +357,15 @@ class AcceleratorTop(wiring.Component):
                 with m.If(~walk_done):
                     walk_step(m, limits, strides)
 
-        # Response words leave as two bytes each, low byte first, through a register slice:
-        # the block RAMs' outputs meet no logic before a flip-flop.
-        m.submodules.words = word_slice = StreamRegister(unsigned(16))
-        word_valid = Signal()
-        word_data = Signal(16)
-        word_ready = Signal()
-        m.d.comb += [word_slice.i.valid.eq(word_valid), word_slice.i.payload.eq(word_data),
-                     word_ready.eq(word_slice.i.ready)]
+        # The response's payload: INFO's bytes, or words (a RUN's, a GLU's) two bytes each.
+        m.submodules.response = response = ResponseWriter(self._info)
+        wiring.connect(m, response.o, transmitter.payload)
+        sent = response.sent
+        word_valid, word_data = response.words.valid, response.words.payload
+        word_ready = response.words.ready
 
         def send_words(m):
-            m.d.comb += [transmitter.payload.valid.eq(word_slice.o.valid),
-                         transmitter.payload.payload.eq(Mux(high_half,
-                                                            word_slice.o.payload[8:16],
-                                                            word_slice.o.payload[0:8])),
-                         word_slice.o.ready.eq(high_half & transmitter.payload.ready)]
-            with m.If(transmitter.payload.valid & transmitter.payload.ready):
-                m.d.sync += [high_half.eq(~high_half), sent.eq(sent + 1)]
+            m.d.comb += response.send.eq(1)
 
         # The engine's outputs: per step, sequence and unit, (outer, middle, inner) of their
         # walk in the layer buffer; then the final states, at final_row + final_unit in h_n.
@@ -440,8 +430,9 @@ class AcceleratorTop(wiring.Component):
                 with m.Elif(receiver.header.valid):
                     header = receiver.header.payload
                     m.d.sync += [command.eq(header.command), sequence.eq(header.sequence),
-                                 length.eq(header.length), sent.eq(0), high_half.eq(0)]
-                    m.d.comb += [request.begin.eq(1), request.length.eq(header.length)]
+                                 length.eq(header.length)]
+                    m.d.comb += [request.begin.eq(1), request.length.eq(header.length),
+                                 response.begin.eq(1)]
                     with m.Switch(header.command):
                         with m.Case(Command.INFO, Command.RESET):
                             with m.If(header.length != 0):
@@ -483,7 +474,6 @@ class AcceleratorTop(wiring.Component):
                         m.next = "DRAIN"
                     with m.Else():
                         answer(m, Status.OK, words << 1)
-                        m.d.sync += high_half.eq(0)
                         m.next = "HEADER"
 
             # ---- LOAD: weights to the engine as they arrive, h0 to its slot's memory ------
@@ -862,10 +852,8 @@ class AcceleratorTop(wiring.Component):
                         m.next = "GLU"
 
             with m.State("INFO"):
-                m.d.comb += [transmitter.payload.valid.eq(1),
-                             transmitter.payload.payload.eq(info[sent[:6]])]
+                m.d.comb += response.info.eq(1)
                 with m.If(transmitter.payload.ready):
-                    m.d.sync += sent.eq(sent + 1)
                     with m.If(sent == len(self._info) - 1):
                         m.next = "IDLE"
 
