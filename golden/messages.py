@@ -80,7 +80,7 @@ _ADVICE = {
                             "another protocol version than this host; compare them with "
                             "Client.info() and update one of the two",
     Status.TOO_LARGE: "the request was longer than the device's receive buffer (max_payload "
-                      "in INFO), or its response would exceed 65535 bytes; send fewer "
+                      f"in INFO), or its response would exceed {MAX_PAYLOAD} bytes; send fewer "
                       "sequences or steps per request",
     Status.NOT_LOADED: "the weights this RUN names are not loaded with these sizes, this form "
                        "and this batch of initial states; LOAD them first (a device that was "
@@ -190,7 +190,7 @@ class Response:
 
 
 def _crc_matches(body):
-    return crc16(body[:-2]) == CRC.unpack_from(body, len(body) - 2)[0]
+    return crc16(body[:-CRC.size]) == CRC.unpack_from(body, len(body) - CRC.size)[0]
 
 
 def decode_request(frame, max_payload=MAX_PAYLOAD):
@@ -427,7 +427,8 @@ def decode_info_response(payload):
                for name in INFO_FORMATS},
             table_range_log2=fields["table_range_log2"],
             table_segments_log2=fields["table_segments_log2"])
-        config = BuildConfig(**{name: fields[name] for name in INFO_CONFIG_SIZES}, bidirectional=bool(flags & INFO_BIDIRECTIONAL),
+        config = BuildConfig(**{name: fields[name] for name in INFO_CONFIG_SIZES},
+                             bidirectional=bool(flags & INFO_BIDIRECTIONAL),
                              glu=not flags & INFO_NO_GLU, formats=formats,
                              lane_width=1 << ((flags & INFO_LANE_WIDTH) >> INFO_LANE_WIDTH_SHIFT))
     except ValueError as error:

@@ -32,8 +32,9 @@ from .formats import FORMAT_NAMES
 
 __all__ = ["PROTOCOL_VERSION", "Command", "Status", "RESPONSE_FLAG", "crc16", "cobs_encode",
            "cobs_decode", "FrameError", "Field", "Header", "REQUEST_HEADER", "RESPONSE_HEADER",
-           "CRC", "MAX_PAYLOAD", "LoadFlag", "RunFlag", "LOAD_HEADER", "LOAD_H0_HEADER", "RUN_HEADER", "GLU_HEADER",
-           "HEADERS", "INFO_LAYOUT", "INFO_CONFIG_SIZES", "INFO_FORMATS", "DEFAULT_BAUD",
+           "CRC", "MAX_PAYLOAD", "LoadFlag", "RunFlag", "LOAD_HEADER", "LOAD_H0_HEADER",
+           "RUN_HEADER", "GLU_HEADER", "HEADERS", "INFO_LAYOUT", "INFO_CONFIG_SIZES",
+           "INFO_FORMATS", "DEFAULT_BAUD",
            "INFO_BIDIRECTIONAL", "INFO_NO_GLU", "INFO_LANE_WIDTH", "INFO_LANE_WIDTH_SHIFT",
            "INFO_SIMULATED", "info_flags", "info_payload"]
 
@@ -159,25 +160,25 @@ class Header(struct.Struct):
                                      f"{name}'s {field.name} in order")
         self.name = name
         self.fields = tuple(fields)
+        self._by_name = {field.name: field for field in fields}
+        self._offsets = {}
+        offset = 0
+        for field in fields:
+            self._offsets[field.name] = offset
+            offset += field.size
         super().__init__("<" + "".join(_STRUCT_CODES[field.size] for field in fields))
 
     def offset(self, name):
         """The byte offset of field ``name``."""
-        offset = 0
-        for field in self.fields:
-            if field.name == name:
-                return offset
-            offset += field.size
-        raise KeyError(f"{self.name} has no field {name!r}")
+        return self._offsets[name]
 
     def maximum(self, name):
         """The largest value field ``name`` holds."""
-        (field,) = (field for field in self.fields if field.name == name)
-        return (1 << 8 * field.size) - 1
+        return (1 << 8 * self._by_name[name].size) - 1
 
     def encode(self, **values):
         """Pack every field, given by name; ``ValueError`` names a value that does not fit."""
-        if set(values) != {field.name for field in self.fields}:
+        if set(values) != set(self._by_name):
             raise KeyError(f"{self.name} has the fields {[f.name for f in self.fields]}, not "
                            f"{sorted(values)}")
         for field in self.fields:

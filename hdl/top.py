@@ -18,11 +18,11 @@ The response streams the last layer's bank ragged and batch-major (through the G
 asked), then ``h_n``.
 
 Its parts: a :class:`~.request.RequestReader` takes a request's payload, its header fields
-read by name through layouts made from golden's protocol table (:mod:`.protocol`); every walk over a memory is an :class:`~.walk.AddressWalk`;
-:class:`~.slots.WeightSlots` keeps what each LOAD put in a slot and answers RUN's
-``NOT_LOADED`` check; :class:`~.activation.SharedActivation` hands the one activation unit to
-the engine or the GLU. Response words, a RUN's or a GLU's, leave through one register slice
-as two bytes each.
+read by name through layouts made from golden's protocol table (:mod:`.protocol`); a
+:class:`~.response.ResponseWriter` sends a response's payload; every walk over a memory is an
+:class:`~.walk.AddressWalk`; :class:`~.slots.WeightSlots` keeps what each LOAD put in a slot
+and answers RUN's ``NOT_LOADED`` check; :class:`~.activation.SharedActivation` hands the one
+activation unit to the engine or the GLU.
 
 LOAD and RUN do not range-check codes against formats narrower than 16 bits, where the device
 model answers ``MALFORMED``; the default formats are 16 bits wide.
@@ -44,9 +44,9 @@ from .glu import GLUUnit
 from .gru import GRUEngine, LoadRegion, lane_cycles
 from .link import FrameReceiver, FrameTransmitter
 from .memory import NO_RW_CHECK, BankedMemory, read_data
-from .slots import WeightSlots
 from .request import RequestReader
 from .response import ResponseWriter
+from .slots import WeightSlots
 from .stream import StreamRegister
 from .walk import AddressWalk
 
@@ -364,9 +364,6 @@ class AcceleratorTop(wiring.Component):
         word_valid, word_data = response.words.valid, response.words.payload
         word_ready = response.words.ready
 
-        def send_words(m):
-            m.d.comb += response.send.eq(1)
-
         # The engine's outputs: per step, sequence and unit, (outer, middle, inner) of their
         # walk in the layer buffer; then the final states, at final_row + final_unit in h_n.
         m.submodules.output_walk = output_walk = AddressWalk(
@@ -595,7 +592,8 @@ class AcceleratorTop(wiring.Component):
                     answer(m, Status.BEYOND_MAXIMA)
                 with m.Else():
                     answer(m, Status.OK)
-                    m.d.comb += [weight_slots.record.eq(1), weight_slots.entry.input_size.eq(load_inputs),
+                    m.d.comb += [weight_slots.record.eq(1),
+                                 weight_slots.entry.input_size.eq(load_inputs),
                                  weight_slots.entry.hidden_size.eq(load_hidden),
                                  weight_slots.entry.linear_before_reset.eq(
                                      load_flags.linear_before_reset),
@@ -817,7 +815,7 @@ class AcceleratorTop(wiring.Component):
                     read_walk(m, word_ready, (batch, lengths[outer], run_features),
                               output_strides)
                     m.d.comb += [word_valid.eq(read_valid), word_data.eq(buffer_data)]
-                send_words(m)
+                m.d.comb += response.send.eq(1)
                 with m.If(sent == output_bytes):
                     start_walk(m)
                     m.next = "RUN_FINALS"
@@ -828,7 +826,7 @@ class AcceleratorTop(wiring.Component):
                 read_walk(m, word_ready, (Mux(bidirectional, num_layers << 1, num_layers),
                                           batch, hidden), (state_words, max_h))
                 m.d.comb += [word_valid.eq(read_valid), word_data.eq(hn_data)]
-                send_words(m)
+                m.d.comb += response.send.eq(1)
                 with m.If(transmitter.payload.valid & transmitter.payload.ready &
                           (sent == response_length - 1)):
                     m.next = "IDLE"
@@ -866,7 +864,7 @@ class AcceleratorTop(wiring.Component):
                              word_valid.eq(glu_output.valid),
                              word_data.eq(glu_output.payload.data),
                              glu_output.ready.eq(word_ready)]
-                send_words(m)
+                m.d.comb += response.send.eq(1)
                 with m.If(transmitter.payload.valid & transmitter.payload.ready &
                           (sent == response_length - 1)):
                     m.next = "IDLE"
