@@ -260,18 +260,24 @@ class SequentialMultiplier(wiring.Component):
     registers and one ``width``-bit adder.
     """
 
+    @staticmethod
+    def user_signature(width):
+        """A user's port of a shared multiplier of ``width`` bits (see :func:`~.share.share`):
+        its members, flipped."""
+        return wiring.Signature({
+            "start": Out(1),
+            "a": Out(unsigned(width)),
+            "b": Out(unsigned(width)),
+            "busy": In(1),
+            "product": In(unsigned(width)),
+            "overflow": In(1),
+        })
+
     def __init__(self, width):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"width must be an int >= 1 (bits of the operands and the "
                              f"product), not {width!r}")
-        super().__init__({
-            "start": In(1),
-            "a": In(unsigned(width)),
-            "b": In(unsigned(width)),
-            "busy": Out(1),
-            "product": Out(unsigned(width)),
-            "overflow": Out(1),
-        })
+        super().__init__(dict(self.user_signature(width).flip().members))
 
     def elaborate(self, platform):
         m = Module()

@@ -56,6 +56,8 @@ class RequestReader(wiring.Component):
         The word a byte taken now completes (the held low byte and this one).
     word_done : Out(1)
         A byte taken now completes ``word``.
+    available : Out(1)
+        A byte is there to take (``payload.valid``).
 
     Resources: the header's bytes in flip-flops, a byte of a word, and a counter.
     """
@@ -75,6 +77,21 @@ class RequestReader(wiring.Component):
             "have_low": Out(1),
             "word": Out(signed(16)),
             "word_done": Out(1),
+            "available": Out(1),
+        })
+
+    @staticmethod
+    def words_signature(max_payload):
+        """A command's port of a shared :class:`RequestReader` (see :func:`~.share.share`): it
+        takes bytes (``take``, 0 while it is not the reader's user) and sees whether one is
+        there, the words they make, the bytes left and whether a low byte is held."""
+        return wiring.Signature({
+            "take": Out(1),
+            "available": In(1),
+            "word": In(signed(16)),
+            "word_done": In(1),
+            "remaining": In(range(max_payload + 1)),
+            "have_low": In(1),
         })
 
     def header(self, header):
@@ -90,6 +107,7 @@ class RequestReader(wiring.Component):
         m.d.comb += [
             self.payload.ready.eq(self.take),
             self.taken.eq(self.payload.valid & self.take),
+            self.available.eq(self.payload.valid),
             self.fields.eq(Cat(*field_bytes)),
             # An i16 travels low byte first.
             self.word.eq(Cat(low_byte, byte).as_signed()),

@@ -52,15 +52,26 @@ class WeightSlots(wiring.Component):
     slot's record with the RUN's fields.
     """
 
+    @staticmethod
+    def loader_signature(config):
+        """A LOAD's port (see :func:`~.share.share`): its ``forget``, ``record``, ``slot`` and
+        ``entry``, driven while it is under way."""
+        return wiring.Signature({
+            "forget": Out(1),
+            "record": Out(1),
+            "slot": Out(range(config.weight_sets)),
+            "entry": Out(data.StructLayout({
+                "input_size": range(config.max_input_size + 1),
+                "hidden_size": range(config.max_hidden_size + 1),
+                "linear_before_reset": 1,
+                "has_h0": 1,
+                "batch": range(config.max_batch + 1),
+            })),
+        })
+
     def __init__(self, config=BuildConfig()):
         self._config = config
-        entry = data.StructLayout({
-            "input_size": range(config.max_input_size + 1),
-            "hidden_size": range(config.max_hidden_size + 1),
-            "linear_before_reset": 1,
-            "has_h0": 1,
-            "batch": range(config.max_batch + 1),
-        })
+        loader = self.loader_signature(config).members
         run = data.StructLayout({
             "num_layers": unsigned(8), "bidirectional": 1, "input_size": unsigned(16),
             "hidden_size": unsigned(16), "linear_before_reset": 1, "use_h0": 1,
@@ -68,10 +79,7 @@ class WeightSlots(wiring.Component):
         })
         super().__init__({
             "clear": In(1),
-            "forget": In(1),
-            "record": In(1),
-            "slot": In(range(config.weight_sets)),
-            "entry": In(entry),
+            **loader.flip(),
             "run": In(run),
             "not_loaded": Out(1),
         })

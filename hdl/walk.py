@@ -4,7 +4,9 @@ The accelerator top lays out sequences in memory with strides (a step's words, a
 words) and walks them in another order than they are stored: ragged batch-major inputs into
 a time-major buffer, the buffer back out batch-major, initial and final states row by row.
 Each of those walks is an :class:`AddressWalk`, which keeps the address by adding strides as
-its counters move, so that no walk needs a multiplier.
+its counters move, so that no walk needs a multiplier. A :class:`WalkReader` is one shared by
+several users in turn (see :func:`~.share.share`), which also keeps track of the words its
+reads have in flight.
 """
 
 from amaranth.hdl import Module, Signal, unsigned
@@ -12,7 +14,25 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 
-__all__ = ["AddressWalk"]
+__all__ = ["AddressWalk", "WalkReader", "WalkUser", "last_of"]
+
+
+_LAST = data.StructLayout({"outer": 1, "middle": 1, "inner": 1})
+
+
+def last_of(walk, outer, middle, inner):
+    """The assignments (to ``m.d.comb``) that make ``outer``, ``middle`` and ``inner`` the
+    limits of ``walk`` (an :class:`AddressWalk`, or a :class:`WalkUser`'s port) while they are
+    in effect.
+
+    ``counter + 1 == limit`` rather than ``counter == limit - 1``: the sum is the counter's next
+    value anyway, and the limits (some of them read from a table) meet no adder. A limit from
+    the wire is compared at its full width, so that one beyond the counters never matches
+    early.
+    """
+    return [walk.last.outer.eq(walk.outer + 1 == outer),
+            walk.last.middle.eq(walk.middle + 1 == middle),
+            walk.last.inner.eq(walk.inner + 1 == inner)]
 
 
 class AddressWalk(wiring.Component):
@@ -72,7 +92,7 @@ class AddressWalk(wiring.Component):
             "start_done": In(1),
             "base": In(unsigned(address_bits)),
             "step": In(1),
-            "last": In(data.StructLayout({"outer": 1, "middle": 1, "inner": 1})),
+            "last": In(_LAST),
             "strides": In(data.StructLayout({"outer": unsigned(address_bits),
                                              "middle": unsigned(address_bits)})),
             "outer": Out(count_shape),
@@ -133,4 +153,126 @@ class AddressWalk(wiring.Component):
                                  *keep_address(next_middle)]
             with m.Else():
                 m.d.sync += [self.inner.eq(self.inner + 1), *keep_address(self.address + 1)]
+        return m
+
+
+class WalkUser(wiring.Signature):
+    """A user's port of a :class:`WalkReader`: it drives the walk (``Out`` members) while it is
+    the walk's user, and 0 otherwise.
+
+    Members
+    -------
+    start, start_done, base, step, last, strides : Out
+        As :class:`AddressWalk`'s.
+    read : Out(1)
+        Read a memory along the walk: the walk steps whenever the read ports move on.
+    taken : Out(1)
+        While ``read``: the consumer takes the word read (``valid``).
+    tag : Out(tag_shape)
+        While ``read``: what the word read at the current position is tagged with.
+    outer, middle, inner, address, done : In
+        As :class:`AddressWalk`'s.
+    valid : In(1)
+        The read ports' data is a word read along the walk.
+    data_tag : In(tag_shape)
+        The tag it was read with.
+    pending : In(1)
+        A word read is still in the ports' registers.
+
+    A port has :meth:`last_of`, as an :class:`AddressWalk` has.
+    """
+
+    def __init__(self, count_shape, address_bits, tag_shape):
+        super().__init__({
+            "start": Out(1),
+            "start_done": Out(1),
+            "base": Out(unsigned(address_bits)),
+            "step": Out(1),
+            "last": Out(_LAST),
+            "strides": Out(data.StructLayout({"outer": unsigned(address_bits),
+                                              "middle": unsigned(address_bits)})),
+            "read": Out(1),
+            "taken": Out(1),
+            "tag": Out(tag_shape),
+            "outer": In(count_shape),
+            "middle": In(count_shape),
+            "inner": In(count_shape),
+            "address": In(unsigned(address_bits)),
+            "done": In(1),
+            "valid": In(1),
+            "data_tag": In(tag_shape),
+            "pending": In(1),
+        })
+
+    def create(self, *, path=None, src_loc_at=0):
+        return _WalkPort(self, path=path, src_loc_at=1 + src_loc_at)
+
+
+class _WalkPort(wiring.PureInterface):
+    def last_of(self, outer, middle, inner):
+        """The assignments that make these the walk's limits: see :func:`last_of`."""
+        return last_of(self, outer, middle, inner)
+
+
+class WalkReader(wiring.Component):
+    """An :class:`AddressWalk` that its users take turns at, writing or reading along it.
+
+    A writer steps the walk itself (``step``). A reader (``read``) lets the walk step as the
+    read ports move on: ``advance`` enables the memories' read ports, and ``valid`` says their
+    data is a word read along the walk, with its ``data_tag``; the next read is issued when
+    the consumer takes it (``taken``) or none is there. Starting a walk drops the words in
+    flight.
+
+    Parameters
+    ----------
+    count_shape, address_bits : as :class:`AddressWalk`'s
+    tag_shape : Shape-castable
+        What a read carries beside its word (an address for its consumer, say).
+    two_cycle_reads : bool
+        The memories read take two cycles (a register after the RAM's): each word is in
+        flight one cycle more. Also keeps the walk's address in a register of its own.
+
+    Members
+    -------
+    (those of :class:`WalkUser`, flipped)
+    advance : Out(1)
+        The read ports move on this cycle: their enable.
+
+    Resources: an :class:`AddressWalk`, and one or two flip-flops and tags of reads in flight.
+    """
+
+    def __init__(self, count_shape, address_bits, tag_shape, *, two_cycle_reads=False):
+        self._count_shape = count_shape
+        self._address_bits = address_bits
+        self._tag_shape = tag_shape
+        self._two_cycle_reads = two_cycle_reads
+        super().__init__({
+            **WalkUser(count_shape, address_bits, tag_shape).flip().members,
+            "advance": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.walk = walk = AddressWalk(self._count_shape, self._address_bits,
+                                               registered_address=self._two_cycle_reads)
+        m.d.comb += [
+            walk.start.eq(self.start), walk.start_done.eq(self.start_done),
+            walk.base.eq(self.base), walk.last.eq(self.last), walk.strides.eq(self.strides),
+            self.outer.eq(walk.outer), self.middle.eq(walk.middle), self.inner.eq(walk.inner),
+            self.address.eq(walk.address), self.done.eq(walk.done),
+        ]
+        # With two-cycle reads, the word read a cycle ago is still in the RAMs' registers.
+        valid_1 = Signal()
+        tag_1 = Signal.like(self.data_tag)
+        m.d.comb += [self.pending.eq(self.valid | valid_1),
+                     self.advance.eq(self.read & (~self.valid | self.taken))]
+        with m.If(self.start):
+            m.d.sync += [self.valid.eq(0), valid_1.eq(0)]
+        with m.Elif(self.advance):
+            if self._two_cycle_reads:
+                m.d.sync += [self.valid.eq(valid_1), self.data_tag.eq(tag_1),
+                             valid_1.eq(~walk.done), tag_1.eq(self.tag)]
+            else:
+                m.d.sync += [self.valid.eq(~walk.done), self.data_tag.eq(self.tag)]
+        m.d.comb += walk.step.eq(self.step | (self.advance & ~walk.done))
         return m
