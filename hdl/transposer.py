@@ -20,7 +20,71 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
-__all__ = ["Refusal", "SequencePack", "SequenceUnpack"]
+__all__ = ["Refusal", "SequenceLayout", "SequencePack", "SequenceUnpack"]
+
+
+class SequenceLayout:
+    """Where the words of a batch of sequences lie: time-major, with strides.
+
+    Word ``(n, t, d)`` of a batch (feature ``d`` of step ``t`` of sequence ``n``) lies at
+    ``n * sequence_stride + t * step_stride + d``: a step's words for every sequence lie
+    together. The transposer's buffer has the compact strides ``D`` and ``N * D``; the
+    accelerator top's layer buffer has its own step stride, room for its largest batch.
+
+    Parameters
+    ----------
+    sequence_stride : int or Value
+        How far sequence ``n + 1`` lies from sequence ``n``, at least the features ``D``.
+    step_stride : int or Value
+        How far step ``t + 1`` lies from step ``t``, at least the batch's sequences times
+        ``sequence_stride``.
+    """
+
+    def __init__(self, sequence_stride, step_stride):
+        self._sequence_stride = sequence_stride
+        self._step_stride = step_stride
+
+    @property
+    def sequence_stride(self):
+        return self._sequence_stride
+
+    @property
+    def step_stride(self):
+        return self._step_stride
+
+    def batch_major(self, walk, batch, length, features):
+        """The assignments (to ``m.d.comb``) that make ``walk`` step through ragged sequences
+        batch-major in this layout: pack's write order and unpack's read order.
+
+        ``walk.outer`` is the sequence ``n`` (``batch`` of them), ``walk.middle`` the step
+        ``t`` (``length`` of them: the length of sequence ``walk.outer``, which the caller
+        looks up) and ``walk.inner`` the feature ``d`` (``features`` of them).
+
+        Parameters
+        ----------
+        walk : AddressWalk
+        batch, length, features : int or Value
+        """
+        return [*walk.last_of(batch, length, features),
+                walk.strides.outer.eq(self._sequence_stride),
+                walk.strides.middle.eq(self._step_stride)]
+
+    def time_major(self, walk, steps, batch, features):
+        """The assignments (to ``m.d.comb``) that make ``walk`` step through every step of
+        every sequence time-major in this layout, padding included: pack's read order and
+        unpack's write order, address order for the compact strides.
+
+        ``walk.outer`` is the step ``t`` (``steps`` of them), ``walk.middle`` the sequence
+        ``n`` (``batch`` of them) and ``walk.inner`` the feature ``d`` (``features`` of them).
+
+        Parameters
+        ----------
+        walk : AddressWalk
+        steps, batch, features : int or Value
+        """
+        return [*walk.last_of(steps, batch, features),
+                walk.strides.outer.eq(self._step_stride),
+                walk.strides.middle.eq(self._sequence_stride)]
 
 
 class Refusal(enum.IntEnum, shape=3):
