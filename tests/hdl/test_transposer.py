@@ -186,9 +186,9 @@ def random_lengths(rng, max_batch, max_steps, features, capacity):
     lengths[longest] = max_steps
     if batch > 1:
         lengths[order[1]] = 1
-    # Drop other sequences until the request fits; the longest alone always does, as
-    # capacity >= max_steps * max_features.
-    while lengths.sum() * features > capacity:
+    # Drop other sequences until the request's time-major words fit; the longest alone always
+    # does, as capacity >= max_steps * max_features.
+    while lengths.max() * lengths.size * features > capacity:
         drop = rng.choice(np.flatnonzero(np.arange(lengths.size) != longest))
         lengths = np.delete(lengths, drop)
         longest -= int(drop < longest)
@@ -225,7 +225,8 @@ def test_refused_requests_consume_their_input_and_emit_nothing(direction, stall)
     rng = np.random.default_rng(seed)
     width = 8
     # Field widths allow N up to 7, D up to 3 and lengths up to 7: each can exceed its maximum.
-    dut = BLOCKS[direction](width, max_batch=5, max_steps=5, max_features=2, capacity=12)
+    # A capacity of 15 words is max(lengths) * N * D of 5 * 3 * 1, and 16 of 4 * 2 * 2.
+    dut = BLOCKS[direction](width, max_batch=5, max_steps=5, max_features=2, capacity=15)
 
     def good(features, lengths):
         return accepted(direction, random_words(rng, width, (sum(lengths), features)), lengths)
@@ -240,15 +241,15 @@ def test_refused_requests_consume_their_input_and_emit_nothing(direction, stall)
         good(1, [5]),
         bad(2, 0, [], Refusal.FEATURES),
         bad(1, 3, [], Refusal.FEATURES),
-        good(2, [1, 4, 1]),                      # exactly the capacity
+        good(1, [2, 5, 3]),                      # exactly the capacity
         bad(3, 1, [2, 0, 1], Refusal.LENGTH),
         bad(2, 2, [7, 1], Refusal.LENGTH),
         bad(2, 1, [1, 6], Refusal.LENGTH),       # one step too long
         bad(2, 2, [0, 0], Refusal.LENGTH),       # no data words at all
         bad(3, 2, [3, 2, 2], Refusal.CAPACITY),
-        bad(3, 1, [5, 5, 3], Refusal.CAPACITY),  # one word too many
+        bad(2, 2, [4, 1], Refusal.CAPACITY),     # one word too many; S * D = 10 fits
         bad(5, 2, [5, 5, 5, 5, 5], Refusal.CAPACITY),
-        good(1, [1, 2, 3, 4, 2]),
+        good(1, [1, 2, 3, 2, 1]),                # exactly the capacity, N at its maximum
     ]
     transfers = check(dut, requests, stall=stall, seed=seed)
     # Refused requests must not hold the block up either.
