@@ -2,10 +2,14 @@
 
 A request is a command ``(N, D)``, then ``N`` sequence lengths, then the data words. The whole
 request is stored in one buffer RAM before any output leaves, so storing and emitting are two
-phases, each moving one word per cycle. Only words inside a sequence are stored (``sum(lengths)
-* D``), batch-major, at the same addresses for both directions: :class:`SequencePack` writes
-them in arrival order and reads them time-major, :class:`SequenceUnpack` writes them
-time-major and reads them in address order.
+phases, each moving one word per cycle. The buffer holds the request time-major in a
+:class:`SequenceLayout`, the layout of the accelerator top's layer buffer, with the request's
+own compact strides: word ``(n, t, d)`` at ``n * D + t * N * D + d``, ``T * N * D`` words for
+``T = max(lengths)``, where a word past its sequence's length is padding. Both directions walk
+the ragged sequences batch-major (:meth:`SequenceLayout.batch_major`) and the buffer in address
+order (:meth:`SequenceLayout.time_major`): :class:`SequencePack` writes along the first and
+reads along the second, padding read as 0; :class:`SequenceUnpack` writes along the second and
+reads along the first.
 
 A request the block cannot carry out is refused, never cut: its status says why
 (:class:`Refusal`), nothing is emitted, and its input is consumed so that the next command
@@ -19,8 +23,74 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .walk import AddressWalk
 
-__all__ = ["Refusal", "SequencePack", "SequenceUnpack"]
+
+__all__ = ["Refusal", "SequenceLayout", "SequencePack", "SequenceUnpack"]
+
+
+class SequenceLayout:
+    """Where the words of a batch of sequences lie: time-major, with strides.
+
+    Word ``(n, t, d)`` of a batch (feature ``d`` of step ``t`` of sequence ``n``) lies at
+    ``n * sequence_stride + t * step_stride + d``: a step's words for every sequence lie
+    together. The transposer's buffer has the compact strides ``D`` and ``N * D``; the
+    accelerator top's layer buffer has its own step stride, room for its largest batch.
+
+    Parameters
+    ----------
+    sequence_stride : int or Value
+        How far sequence ``n + 1`` lies from sequence ``n``, at least the features ``D``.
+    step_stride : int or Value
+        How far step ``t + 1`` lies from step ``t``, at least the batch's sequences times
+        ``sequence_stride``.
+    """
+
+    def __init__(self, sequence_stride, step_stride):
+        self._sequence_stride = sequence_stride
+        self._step_stride = step_stride
+
+    @property
+    def sequence_stride(self):
+        return self._sequence_stride
+
+    @property
+    def step_stride(self):
+        return self._step_stride
+
+    def batch_major(self, walk, batch, length, features):
+        """The assignments (to ``m.d.comb``) that make ``walk`` step through ragged sequences
+        batch-major in this layout: pack's write order and unpack's read order.
+
+        ``walk.outer`` is the sequence ``n`` (``batch`` of them), ``walk.middle`` the step
+        ``t`` (``length`` of them: the length of sequence ``walk.outer``, which the caller
+        looks up) and ``walk.inner`` the feature ``d`` (``features`` of them).
+
+        Parameters
+        ----------
+        walk : AddressWalk
+        batch, length, features : int or Value
+        """
+        return [*walk.last_of(batch, length, features),
+                walk.strides.outer.eq(self._sequence_stride),
+                walk.strides.middle.eq(self._step_stride)]
+
+    def time_major(self, walk, steps, batch, features):
+        """The assignments (to ``m.d.comb``) that make ``walk`` step through every step of
+        every sequence time-major in this layout, padding included: pack's read order and
+        unpack's write order, address order for the compact strides.
+
+        ``walk.outer`` is the step ``t`` (``steps`` of them), ``walk.middle`` the sequence
+        ``n`` (``batch`` of them) and ``walk.inner`` the feature ``d`` (``features`` of them).
+
+        Parameters
+        ----------
+        walk : AddressWalk
+        steps, batch, features : int or Value
+        """
+        return [*walk.last_of(steps, batch, features),
+                walk.strides.outer.eq(self._step_stride),
+                walk.strides.middle.eq(self._sequence_stride)]
 
 
 class Refusal(enum.IntEnum, shape=3):
@@ -33,17 +103,19 @@ class Refusal(enum.IntEnum, shape=3):
     FEATURES = 2
     #: A length is 0 or above ``max_steps``; lengths and data words were consumed.
     LENGTH = 3
-    #: ``sum(lengths) * D`` is above ``capacity``; lengths and data words were consumed.
+    #: ``max(lengths) * N * D``, the buffer words of the request's time-major layout, is above
+    #: ``capacity``; lengths and data words were consumed.
     CAPACITY = 4
 
 
 class _Transposer(wiring.Component):
-    """What both directions share: command and lengths intake, refusal, the output stage.
+    """What both directions share: command and lengths intake, refusal, the buffer's walk and
+    the output stage.
 
     A subclass provides the two data phases: ``_store(m, r)`` takes ``i`` into the buffer
     while ``i.valid``, ``_emit(m, r)`` offers words to the output stage on ``r.offer_*``
     while ``r.output_advance``. Each returns the condition that its current word is the
-    request's last.
+    request's last. The walk ``r.walk`` stands at the first word when a phase begins.
     """
 
     def __init__(self, width, max_batch, max_steps, max_features, capacity=None):
@@ -61,8 +133,8 @@ class _Transposer(wiring.Component):
         self._max_features = max_features
         self._capacity = capacity
         self._length_shape = Shape.cast(range(max_steps + 1))
-        # A refused request can still carry lengths up to the field's limit; its word count
-        # must not wrap, or the block would consume the wrong number of words.
+        # A refused request can still carry lengths up to the field's limit; its walks and word
+        # counts must not wrap, or the block would consume the wrong number of words.
         self._largest_length = (1 << self._length_shape.width) - 1
         super().__init__({
             "command": In(stream.Signature(data.StructLayout({
@@ -77,7 +149,7 @@ class _Transposer(wiring.Component):
 
     @property
     def capacity(self):
-        """Words the buffer holds: the largest ``sum(lengths) * D`` a request may have."""
+        """Words the buffer holds: the largest ``max(lengths) * N * D`` a request may have."""
         return self._capacity
 
     def elaborate(self, platform):
@@ -94,6 +166,10 @@ class _Transposer(wiring.Component):
             m.d.comb += r.refusal.eq(Refusal.LENGTH)
         with m.Elif(r.words > self._capacity):
             m.d.comb += r.refusal.eq(Refusal.CAPACITY)
+
+        # A walk starts at sequence 0; the lengths RAM is transparent, so that a walk starting
+        # with the last length sees it.
+        m.d.comb += r.length_read.addr.eq(Mux(r.walk.start, 0, r.next_sequence))
 
         # Output register stage: the buffer's read port holds its data while the consumer
         # stalls, so the data word needs no register of its own.
@@ -117,7 +193,7 @@ class _Transposer(wiring.Component):
                     m.d.sync += [
                         r.batch.eq(self.command.payload.batch),
                         r.features.eq(self.command.payload.features),
-                        r.words.eq(0), r.steps.eq(0), r.bad_length.eq(0),
+                        r.rows.eq(0), r.steps.eq(0), r.step_stride.eq(0), r.bad_length.eq(0),
                     ]
                     m.next = "LENGTHS"
 
@@ -129,18 +205,19 @@ class _Transposer(wiring.Component):
                     length = self.lengths.payload
                     with m.If(self.lengths.valid):
                         m.d.comb += [
-                            r.sequence_write.addr.eq(r.n),
-                            r.sequence_write.data.length.eq(length),
-                            r.sequence_write.data.offset.eq(r.words),
-                            r.sequence_write.en.eq(1),
+                            r.length_write.addr.eq(r.n),
+                            r.length_write.data.eq(length),
+                            r.length_write.en.eq(1),
                         ]
                         m.d.sync += [
-                            r.words.eq(r.words + length * r.features),
+                            r.rows.eq(r.rows + length),
                             r.steps.eq(Mux(length > r.steps, length, r.steps)),
+                            r.step_stride.eq(r.step_stride + r.features),
                             r.bad_length.eq(r.bad_length | (length == 0) |
                                             (length > self._max_steps)),
                         ]
                         with m.If(r.n == r.batch - 1):
+                            m.d.comb += r.walk.start.eq(1)
                             m.d.sync += r.n.eq(0)
                             m.next = "STORE"
                         with m.Else():
@@ -156,6 +233,7 @@ class _Transposer(wiring.Component):
                     with m.If(self.i.valid & final & r.refused):
                         m.next = "STATUS"
                     with m.Elif(self.i.valid & final):
+                        m.d.comb += r.walk.start.eq(1)
                         m.next = "EMIT"
 
             with m.State("EMIT"):
@@ -176,75 +254,71 @@ class _Transposer(wiring.Component):
                     m.next = "COMMAND"
         return m
 
+    def _walk_batch_major(self, m, r, advance):
+        """Step the walk through the sequences batch-major on ``advance``: ``(outer, middle,
+        inner)`` is ``(n, t, d)``. Returns whether it stands at the request's last word."""
+        walk, last = r.walk, r.walk.last
+        m.d.comb += [
+            walk.step.eq(advance),
+            *r.layout.batch_major(walk, r.batch, r.length, r.features),
+            r.next_sequence.eq(walk.outer + (advance & last.inner & last.middle & ~last.outer)),
+        ]
+        return last.outer & last.middle & last.inner
+
     def _walk_time_major(self, m, r, advance):
-        """Step ``(t, n, d)`` through the padded time-major order on ``advance``.
-
-        Returns ``(address, inside, final)`` of the current word: its buffer address, whether
-        it lies inside its sequence (outside, it is padding and ``address`` is 0), and whether
-        it is the request's last word.
-        """
-        sequence = r.sequence_read.data
-        last_feature = r.d == r.features - 1
-        last_sequence = r.n == r.batch - 1
-        inside = r.t < sequence.length
-        self._read_sequence(m, r, advance, wrap=last_feature, last_sequence=last_sequence)
-        final = last_feature & last_sequence & (r.t == r.steps - 1)
-        with m.If(advance):
-            m.d.sync += r.d.eq(Mux(last_feature, 0, r.d + 1))
-            with m.If(final):
-                m.d.sync += [r.t.eq(0), r.step_base.eq(0)]
-            with m.Elif(last_feature & last_sequence):
-                m.d.sync += [r.t.eq(r.t + 1), r.step_base.eq(r.step_base + r.features)]
-        address = Mux(inside, sequence.offset + r.step_base + r.d, 0)
-        return address, inside, final
-
-    def _read_sequence(self, m, r, advance, *, wrap, last_sequence):
-        """Move to the next sequence on ``advance`` when ``wrap``, after the last to the first.
-
-        The sequences RAM is read with the address ``n`` is about to take, so that its length
-        and offset are there in the cycle ``n`` takes it, whatever the stalls.
-        """
-        following = Mux(wrap, Mux(last_sequence, 0, r.n + 1), r.n)
-        m.d.comb += r.sequence_read.addr.eq(Mux(advance, following, r.n))
-        with m.If(advance):
-            m.d.sync += r.n.eq(following)
+        """Step the walk through the buffer in address order on ``advance``: ``(outer, middle,
+        inner)`` is ``(t, n, d)``. Returns whether it stands at the request's last word."""
+        walk, last = r.walk, r.walk.last
+        following = Mux(last.middle, 0, walk.middle + 1)
+        m.d.comb += [
+            walk.step.eq(advance),
+            *r.layout.time_major(walk, r.steps, r.batch, r.features),
+            r.next_sequence.eq(Mux(advance & last.inner, following, walk.middle)),
+        ]
+        return last.outer & last.middle & last.inner
 
 
 class _Request:
     """The registers and memories of one request (a namespace built inside ``elaborate``)."""
 
     def __init__(self, m, block):
-        largest_words = block._max_batch * block._largest_length * block._max_features
+        largest_rows = block._max_batch * block._largest_length
         self.batch = Signal(block.command.payload.batch.shape())
         self.features = Signal(block.command.payload.features.shape())
-        #: Running ``sum(lengths) * D``: the offset of the next sequence, then the word count.
-        self.words = Signal(range(largest_words + 1))
+        #: Running ``sum(lengths)``: the rows ``S`` of ``D`` words each, batch-major.
+        self.rows = Signal(range(largest_rows + 1))
         #: Running ``max(lengths)``: the padded steps ``T``.
         self.steps = Signal(block._length_shape)
+        #: Running ``D`` per length: ``N * D``, the words of one step in the buffer.
+        self.step_stride = Signal(range(block._max_batch * block._max_features + 1))
+        #: The buffer words the request needs: ``T * N * D``.
+        self.words = self.steps * self.step_stride
         self.bad_length = Signal()
         self.refusal = Signal(Refusal)
         self.refused = self.refusal != Refusal.NONE
+        self.layout = SequenceLayout(self.features, self.step_stride)
 
-        # Position in a walk: sequence n, step t, feature d; step_base = t * D. Every phase
-        # leaves them at 0, where the next phase starts.
+        #: The sequence whose length the lengths phase takes.
         self.n = Signal(range(block._max_batch))
-        self.t = Signal(block._length_shape)
-        self.d = Signal(range(block._max_features))
-        self.step_base = Signal(range(block._largest_length * block._max_features + 1))
-        #: Words counted in address order.
-        self.count = Signal(range(largest_words + 1))
+        #: The rows pack has stored; every phase leaves it at 0.
+        self.row = Signal(range(largest_rows))
 
         m.submodules.buffer = buffer = Memory(shape=signed(block._width),
                                               depth=block._capacity, init=[])
         self.buffer_write = buffer.write_port()
         self.buffer_read = buffer.read_port()
-        m.submodules.sequences = sequences = Memory(
-            shape=data.StructLayout({"length": block._length_shape,
-                                     "offset": range(block._capacity)}),
-            depth=block._max_batch, init=[])
-        self.sequence_write = sequences.write_port()
-        # Transparent, so that a walk starting right after the last length sees it.
-        self.sequence_read = sequences.read_port(transparent_for=(self.sequence_write,))
+        m.submodules.lengths = lengths = Memory(shape=block._length_shape,
+                                                depth=block._max_batch, init=[])
+        self.length_write = lengths.write_port()
+        self.length_read = lengths.read_port(transparent_for=(self.length_write,))
+        #: The length of the walk's sequence, read a cycle ahead at the one it is about to
+        #: reach (``next_sequence``), so that it is there whatever the stalls.
+        self.length = self.length_read.data
+        self.next_sequence = Signal(range(block._max_batch))
+
+        # A walk counts sequences, steps (up to a refused request's longest) and features.
+        counts = max(block._max_batch, block._largest_length, block._max_features)
+        m.submodules.walk = self.walk = AddressWalk(range(counts), len(self.buffer_write.addr))
 
         # The word the emit walk offers the output stage this cycle.
         self.offer_valid = Signal()
@@ -270,8 +344,9 @@ def _document(summary, words_in, words_out, i, o):
     max_batch, max_steps, max_features : int
         Largest ``N``, sequence length and ``D`` a request may have.
     capacity : int, optional
-        Buffer words, the largest ``sum(lengths) * D`` a request may have; by default
-        ``max_batch * max_steps * max_features``.
+        Buffer words, the largest ``T*N*D`` a request may have (its time-major layout,
+        padding included); by default ``max_batch * max_steps * max_features``, which
+        refuses no request within the maxima for its size.
 
     Members
     -------
@@ -298,9 +373,10 @@ def _document(summary, words_in, words_out, i, o):
     ``N + {words_in} + {words_out} + 3`` cycles from command to command. A refused request
     takes ``N`` plus the words it consumes plus at most 3 cycles.
 
-    Resources: a buffer RAM of ``capacity`` words of ``width`` bits; a sequences RAM of
-    ``max_batch`` words (a length and a buffer offset each); one multiplier of a length by
-    ``D``; counters and adders of buffer-address width.
+    Resources: a buffer RAM of ``capacity`` words of ``width`` bits; a lengths RAM of
+    ``max_batch`` lengths; one :class:`~.walk.AddressWalk` (three counters, two adders of
+    buffer-address width) for both phases; one multiplier of ``T`` by ``N*D`` for the capacity
+    check; the running ``S``, ``T`` and ``N*D`` of the lengths and a row counter.
     """
 
 
@@ -314,24 +390,30 @@ class SequencePack(_Transposer):
           "length; ``first`` marks the first and ``last`` the last word of each step ``t``.")
 
     def _store(self, m, r):
-        # A refused request's count can pass the buffer's last address: write nothing.
+        walk = r.walk
+        self._walk_batch_major(m, r, self.i.valid)
+        # The rows are counted apart from the walk: a refused request's length of 0 would hold
+        # the walk at its sequence. Until the last row the walk is not done, so its feature
+        # counter counts every word.
+        final = walk.last.inner & (r.row == r.rows - 1)
+        with m.If(self.i.valid & walk.last.inner):
+            m.d.sync += r.row.eq(Mux(final, 0, r.row + 1))
+        # A refused request's walk can pass the buffer's last address: write nothing.
         m.d.comb += [
-            r.buffer_write.addr.eq(r.count),
+            r.buffer_write.addr.eq(walk.address),
             r.buffer_write.data.eq(self.i.payload),
             r.buffer_write.en.eq(self.i.valid & ~r.refused),
         ]
-        final = r.count == r.words - 1
-        with m.If(self.i.valid):
-            m.d.sync += r.count.eq(Mux(final, 0, r.count + 1))
         return final
 
     def _emit(self, m, r):
-        address, inside, final = self._walk_time_major(m, r, r.output_advance)
+        walk = r.walk
+        final = self._walk_time_major(m, r, r.output_advance)
         m.d.comb += [
-            r.offer_address.eq(address),
-            r.offer_inside.eq(inside),
-            r.offer_first.eq((r.n == 0) & (r.d == 0)),
-            r.offer_last.eq((r.n == r.batch - 1) & (r.d == r.features - 1)),
+            r.offer_address.eq(walk.address),
+            r.offer_inside.eq(walk.outer < r.length),
+            r.offer_first.eq((walk.middle == 0) & (walk.inner == 0)),
+            r.offer_last.eq(walk.last.middle & walk.last.inner),
         ]
         return final
 
@@ -348,35 +430,24 @@ class SequenceUnpack(_Transposer):
           "sequence.")
 
     def _store(self, m, r):
-        address, inside, final = self._walk_time_major(m, r, advance=self.i.valid)
+        walk = r.walk
+        final = self._walk_time_major(m, r, self.i.valid)
+        # Padding is written too: it lies inside the request's words and is never read back.
         # A refused request's walk can pass the buffer's last address: write nothing.
         m.d.comb += [
-            r.buffer_write.addr.eq(address),
+            r.buffer_write.addr.eq(walk.address),
             r.buffer_write.data.eq(self.i.payload),
-            r.buffer_write.en.eq(self.i.valid & inside & ~r.refused),
+            r.buffer_write.en.eq(self.i.valid & ~r.refused),
         ]
         return final
 
     def _emit(self, m, r):
-        sequence = r.sequence_read.data
-        last_feature = r.d == r.features - 1
-        last_step = r.t == sequence.length - 1
-        last_sequence = r.n == r.batch - 1
-        end_of_sequence = last_step & last_feature
-        self._read_sequence(m, r, r.output_advance, wrap=end_of_sequence,
-                            last_sequence=last_sequence)
-        final = end_of_sequence & last_sequence
-        with m.If(r.output_advance):
-            m.d.sync += [
-                r.d.eq(Mux(last_feature, 0, r.d + 1)),
-                r.count.eq(Mux(final, 0, r.count + 1)),
-            ]
-            with m.If(last_feature):
-                m.d.sync += r.t.eq(Mux(last_step, 0, r.t + 1))
+        walk = r.walk
+        final = self._walk_batch_major(m, r, r.output_advance)
         m.d.comb += [
-            r.offer_address.eq(r.count),
+            r.offer_address.eq(walk.address),
             r.offer_inside.eq(1),
-            r.offer_first.eq((r.t == 0) & (r.d == 0)),
-            r.offer_last.eq(end_of_sequence),
+            r.offer_first.eq((walk.middle == 0) & (walk.inner == 0)),
+            r.offer_last.eq(walk.last.middle & walk.last.inner),
         ]
         return final

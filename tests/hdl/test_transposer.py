@@ -10,10 +10,12 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Array, Module, Signal
 from amaranth.sim import Simulator
 
 from gatework.golden.transposer import pack, unpack
-from gatework.hdl.transposer import Refusal, SequencePack, SequenceUnpack
+from gatework.hdl.transposer import Refusal, SequenceLayout, SequencePack, SequenceUnpack
+from gatework.hdl.walk import AddressWalk
 from gatework.sim.streams import get, put
 
 
@@ -184,9 +186,9 @@ def random_lengths(rng, max_batch, max_steps, features, capacity):
     lengths[longest] = max_steps
     if batch > 1:
         lengths[order[1]] = 1
-    # Drop other sequences until the request fits; the longest alone always does, as
-    # capacity >= max_steps * max_features.
-    while lengths.sum() * features > capacity:
+    # Drop other sequences until the request's time-major words fit; the longest alone always
+    # does, as capacity >= max_steps * max_features.
+    while lengths.max() * lengths.size * features > capacity:
         drop = rng.choice(np.flatnonzero(np.arange(lengths.size) != longest))
         lengths = np.delete(lengths, drop)
         longest -= int(drop < longest)
@@ -223,7 +225,8 @@ def test_refused_requests_consume_their_input_and_emit_nothing(direction, stall)
     rng = np.random.default_rng(seed)
     width = 8
     # Field widths allow N up to 7, D up to 3 and lengths up to 7: each can exceed its maximum.
-    dut = BLOCKS[direction](width, max_batch=5, max_steps=5, max_features=2, capacity=12)
+    # A capacity of 15 words is max(lengths) * N * D of 5 * 3 * 1, and 16 of 4 * 2 * 2.
+    dut = BLOCKS[direction](width, max_batch=5, max_steps=5, max_features=2, capacity=15)
 
     def good(features, lengths):
         return accepted(direction, random_words(rng, width, (sum(lengths), features)), lengths)
@@ -238,15 +241,15 @@ def test_refused_requests_consume_their_input_and_emit_nothing(direction, stall)
         good(1, [5]),
         bad(2, 0, [], Refusal.FEATURES),
         bad(1, 3, [], Refusal.FEATURES),
-        good(2, [1, 4, 1]),                      # exactly the capacity
+        good(1, [2, 5, 3]),                      # exactly the capacity
         bad(3, 1, [2, 0, 1], Refusal.LENGTH),
         bad(2, 2, [7, 1], Refusal.LENGTH),
         bad(2, 1, [1, 6], Refusal.LENGTH),       # one step too long
         bad(2, 2, [0, 0], Refusal.LENGTH),       # no data words at all
         bad(3, 2, [3, 2, 2], Refusal.CAPACITY),
-        bad(3, 1, [5, 5, 3], Refusal.CAPACITY),  # one word too many
+        bad(2, 2, [4, 1], Refusal.CAPACITY),     # one word too many; S * D = 10 fits
         bad(5, 2, [5, 5, 5, 5, 5], Refusal.CAPACITY),
-        good(1, [1, 2, 3, 4, 2]),
+        good(1, [1, 2, 3, 2, 1]),                # exactly the capacity, N at its maximum
     ]
     transfers = check(dut, requests, stall=stall, seed=seed)
     # Refused requests must not hold the block up either.
@@ -255,6 +258,118 @@ def test_refused_requests_consume_their_input_and_emit_nothing(direction, stall)
             if request.status["error"]:
                 busy = transfers["command"][index + 1] - transfers["command"][index]
                 assert busy <= len(request.lengths) + len(request.words) + REQUEST_OVERHEAD
+
+
+def visited_addresses(order, walks, *, strides_as_signals):
+    """The positions and addresses an :class:`AddressWalk` visits, driven by a
+    :class:`SequenceLayout`'s ``order`` (``"batch_major"`` or ``"time_major"``).
+
+    ``walks`` holds ``(batch, features, lengths, sequence_stride, step_stride)``; returns, for
+    each, the ``(n, t, d, address)`` of every step. The strides are Python integers fixed at
+    elaboration, or signals set per walk.
+    """
+    address_bits = 12
+    max_batch = max(len(walk[2]) for walk in walks)
+    dut = AddressWalk(range(64), address_bits)
+    m = Module()
+    m.submodules.walk = dut
+    lengths = Array(Signal(range(64), name=f"length_{n}") for n in range(max_batch))
+    batch, features, steps = Signal(range(64)), Signal(range(64)), Signal(range(64))
+    if strides_as_signals:
+        strides = Signal(address_bits), Signal(address_bits)
+    else:
+        strides = walks[0][3:]
+        assert all(walk[3:] == strides for walk in walks)
+    layout = SequenceLayout(*strides)
+    if order == "batch_major":
+        m.d.comb += layout.batch_major(dut, batch, lengths[dut.outer], features)
+    else:
+        m.d.comb += layout.time_major(dut, steps, batch, features)
+    seen = []
+
+    async def testbench(ctx):
+        for walk_batch, walk_features, walk_lengths, sequence_stride, step_stride in walks:
+            for n, length in enumerate(walk_lengths):
+                ctx.set(lengths[n], length)
+            ctx.set(batch, walk_batch)
+            ctx.set(features, walk_features)
+            ctx.set(steps, max(walk_lengths))
+            if strides_as_signals:
+                ctx.set(strides[0], sequence_stride)
+                ctx.set(strides[1], step_stride)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            ctx.set(dut.step, 1)
+            positions = []
+            while not ctx.get(dut.done):
+                counters = ctx.get(dut.outer), ctx.get(dut.middle), ctx.get(dut.inner)
+                if order == "time_major":
+                    counters = counters[1], counters[0], counters[2]
+                positions.append((*counters, ctx.get(dut.address)))
+                assert len(positions) <= 64 * 64, "the walk does not end"
+                await ctx.tick()
+            ctx.set(dut.step, 0)
+            seen.append(positions)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    return seen
+
+
+def random_layout_walks(rng, count, *, strides=None):
+    """Random ragged batches, each with its strides: ``strides``, or random ones that keep
+    the words apart (a sequence at least ``D`` words, a step at least ``N`` sequences)."""
+    walks = []
+    for _ in range(count):
+        batch = int(rng.integers(1, 6, endpoint=True))
+        features = int(rng.integers(1, 4, endpoint=True))
+        lengths = [int(length) for length in rng.integers(1, 5, batch, endpoint=True)]
+        if strides is None:
+            sequence_stride = features + int(rng.integers(0, 2, endpoint=True))
+            step_stride = batch * sequence_stride + int(rng.integers(0, 3, endpoint=True))
+            walks.append((batch, features, lengths, sequence_stride, step_stride))
+        else:
+            walks.append((batch, features, lengths, *strides))
+    return walks
+
+
+@pytest.mark.parametrize("strides_as_signals", [False, True])
+def test_layout_walks_ragged_sequences_batch_major(strides_as_signals):
+    seed = 53 + strides_as_signals
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    if strides_as_signals:
+        walks = random_layout_walks(rng, 10)
+    else:
+        walks = random_layout_walks(rng, 10, strides=(4, 25))
+    print(f"walks {walks}")
+    seen = visited_addresses("batch_major", walks, strides_as_signals=strides_as_signals)
+    for (batch, features, lengths, sequence_stride, step_stride), positions in zip(walks, seen):
+        assert positions == [(n, t, d, n * sequence_stride + t * step_stride + d)
+                             for n in range(batch)
+                             for t in range(lengths[n])
+                             for d in range(features)]
+
+
+@pytest.mark.parametrize("strides_as_signals", [False, True])
+def test_layout_walks_every_step_time_major(strides_as_signals):
+    seed = 59 + strides_as_signals
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    if strides_as_signals:
+        walks = random_layout_walks(rng, 10)
+    else:
+        walks = random_layout_walks(rng, 10, strides=(4, 25))
+    print(f"walks {walks}")
+    seen = visited_addresses("time_major", walks, strides_as_signals=strides_as_signals)
+    for (batch, features, lengths, sequence_stride, step_stride), positions in zip(walks, seen):
+        assert positions == [(n, t, d, n * sequence_stride + t * step_stride + d)
+                             for t in range(max(lengths))
+                             for n in range(batch)
+                             for d in range(features)]
 
 
 @pytest.mark.parametrize("arguments, message", [

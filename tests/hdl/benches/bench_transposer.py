@@ -12,13 +12,13 @@ from gatework.sim.verilog import bench_parameters, build_component, payload_shap
 
 def request(rng, direction, width, max_batch, max_steps, max_features, capacity):
     """Words in and payloads out of one request with ragged lengths, 1 and the maximum among
-    them (two when the batch allows), within ``capacity``."""
+    them (two when the batch allows), whose time-major words fit ``capacity``."""
     while True:
         features = int(rng.integers(1, max_features, endpoint=True))
         lengths = rng.integers(1, max_steps, rng.integers(1, max_batch, endpoint=True),
                                endpoint=True)
         lengths[rng.permutation(lengths.size)[:2]] = [max_steps, 1][:lengths.size]
-        if lengths.sum() * features <= capacity:
+        if lengths.max() * lengths.size * features <= capacity:
             break
     low, high = -(1 << (width - 1)), (1 << (width - 1)) - 1
     values = rng.integers(low, high, (int(lengths.sum()), features), endpoint=True)
