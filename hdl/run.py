@@ -29,6 +29,7 @@ from .gru_layouts import (LoadRegion, command_layout, load_layout, output_layout
 from .memory import NO_RW_CHECK, BankedMemory, read_data
 from .protocol import layout
 from .request import RequestReader
+from .transposer import SequenceLayout
 from .walk import AddressWalk
 
 
@@ -40,8 +41,9 @@ class BufferLayout:
 
     The layer buffer has two banks of ``bank_words`` (a layer reads one and writes the other);
     in a bank, word ``d`` of step ``t`` of sequence ``b`` lies at ``t * step_stride + b *
-    features + d``, time-major. ``h0`` and ``h_n`` hold ``state_words`` a slot, ``b *
-    max_hidden_size + j``.
+    features + d``, time-major: the transposer's :class:`~.transposer.SequenceLayout`
+    (``sequences``) with room for the build's largest batch and features. ``h0`` and ``h_n``
+    hold ``state_words`` a slot, ``b * max_hidden_size + j``.
     """
 
     def __init__(self, config):
@@ -49,6 +51,7 @@ class BufferLayout:
         self.step_stride = config.max_batch * self.features
         self.bank_words = config.max_steps * self.step_stride
         self.state_words = config.max_batch * config.max_hidden_size
+        self.sequences = SequenceLayout(self.features, self.step_stride)
 
 
 def _ports(config, walk, address_bits):
@@ -195,10 +198,9 @@ class RunIntake(wiring.Component):
 
             with m.State("INPUTS"):
                 # Ragged batch-major in, time-major out: (b, t, d) = (outer, middle, inner).
-                m.d.comb += [request.take.eq(1), *walk.last_of(batch, self.lengths[walk.outer],
-                                                               inputs),
-                             walk.strides.outer.eq(buffer_layout.features),
-                             walk.strides.middle.eq(buffer_layout.step_stride),
+                m.d.comb += [request.take.eq(1),
+                             *buffer_layout.sequences.batch_major(
+                                 walk, batch, self.lengths[walk.outer], inputs),
                              self.buffer.addr.eq(walk.address),
                              self.buffer.data.eq(request.word)]
                 with m.If(request.word_done & ~walk.done):
@@ -368,7 +370,9 @@ class LayerSequencer(wiring.Component):
         final_row = Signal(self._address_bits)
         lengths_sent = Signal(range(max_b + 1))
         # Steps follow each other forward, or backward in a reverse run.
-        step_move = Mux(reverse, -buffer_layout.step_stride, buffer_layout.step_stride)
+        steps_in_order = SequenceLayout(
+            buffer_layout.features,
+            Mux(reverse, -buffer_layout.step_stride, buffer_layout.step_stride))
 
         m.d.comb += [self.h0_address.eq(h0_base + walk.address), self.o.ready.eq(1)]
         with m.FSM():
@@ -420,17 +424,13 @@ class LayerSequencer(wiring.Component):
                     m.d.sync += lengths_sent.eq(lengths_sent + 1)
                 # Inputs in processing order: (step, b, d) = (outer, middle, inner).
                 m.d.comb += [walk.read.eq(1), walk.taken.eq(self.x.ready),
-                             *walk.last_of(steps, batch, inputs),
-                             walk.strides.outer.eq(step_move),
-                             walk.strides.middle.eq(buffer_layout.features),
+                             *steps_in_order.time_major(walk, steps, batch, inputs),
                              self.x.valid.eq(walk.valid), self.x.payload.eq(self.buffer_data)]
                 # Outputs: each step's states to the other bank, the final ones to h_n.
                 output = self.o.payload
                 m.d.comb += [
                     self.status.ready.eq(1),
-                    *output_walk.last_of(steps, batch, hidden),
-                    output_walk.strides.outer.eq(step_move),
-                    output_walk.strides.middle.eq(buffer_layout.features),
+                    *steps_in_order.time_major(output_walk, steps, batch, hidden),
                     self.buffer.addr.eq(output_walk.address), self.buffer.data.eq(output.data),
                     self.h_n.addr.eq(final_row + final_unit), self.h_n.data.eq(output.data),
                 ]
@@ -534,9 +534,8 @@ class RunResults(wiring.Component):
                 # The last layer's outputs, ragged batch-major: (b, t, f) = (outer, middle,
                 # inner), through the GLU when asked.
                 m.d.comb += [walk.read.eq(1), response.send.eq(1),
-                             *walk.last_of(batch, self.lengths[walk.outer], run_features),
-                             walk.strides.outer.eq(buffer_layout.features),
-                             walk.strides.middle.eq(buffer_layout.step_stride)]
+                             *buffer_layout.sequences.batch_major(
+                                 walk, batch, self.lengths[walk.outer], run_features)]
                 with m.If(flags.glu):
                     m.d.comb += [walk.taken.eq(glu_input.ready),
                                  glu_input.valid.eq(walk.valid),
