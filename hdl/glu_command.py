@@ -106,7 +106,8 @@ class GluCommand(wiring.Component):
 
             with m.State("STREAM"):
                 response = self.response
-                glu_input, glu_output, words = response.glu_input, response.glu_output, response.words
+                glu_input, glu_output = response.glu_input, response.glu_output
+                words = response.words
                 m.d.comb += [request.take.eq(~request.have_low | glu_input.ready),
                              glu_input.valid.eq(request.have_low & request.available),
                              glu_input.payload.eq(request.word),

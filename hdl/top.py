@@ -50,7 +50,7 @@ from .run import BufferLayout, LayerSequencer, RunIntake, RunMemories, RunResult
 from .share import share
 from .slots import WeightSlots
 from .stream import StreamRegister
-from .walk import WalkReader, WalkUser
+from .walk import WalkReader
 
 
 __all__ = ["AcceleratorTop"]
@@ -117,8 +117,9 @@ class AcceleratorTop(wiring.Component):
             "o": Out(stream.Signature(unsigned(8))),
         })
 
-    def elaborate(self, platform):
-        m = Module()
+    def _blocks(self, m):
+        """The link, the GLU unit, the engine and their activation unit; the streams the
+        commands drive and take."""
         config = self._config
         m.submodules.receiver = receiver = FrameReceiver(
             self._max_payload, register_writes=self._register_slices)
@@ -158,6 +159,14 @@ class AcceleratorTop(wiring.Component):
         wiring.connect(m, glu.activation, activation_share.glu)
         wiring.connect(m, wiring.flipped(self.i), receiver.i)
         wiring.connect(m, transmitter.o, wiring.flipped(self.o))
+        return (receiver, transmitter, glu, engine, activation_share, glu_input, glu_output,
+                engine_input)
+
+    def elaborate(self, platform):
+        m = Module()
+        config = self._config
+        (receiver, transmitter, glu, engine, activation_share, glu_input, glu_output,
+         engine_input) = self._blocks(m)
 
         # The request's payload: its header's bytes, read by name through golden's table of
         # headers (never by offset), then its words, which the commands take in turn.
@@ -179,10 +188,10 @@ class AcceleratorTop(wiring.Component):
         count_range = range(max(max_payload // 2, config.max_batch, config.max_hidden_size,
                                 config.max_input_size, config.max_steps,
                                 config.weight_sets) + 1)
-        walk_user = WalkUser(count_range, address_bits, range(layout.state_words))
         m.submodules.walk = walk = WalkReader(count_range, address_bits,
                                               range(layout.state_words),
                                               two_cycle_reads=two_cycle_reads)
+        walk_user = walk.user_signature
         # The products a command needs before its payload or its response goes by (a GLU's
         # words, a LOAD's least length, a RUN's response length and last step) take turns
         # at one sequential multiplier; every address is kept by adding strides.

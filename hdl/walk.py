@@ -234,7 +234,7 @@ class WalkReader(wiring.Component):
 
     Members
     -------
-    (those of :class:`WalkUser`, flipped)
+    (those of :class:`WalkUser`, flipped: see ``user_signature``)
     advance : Out(1)
         The read ports move on this cycle: their enable.
 
@@ -246,8 +246,10 @@ class WalkReader(wiring.Component):
         self._address_bits = address_bits
         self._tag_shape = tag_shape
         self._two_cycle_reads = two_cycle_reads
+        #: The :class:`WalkUser` signature of its users' ports.
+        self.user_signature = WalkUser(count_shape, address_bits, tag_shape)
         super().__init__({
-            **WalkUser(count_shape, address_bits, tag_shape).flip().members,
+            **self.user_signature.flip().members,
             "advance": Out(1),
         })
 
