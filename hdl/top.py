@@ -5,23 +5,20 @@ of the command decoder, which answers INFO, RESET, GLU, LOAD and RUN. Every answ
 included, is byte for byte what :class:`gatework.golden.device_model.DeviceModel` answers, which
 the tests check.
 
-LOAD writes the weights into the engine's banks as they arrive, walking the engine's layout
-with counters (gate, unit, lane, term), and the initial states into a per-slot memory. Its
-``h0`` batch sits after the weights, so the status is decided at the frame's end; a refused
-LOAD that had sizes within the build leaves its slot empty, as the protocol allows.
+The top reads a request's header (its bytes, by name through layouts made from golden's
+protocol table: :mod:`.protocol`) and hands the command to its component, which carries it out
+up to its answer: :class:`~.glu_command.GluCommand`, :class:`~.load_command.LoadCommand`, and
+RUN's :class:`~.run.RunIntake` then :class:`~.run.LayerSequencer`. It sends the response's
+header, then the payload: INFO's bytes, or the words of the GLU's or of
+:class:`~.run.RunResults`.
 
-RUN stores the ragged inputs time-major in one bank of a two-bank layer buffer, decides its
-status once the whole payload is read, then runs each layer and direction on the engine (the
-slot's ``h0`` copied into the engine's state memory first): each run reads its layer's bank
-and writes its features into the other bank, and its final states into an ``h_n`` memory.
-The response streams the last layer's bank ragged and batch-major (through the GLU when
-asked), then ``h_n``.
-
-Its parts: a :class:`~.request.RequestReader` takes a request's payload, its header fields
-read by name through layouts made from golden's protocol table (:mod:`.protocol`); a
-:class:`~.response.ResponseWriter` sends a response's payload; every walk over a memory is an
-:class:`~.walk.AddressWalk`; :class:`~.slots.WeightSlots` keeps what each LOAD put in a slot
-and answers RUN's ``NOT_LOADED`` check; :class:`~.activation.SharedActivation` hands the one
+The commands take turns at what they share, each driving a shared port only while under way
+(:func:`~.share.share` ORs them): a :class:`~.request.RequestReader` (the request's words), a
+:class:`~.response.ResponseWriter` (the response's), one size multiplier, the walk over RUN's
+memories (:class:`~.walk.WalkReader`, along the transposer's
+:class:`~.transposer.SequenceLayout`), the layer buffer's write port, the engine's load
+register and the GLU. :class:`~.slots.WeightSlots` keeps what each LOAD put in a slot and
+answers RUN's ``NOT_LOADED`` check; :class:`~.activation.SharedActivation` hands the one
 activation unit to the engine or the GLU.
 
 LOAD and RUN do not range-check codes against formats narrower than 16 bits, where the device
