@@ -8,7 +8,7 @@ from ..golden.config import BuildConfig
 from ..golden.protocol import GLU_HEADER, Status
 from .arith import SequentialMultiplier
 from .protocol import layout
-from .request import RequestReader
+from .request import ANSWER, RequestReader, answer
 from .run import response_signature
 
 
@@ -21,11 +21,8 @@ class GluCommand(wiring.Component):
 
     Parameters
     ----------
-    config : BuildConfig
-    max_payload : int
-        The largest request payload (the receiver's buffer).
-    sizes_width : int
-        The shared :class:`~.arith.SequentialMultiplier`'s width.
+    config, max_payload, sizes_width :
+        As :class:`~.load_command.LoadCommand`'s.
 
     Members
     -------
@@ -36,12 +33,8 @@ class GluCommand(wiring.Component):
         The payload's words after the header.
     sizes : Out(SequentialMultiplier.user_signature(sizes_width))
         ``channels * count``, the words the payload must hold.
-    done : Out(1)
-        The GLU is answered: ``status``, ``length`` (the response's payload: 0 unless ``OK``);
-        ``drain``: the payload is to be dropped first.
-    status : Out(8)
-    length : Out(16)
-    drain : Out(1)
+    done, status, length, drain : Out
+        The GLU's answer (:data:`~.request.ANSWER`).
     respond : In(1)
         The response's header is sent: stream the words.
     response : Out(response_signature(data bits))
@@ -60,10 +53,7 @@ class GluCommand(wiring.Component):
             "header": In(layout(GLU_HEADER)),
             "request": Out(RequestReader.words_signature(max_payload)),
             "sizes": Out(SequentialMultiplier.user_signature(sizes_width)),
-            "done": Out(1),
-            "status": Out(8),
-            "length": Out(16),
-            "drain": Out(1),
+            **ANSWER,
             "respond": In(1),
             "response": Out(response_signature(config.formats.data.total_bits)),
             "end": In(1),
@@ -73,11 +63,6 @@ class GluCommand(wiring.Component):
         m = Module()
         config = self._config
         header, request, sizes = self.header, self.request, self.sizes
-
-        def answer(code, length=0, drain=1):
-            m.d.comb += [self.done.eq(1), self.status.eq(code), self.length.eq(length),
-                         self.drain.eq(drain)]
-            m.next = "IDLE"
 
         with m.FSM():
             with m.State("IDLE"):
@@ -97,12 +82,12 @@ class GluCommand(wiring.Component):
                 with m.If(~sizes.busy):
                     with m.If((header.channels == 0) | (header.count == 0) | sizes.overflow |
                               ((words << 2) != request.remaining)):
-                        answer(Status.MALFORMED)
+                        answer(m, self, Status.MALFORMED, drain=1)
                     with m.Elif((header.channels > config.max_hidden_size) |
                                 (not config.glu)):
-                        answer(Status.BEYOND_MAXIMA)
+                        answer(m, self, Status.BEYOND_MAXIMA, drain=1)
                     with m.Else():
-                        answer(Status.OK, words << 1, drain=0)
+                        answer(m, self, Status.OK, length=words << 1)
 
             with m.State("STREAM"):
                 response = self.response

@@ -18,7 +18,7 @@ from .arith import SequentialMultiplier
 from .gru import LoadRegion, lane_cycles
 from .gru_layouts import load_layout
 from .protocol import layout
-from .request import RequestReader
+from .request import ANSWER, RequestReader, answer
 from .slots import WeightSlots
 
 
@@ -34,7 +34,7 @@ class LoadCommand(wiring.Component):
     max_payload : int
         The largest request payload (the receiver's buffer).
     sizes_width : int
-        The shared :class:`~.arith.SequentialMultiplier`'s width.
+        The width of the :class:`~.arith.SequentialMultiplier` the commands share.
     h0_address_bits : int
         The ``h0`` memory's address width; a slot's rows lie ``max_batch * max_hidden_size``
         words apart, ``max_hidden_size`` words a row.
@@ -55,11 +55,8 @@ class LoadCommand(wiring.Component):
     h0 : In(WritePort.Signature)
         The ``h0`` memory's write port.
     slots : Out(WeightSlots.loader_signature(config))
-    done : Out(1)
-        The LOAD is answered: ``status``; ``drain``: the payload's rest is to be dropped
-        first.
-    status : Out(8)
-    drain : Out(1)
+    done, status, length, drain : Out
+        The LOAD's answer (:data:`~.request.ANSWER`; ``length`` is 0).
 
     Every port but ``start``, ``header``, ``done`` and its answer is 0 while the LOAD is not
     under way, so that the ports may be shared (:func:`~.share.share`). A LOAD takes about two
@@ -80,9 +77,7 @@ class LoadCommand(wiring.Component):
             "h0": In(WritePort.Signature(addr_width=h0_address_bits,
                                          shape=signed(config.formats.data.total_bits))),
             "slots": Out(WeightSlots.loader_signature(config)),
-            "done": Out(1),
-            "status": Out(8),
-            "drain": Out(1),
+            **ANSWER,
         })
 
     def elaborate(self, platform):
@@ -122,10 +117,6 @@ class LoadCommand(wiring.Component):
                          h0_row.eq(h0_row + max_b * max_h)]
         m.d.comb += self.slots.slot.eq(slot)
 
-        def answer(code, drain=0):
-            m.d.comb += [self.done.eq(1), self.status.eq(code), self.drain.eq(drain)]
-            m.next = "IDLE"
-
         def padded(size):
             """``size`` rounded up to a multiple of the engine's lane width."""
             if config.lane_width == 1:
@@ -158,7 +149,7 @@ class LoadCommand(wiring.Component):
                 with m.If(least_sized & (slots_to_skip == 0)):
                     with m.If((flags.reserved != 0) | (inputs == 0) | (hidden == 0) |
                               sizes.overflow | (request.remaining < least_bytes)):
-                        answer(Status.MALFORMED, drain=1)
+                        answer(m, self, Status.MALFORMED, drain=1)
                     with m.Else():
                         fits = ((header.layer < config.max_layers) &
                                 (header.direction < directions) &
@@ -243,11 +234,11 @@ class LoadCommand(wiring.Component):
                 # (no rows and no odd byte without h0).
                 rest_exact = ~request.have_low & (unit == batch) & (term == 0)
                 with m.If((has_h0 & (batch == 0)) | ~rest_exact):
-                    answer(Status.MALFORMED)
+                    answer(m, self, Status.MALFORMED)
                 with m.Elif(~in_build | (has_h0 & (batch > max_b))):
-                    answer(Status.BEYOND_MAXIMA)
+                    answer(m, self, Status.BEYOND_MAXIMA)
                 with m.Else():
-                    answer(Status.OK)
+                    answer(m, self, Status.OK)
                     entry = self.slots.entry
                     m.d.comb += [self.slots.record.eq(1),
                                  entry.input_size.eq(inputs), entry.hidden_size.eq(hidden),

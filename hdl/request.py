@@ -16,7 +16,21 @@ from .link import BYTE_LAYOUT
 from .protocol import layout
 
 
-__all__ = ["RequestReader"]
+__all__ = ["ANSWER", "RequestReader", "answer"]
+
+
+#: The members by which a command's component gives its answer: ``done`` (a strobe) with the
+#: ``status``, the response's payload ``length`` (0 unless ``OK``), and ``drain``: the
+#: request's rest is to be read and dropped first.
+ANSWER = {"done": Out(1), "status": Out(8), "length": Out(16), "drain": Out(1)}
+
+
+def answer(m, command, code, *, length=0, drain=0):
+    """Give ``command``'s answer (:data:`ANSWER`) ``code`` in this cycle, and go back to its
+    state machine's ``IDLE``."""
+    m.d.comb += [command.done.eq(1), command.status.eq(code), command.length.eq(length),
+                 command.drain.eq(drain)]
+    m.next = "IDLE"
 
 
 #: The headers a command reads before its words.

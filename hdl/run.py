@@ -28,7 +28,7 @@ from .gru_layouts import (LoadRegion, command_layout, load_layout, output_layout
                           status_layout)
 from .memory import NO_RW_CHECK, BankedMemory, read_data
 from .protocol import layout
-from .request import RequestReader
+from .request import ANSWER, RequestReader, answer
 from .transposer import SequenceLayout
 from .walk import AddressWalk
 
@@ -71,15 +71,12 @@ class RunIntake(wiring.Component):
 
     Parameters
     ----------
-    config : BuildConfig
-    max_payload : int
-        The largest request payload (the receiver's buffer).
+    config, max_payload, sizes_width :
+        As :class:`~.load_command.LoadCommand`'s.
     walk : WalkUser
         The shared walk's signature.
     address_bits : int
         The layer buffer's address width.
-    sizes_width : int
-        The shared :class:`~.arith.SequentialMultiplier`'s width.
 
     Members
     -------
@@ -103,12 +100,8 @@ class RunIntake(wiring.Component):
         ``(steps - 1) * step_stride``: the last step's address in a bank.
     output_bytes : Out(unsigned)
         The bytes of the response's outputs (the ``h_n`` after them).
-    done : Out(1)
-        The RUN is answered: ``status``, ``length`` (the response's payload: 0 unless
-        ``OK``); ``drain``: the payload's rest is to be dropped first.
-    status : Out(8)
-    length : Out(16)
-    drain : Out(1)
+    done, status, length, drain : Out
+        The RUN's answer (:data:`~.request.ANSWER`).
 
     Takes two cycles a payload word, then a few per operand bit of three products.
     """
@@ -126,10 +119,7 @@ class RunIntake(wiring.Component):
             "not_loaded": In(1),
             "last_step": Out(unsigned(address_bits)),
             "output_bytes": Out(sizes_width + 1),
-            "done": Out(1),
-            "status": Out(8),
-            "length": Out(16),
-            "drain": Out(1),
+            **ANSWER,
         })
 
     def elaborate(self, platform):
@@ -158,11 +148,6 @@ class RunIntake(wiring.Component):
         def product(a, b):
             m.d.comb += [sizes.start.eq(1), sizes.a.eq(a), sizes.b.eq(b)]
 
-        def answer(code, length=0, drain=0):
-            m.d.comb += [self.done.eq(1), self.status.eq(code), self.length.eq(length),
-                         self.drain.eq(drain)]
-            m.next = "IDLE"
-
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -173,7 +158,7 @@ class RunIntake(wiring.Component):
                           (num_layers == 0) | (batch == 0) | (steps == 0) | (inputs == 0) |
                           (hidden == 0) | (flags.glu & (flags.final_only | run_features[0])) |
                           (request.remaining < (batch << 1))):
-                    answer(Status.MALFORMED, drain=1)
+                    answer(m, self, Status.MALFORMED, drain=1)
                 with m.Else():
                     m.d.sync += [storing.eq((batch <= max_b) & (steps <= config.max_steps) &
                                             (inputs <= config.max_input_size)),
@@ -265,9 +250,9 @@ class RunIntake(wiring.Component):
                             (not_loaded, Status.NOT_LOADED), (too_large, Status.TOO_LARGE)]
                 for index, (refused, code) in enumerate(refusals):
                     with (m.If if index == 0 else m.Elif)(refused):
-                        answer(code)
+                        answer(m, self, code)
                 with m.Else():
-                    answer(Status.OK, response_length)
+                    answer(m, self, Status.OK, length=response_length)
         return m
 
 
@@ -469,10 +454,8 @@ class RunResults(wiring.Component):
 
     Parameters
     ----------
-    config : BuildConfig
-    walk : WalkUser
-        The shared walk's signature.
-    address_bits : int
+    config, walk, address_bits :
+        As :class:`LayerSequencer`'s.
     output_bytes_width : int
         :class:`RunIntake`'s ``output_bytes``' width.
 

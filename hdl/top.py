@@ -219,16 +219,14 @@ class AcceleratorTop(wiring.Component):
             layers.last_step.eq(intake.last_step),
             results.output_bytes.eq(intake.output_bytes),
             intake.not_loaded.eq(slots.not_loaded),
-            memories.read_en.eq(walk.advance),
-            memories.buffer_address.eq(walk.address),
-            memories.h0_address.eq(layers.h0_address),
-            memories.h_n_address.eq(walk.address),
-            layers.h0_data.eq(memories.h0_data),
-            layers.buffer_data.eq(memories.buffer_data),
-            results.buffer_data.eq(memories.buffer_data),
-            results.h_n_data.eq(memories.h_n_data),
             results.sent.eq(response.sent),
             activation_share.engine_owns.eq(layers.engine_owns),
+            # The memories are read along the walk, h0 at the run's slot.
+            memories.read_en.eq(walk.advance), memories.buffer_address.eq(walk.address),
+            memories.h0_address.eq(layers.h0_address), memories.h_n_address.eq(walk.address),
+            layers.h0_data.eq(memories.h0_data), layers.buffer_data.eq(memories.buffer_data),
+            results.buffer_data.eq(memories.buffer_data),
+            results.h_n_data.eq(memories.h_n_data),
         ]
         for field in ("num_layers", "input_size", "hidden_size", "batch"):
             m.d.comb += getattr(slots.run, field).eq(getattr(run_header, field))
@@ -331,7 +329,7 @@ class AcceleratorTop(wiring.Component):
 
                 with m.State(name):
                     with m.If(part.done):
-                        answer(part.status, 0 if part is load else part.length)
+                        answer(part.status, part.length)
                         with m.If(part.drain):
                             m.next = "DRAIN"
                         with m.Else():

@@ -277,6 +277,15 @@ class _Transposer(wiring.Component):
         ]
         return last.outer & last.middle & last.inner
 
+    def _write(self, m, r):
+        """Write the input word at the walk's address. A refused request's walk can pass the
+        buffer's last address: it writes nothing."""
+        m.d.comb += [
+            r.buffer_write.addr.eq(r.walk.address),
+            r.buffer_write.data.eq(self.i.payload),
+            r.buffer_write.en.eq(self.i.valid & ~r.refused),
+        ]
+
 
 class _Request:
     """The registers and memories of one request (a namespace built inside ``elaborate``)."""
@@ -398,12 +407,7 @@ class SequencePack(_Transposer):
         final = walk.last.inner & (r.row == r.rows - 1)
         with m.If(self.i.valid & walk.last.inner):
             m.d.sync += r.row.eq(Mux(final, 0, r.row + 1))
-        # A refused request's walk can pass the buffer's last address: write nothing.
-        m.d.comb += [
-            r.buffer_write.addr.eq(walk.address),
-            r.buffer_write.data.eq(self.i.payload),
-            r.buffer_write.en.eq(self.i.valid & ~r.refused),
-        ]
+        self._write(m, r)
         return final
 
     def _emit(self, m, r):
@@ -430,15 +434,9 @@ class SequenceUnpack(_Transposer):
           "sequence.")
 
     def _store(self, m, r):
-        walk = r.walk
         final = self._walk_time_major(m, r, self.i.valid)
         # Padding is written too: it lies inside the request's words and is never read back.
-        # A refused request's walk can pass the buffer's last address: write nothing.
-        m.d.comb += [
-            r.buffer_write.addr.eq(walk.address),
-            r.buffer_write.data.eq(self.i.payload),
-            r.buffer_write.en.eq(self.i.valid & ~r.refused),
-        ]
+        self._write(m, r)
         return final
 
     def _emit(self, m, r):
