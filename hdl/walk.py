@@ -20,6 +20,19 @@ __all__ = ["AddressWalk", "WalkReader", "WalkUser", "last_of"]
 _LAST = data.StructLayout({"outer": 1, "middle": 1, "inner": 1})
 
 
+def _controls(address_bits):
+    """The members by which a user drives an :class:`AddressWalk`."""
+    return wiring.SignatureMembers({
+        "start": Out(1),
+        "start_done": Out(1),
+        "base": Out(unsigned(address_bits)),
+        "step": Out(1),
+        "last": Out(_LAST),
+        "strides": Out(data.StructLayout({"outer": unsigned(address_bits),
+                                          "middle": unsigned(address_bits)})),
+    })
+
+
 def last_of(walk, outer, middle, inner):
     """The assignments (to ``m.d.comb``) that make ``outer``, ``middle`` and ``inner`` the
     limits of ``walk`` (an :class:`AddressWalk`, or a :class:`WalkUser`'s port) while they are
@@ -88,13 +101,7 @@ class AddressWalk(wiring.Component):
     def __init__(self, count_shape, address_bits, *, registered_address=False):
         self._registered_address = registered_address
         super().__init__({
-            "start": In(1),
-            "start_done": In(1),
-            "base": In(unsigned(address_bits)),
-            "step": In(1),
-            "last": In(_LAST),
-            "strides": In(data.StructLayout({"outer": unsigned(address_bits),
-                                             "middle": unsigned(address_bits)})),
+            **_controls(address_bits).flip(),
             "outer": Out(count_shape),
             "middle": Out(count_shape),
             "inner": Out(count_shape),
@@ -184,13 +191,7 @@ class WalkUser(wiring.Signature):
 
     def __init__(self, count_shape, address_bits, tag_shape):
         super().__init__({
-            "start": Out(1),
-            "start_done": Out(1),
-            "base": Out(unsigned(address_bits)),
-            "step": Out(1),
-            "last": Out(_LAST),
-            "strides": Out(data.StructLayout({"outer": unsigned(address_bits),
-                                              "middle": unsigned(address_bits)})),
+            **_controls(address_bits),
             "read": Out(1),
             "taken": Out(1),
             "tag": Out(tag_shape),

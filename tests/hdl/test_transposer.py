@@ -336,9 +336,23 @@ def random_layout_walks(rng, count, *, strides=None):
     return walks
 
 
+def batch_major_order(batch, features, lengths):
+    """Every (n, t, d) of ragged sequences, batch-major: pack's writes, unpack's reads."""
+    return [(n, t, d) for n in range(batch) for t in range(lengths[n]) for d in range(features)]
+
+
+def time_major_order(batch, features, lengths):
+    """Every (n, t, d) of the padded steps, time-major: pack's reads, unpack's writes."""
+    return [(n, t, d) for t in range(max(lengths)) for n in range(batch)
+            for d in range(features)]
+
+
 @pytest.mark.parametrize("strides_as_signals", [False, True])
-def test_layout_walks_ragged_sequences_batch_major(strides_as_signals):
-    seed = 53 + strides_as_signals
+@pytest.mark.parametrize("order, expected_order, first_seed", [
+    ("batch_major", batch_major_order, 53), ("time_major", time_major_order, 59)])
+def test_layout_walks_visit_every_position_in_order(order, expected_order, first_seed,
+                                                     strides_as_signals):
+    seed = first_seed + strides_as_signals
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     if strides_as_signals:
@@ -346,30 +360,10 @@ def test_layout_walks_ragged_sequences_batch_major(strides_as_signals):
     else:
         walks = random_layout_walks(rng, 10, strides=(4, 25))
     print(f"walks {walks}")
-    seen = visited_addresses("batch_major", walks, strides_as_signals=strides_as_signals)
+    seen = visited_addresses(order, walks, strides_as_signals=strides_as_signals)
     for (batch, features, lengths, sequence_stride, step_stride), positions in zip(walks, seen):
         assert positions == [(n, t, d, n * sequence_stride + t * step_stride + d)
-                             for n in range(batch)
-                             for t in range(lengths[n])
-                             for d in range(features)]
-
-
-@pytest.mark.parametrize("strides_as_signals", [False, True])
-def test_layout_walks_every_step_time_major(strides_as_signals):
-    seed = 59 + strides_as_signals
-    print(f"seed {seed}")
-    rng = np.random.default_rng(seed)
-    if strides_as_signals:
-        walks = random_layout_walks(rng, 10)
-    else:
-        walks = random_layout_walks(rng, 10, strides=(4, 25))
-    print(f"walks {walks}")
-    seen = visited_addresses("time_major", walks, strides_as_signals=strides_as_signals)
-    for (batch, features, lengths, sequence_stride, step_stride), positions in zip(walks, seen):
-        assert positions == [(n, t, d, n * sequence_stride + t * step_stride + d)
-                             for t in range(max(lengths))
-                             for n in range(batch)
-                             for d in range(features)]
+                             for n, t, d in expected_order(batch, features, lengths)]
 
 
 @pytest.mark.parametrize("arguments, message", [

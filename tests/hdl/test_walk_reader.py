@@ -91,7 +91,7 @@ def leave(ctx, user):
 @pytest.mark.parametrize("two_cycle_reads", [False, True])
 def test_words_arrive_in_walk_order_with_their_tags(two_cycle_reads, rng):
     words = [int(word) for word in rng.integers(0, 1 << 16, 1 << ADDRESS_BITS)]
-    m, reader, word, users = harness(words, two_cycle_reads)
+    m, _, word, users = harness(words, two_cycle_reads)
     walks = [random_walk(rng) for _ in range(10)]
     received = []
 
@@ -134,7 +134,7 @@ def test_words_arrive_in_walk_order_with_their_tags(two_cycle_reads, rng):
 @pytest.mark.parametrize("two_cycle_reads", [False, True])
 def test_a_restart_drops_the_words_in_flight(two_cycle_reads, rng):
     words = [int(word) for word in rng.integers(0, 1 << 16, 1 << ADDRESS_BITS)]
-    m, reader, word, users = harness(words, two_cycle_reads)
+    m, _, word, users = harness(words, two_cycle_reads)
     first = (0, (3, 3, 4), (12, 4))
     second = (40, (2, 1, 3), (7, 3))
     received = []
@@ -149,7 +149,7 @@ def test_a_restart_drops_the_words_in_flight(two_cycle_reads, rng):
         assert ctx.get(port.valid) and ctx.get(port.pending)
         assert ctx.get(port.data_tag) == tag_of(0, 0, 0) and ctx.get(word) == words[0]
         if two_cycle_reads:
-            # The second read waits in the RAM's register, under the first.
+            # Taking the first word brings the second, with a third in the RAM's register.
             ctx.set(port.taken, 1)
             await ctx.tick()
             ctx.set(port.taken, 0)
@@ -176,7 +176,7 @@ def test_a_restart_drops_the_words_in_flight(two_cycle_reads, rng):
 
 @pytest.mark.parametrize("two_cycle_reads", [False, True])
 def test_a_writer_steps_the_walk_itself(two_cycle_reads, rng):
-    m, reader, word, users = harness([0] * (1 << ADDRESS_BITS), two_cycle_reads)
+    m, reader, _, users = harness([0] * (1 << ADDRESS_BITS), two_cycle_reads)
     walks = [random_walk(rng) for _ in range(6)]
     visited = []
 
