@@ -23,6 +23,15 @@ $(STAMP): pyproject.toml Makefile
 	         "install it (Debian/Ubuntu: sudo apt-get install iverilog) for the cocotb benches"; \
 	  fi; \
 	fi
+	@if ! command -v g++ >/dev/null 2>&1 || ! perl -MPod::Usage -e1 >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing g++ and perl for Verilator's compiled simulation (apt-get install g++ perl)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ perl >/dev/null; \
+	  else \
+	    echo "warning: g++ or perl is missing and this is not a root Debian shell; device='sim'" \
+	         "then runs in the Amaranth simulator (install g++ and perl for the compiled one)"; \
+	  fi; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"

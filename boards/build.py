@@ -182,6 +182,7 @@ def _describe(board, build):
     return {
         "board": board.name,
         "clock_mhz": build.clock_mhz,
+        "seed": build.seed,
         "baud": board.baud,
         "max_payload": build.max_payload,
         "config": {name: value for name, value in asdict(config).items() if name != "formats"},
@@ -302,7 +303,8 @@ def build_plan(board, build):
     plan = board.platform().prepare(
         top, name="top", emit_src=False, **board.build_options,
         nextpnr_opts="--report nextpnr-report.json --detailed-timing-report "
-                     "--timing-allow-fail",
+                     "--timing-allow-fail" +
+                     ("" if build.seed is None else f" --seed {build.seed}"),
         # Register copies stay copies (gatework.hdl.fanout).
         script_after_read=KEEP_REPLICAS)
     plan.files["top.il"] = mark_read_write_collisions(plan.files["top.il"])

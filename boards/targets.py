@@ -25,15 +25,18 @@ __all__ = ["Build", "Board", "BOARDS", "BoardTop"]
 
 @dataclass(frozen=True)
 class Build:
-    """What one bitstream holds: the engine's configuration, the receive buffer, the clock."""
+    """What one bitstream holds: the engine's configuration, the receive buffer, the clock;
+    and nextpnr's placement seed (``None``: nextpnr's default), which moves a large design's
+    Fmax by several per cent from one seed to another."""
     config: BuildConfig
     max_payload: int
     clock_mhz: float
+    seed: int = None
 
     def replace(self, **changes):
-        """This build with some of the config's fields, ``max_payload`` or ``clock_mhz``
-        changed."""
-        own = {name: changes.pop(name) for name in ("max_payload", "clock_mhz")
+        """This build with some of the config's fields, ``max_payload``, ``clock_mhz`` or
+        ``seed`` changed."""
+        own = {name: changes.pop(name) for name in ("max_payload", "clock_mhz", "seed")
                if name in changes}
         config = dataclasses.replace(self.config, **changes) if changes else self.config
         return dataclasses.replace(self, config=config, **own)

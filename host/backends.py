@@ -13,8 +13,11 @@ any backend sees the data.
 * ``fpga:URL``: the accelerator on a board, over a serial port (``fpga:/dev/ttyUSB1``) or
   a TCP socket (``fpga:socket://127.0.0.1:5000``); plain ``fpga`` takes the URL from the
   ``GATEWORK_DEVICE`` environment variable. Bit-exact with ``golden``.
-* ``sim``: the accelerator top's RTL in the Amaranth simulator, fed the same protocol bytes
-  as a board, through the same client. Bit-exact with ``golden``.
+* ``sim``: the accelerator top's RTL simulated, fed the same protocol bytes as a board,
+  through the same client: compiled by Verilator where it is installed (``sim:verilator``),
+  else in the Amaranth simulator (``sim:amaranth``); either name forces that engine, and the
+  backend's name says which runs. Bit-exact with ``golden``, and the two engines give the
+  same bytes in the same cycles.
 * ``auto``: the best backend that answers: the board named by ``GATEWORK_DEVICE`` if it is
   set and answers INFO, then torch (CUDA, else CPU) if it imports, else numpy.
 """
@@ -37,7 +40,8 @@ __all__ = ["SaturationWarning", "Backend", "GoldenBackend", "NumpyBackend", "Tor
 
 logger = logging.getLogger("gatework")
 
-DEVICE_NAMES = ("auto", "golden", "numpy", "torch", "torch:cpu", "torch:cuda", "sim", "fpga")
+DEVICE_NAMES = ("auto", "golden", "numpy", "torch", "torch:cpu", "torch:cuda", "sim",
+                "sim:verilator", "sim:amaranth", "fpga")
 DEVICE_ENVIRONMENT = "GATEWORK_DEVICE"
 
 
@@ -262,18 +266,20 @@ def _fpga_backend(requested):
     return fpga_backend(requested)
 
 
-def _sim_backend():
+def _sim_backend(device):
     from ..sim.device import simulated_accelerator
     from .fpga import FpgaBackend
 
     class SimBackend(FpgaBackend):
         """The accelerator top's RTL, simulated, behind the board's own client."""
 
-        name = "sim"
-
+    engine = device.partition(":")[2] or "auto"
     # Simulated time runs far slower than a board: its INFO says it is a simulation, and the
     # client then waits for each answer as long as its work takes to simulate.
-    return SimBackend(simulated_accelerator())
+    simulation = simulated_accelerator(engine=engine)
+    backend = SimBackend(simulation)
+    backend.name = f"sim:{simulation.engine}"
+    return backend
 
 
 def resolve_device(device):
@@ -286,8 +292,8 @@ def resolve_device(device):
                          f"'fpga:URL', not {device!r}")
     if device.startswith("fpga"):
         backend = _fpga_backend(device)
-    elif device == "sim":
-        backend = _sim_backend()
+    elif device.startswith("sim"):
+        backend = _sim_backend(device)
     elif device == "golden":
         backend = GoldenBackend()
     elif device == "numpy":

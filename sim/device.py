@@ -35,7 +35,7 @@ from ..golden.transport import Transport
 from .streams import SimulationTimeout, _vcd_path
 
 
-__all__ = ["SimulatedDevice", "simulated_accelerator"]
+__all__ = ["ENGINES", "ByteStreamDevice", "SimulatedDevice", "simulated_accelerator"]
 
 
 def _check_byte_stream(component, name, flow):
@@ -51,34 +51,26 @@ def _check_byte_stream(component, name, flow):
             f"simulated as a device; its signature is {component.signature!r}")
 
 
-class SimulatedDevice(Transport):
-    """Simulate ``component`` and exchange its wire bytes as a transport.
+class ByteStreamDevice(Transport):
+    """A simulated component with byte streams ``i`` and ``o``, as a transport: what every
+    simulation engine shares.
 
-    :meth:`write` queues bytes for ``component.i``; :meth:`read` advances the simulation until
-    ``component.o`` has given bytes and paused, until ``max_bytes`` have come, until neither
-    stream has moved for ``idle_cycles`` cycles, or until the cycle budget of its ``timeout``
-    at ``clock_hz`` is spent, whichever is first, and returns what came out. ``o.ready`` is
-    always high: the host takes every byte, as a UART receiver with a large buffer would.
-    Close the device (or use it in a ``with`` block) to finish its VCD file.
-
-    Timeouts are simulated time, not wall-clock time. The simulator runs about 10,000 cycles
-    per second while bytes move (a testbench sets and samples the streams every cycle) and a
-    few times more while the component works silently (the testbench sleeps), far less for
-    large designs (the accelerator top: 600 to 900 cycles a second on a 2-core AMD EPYC,
-    measured): a response that takes a million cycles takes minutes to hours to simulate,
-    whatever ``timeout`` says. Give a :class:`~gatework.host.client.Client` a timeout that
-    covers the wall-clock time of the simulation.
+    :meth:`write` queues bytes for ``i``; :meth:`read` advances the simulation until ``o`` has
+    given bytes and paused, until ``max_bytes`` have come, until neither stream has moved for
+    ``idle_cycles`` cycles, or until the cycle budget of its ``timeout`` at ``clock_hz`` is
+    spent, whichever is first, and returns what came out. ``o.ready`` is always high: the host
+    takes every byte, as a UART receiver with a large buffer would. Timeouts are simulated
+    time, not wall-clock time. An engine (:class:`SimulatedDevice`, the Amaranth simulator;
+    :class:`~.verilated.VerilatedDevice`, compiled Verilog) provides ``_start``, ``_queue``,
+    ``_queued``, ``_simulate`` and ``_stop``, and gives the same bytes in the same cycles.
 
     Parameters
     ----------
-    component : wiring.Component
-        With members ``i: In(stream.Signature(8))`` and ``o: Out(stream.Signature(8))``;
-        clocked by the ``sync`` domain.
     name : str
-        Shown in error messages, and names the VCD file.
+        Shown in error messages.
     clock_hz : float
         Nominal clock frequency: :meth:`read` simulates at most ``timeout * clock_hz``
-        cycles. Also the clock of the waveform's time axis.
+        cycles.
     idle_cycles : int
         Cycles without a transfer on either stream after which :meth:`read` returns, so that
         a quiet (or busy, or stuck) component gives control back to the caller soon.
@@ -92,15 +84,14 @@ class SimulatedDevice(Transport):
     ----------
     cycles : int
         Clock cycles simulated so far (since the last :meth:`restart`, if any).
+    engine : str
+        What simulates it: ``"amaranth"`` or ``"verilator"``.
     """
 
-    def __init__(self, component, *, name="sim", clock_hz=12e6, idle_cycles=1024,
+    engine = None
+
+    def __init__(self, *, name="sim", clock_hz=12e6, idle_cycles=1024,
                  cycle_limit=10_000_000):
-        if not isinstance(component, wiring.Component):
-            raise TypeError(f"a SimulatedDevice simulates a wiring.Component with byte streams "
-                            f"i and o, not {component!r}")
-        _check_byte_stream(component, "i", wiring.In)
-        _check_byte_stream(component, "o", wiring.Out)
         if not clock_hz > 0:
             raise ValueError(f"clock_hz must be a positive frequency, not {clock_hz!r}")
         if not (isinstance(idle_cycles, int) and idle_cycles >= 1):
@@ -112,51 +103,23 @@ class SimulatedDevice(Transport):
         self.clock_hz = clock_hz
         self.idle_cycles = idle_cycles
         self.cycle_limit = cycle_limit
-        self._component = component
-        # Whole, even femtoseconds (the simulator's unit; it halves the period), a quarter more
-        # so that converting back to femtoseconds cannot round down: edges then fall on whole
-        # periods exactly, and sleeps (below) can end half way between them.
-        self._period_fs = 2 * max(1, round(1e15 / clock_hz / 2))
         self._closed = False
         self._restarts = 0
-        self._waveform = contextlib.ExitStack()
-        self._start()
+        self._begin()
 
-    def _start(self):
-        """Build a fresh simulation of the component, at its reset state, with empty buffers."""
+    def _begin(self):
         self.cycles = 0
-        self._input = collections.deque()
         self._output = bytearray()
-        # What the current read() asked for, and the flag by which the testbench stops it.
-        self._stop_at = 0
-        self._wanted = 0
-        self._quiet = 0
-        self._stopped = False
         # Request frames written and responses read through feed(), to know what is owed.
         self._request_frames = 0
         self._responses = 0
         self._frame_open = False
-
-        m = Module()
-        m.submodules.device = self._component
-        # Counts rising edges, so that the testbench knows how long it slept.
-        self._edge_count = Signal(64, name="cycles")
-        m.d.sync += self._edge_count.eq(self._edge_count + 1)
-        self._simulator = Simulator(m)
-        # The first edge one period in, as every later edge is one period after the one before:
-        # a sleep from the start ends between edges too.
-        period = (self._period_fs + 0.25) / 1e15
-        self._simulator.add_clock(period, phase=period)
-        self._simulator.add_testbench(self._testbench)
-        name = self.name if not self._restarts else f"{self.name}-restart-{self._restarts}"
-        path = _vcd_path(name)
-        if path is not None:
-            self._waveform.enter_context(self._simulator.write_vcd(str(path)))
+        self._start()
 
     def write(self, data):
         """Queue ``data`` for the component's ``i``; it is offered as :meth:`read` runs."""
         self._check_open()
-        self._input.extend(bytes(data))
+        self._queue(bytes(data))
 
     def read(self, max_bytes, timeout):
         """Simulate for up to ``timeout`` seconds of simulated time; return up to ``max_bytes``.
@@ -178,7 +141,7 @@ class SimulatedDevice(Transport):
                     raise SimulationTimeout(
                         f"{self.name} has simulated its cycle_limit of {self.cycle_limit} "
                         f"cycles; the component may be stuck, or the work needs more: pass a "
-                        f"larger cycle_limit (or None) to SimulatedDevice")
+                        f"larger cycle_limit (or None) to {type(self).__name__}")
                 budget = min(budget, self.cycle_limit - self.cycles)
             if budget > 0:
                 self._simulate(budget, max_bytes)
@@ -230,7 +193,7 @@ class SimulatedDevice(Transport):
                 # Every frame has its one response: nothing more is due, and simulating on
                 # until the component falls idle would add idle_cycles to every exchange.
                 return bytes(answer)
-            quiet = not owed and not chunk and not self._input
+            quiet = not owed and not chunk and not self._queued
             if quiet or time.monotonic() >= deadline:
                 return bytes(answer)
 
@@ -241,13 +204,12 @@ class SimulatedDevice(Transport):
         the component's state is at its initial values again (the accelerator holds no
         weights). :attr:`cycles` counts from zero. :func:`~gatework.sim.server.serve_tcp`
         restarts a device whose host hung up while it computed, so that the next host does
-        not wait for work nobody will read. A VCD file of the simulation so far is finished;
-        the next one is named ``NAME-restart-N``.
+        not wait for work nobody will read.
         """
         self._check_open()
-        self._waveform.close()
+        self._stop()
         self._restarts += 1
-        self._start()
+        self._begin()
 
     def _count_request_frames(self, data):
         # A zero ends a frame; an empty frame (two zeros in a row) is ignored and unanswered.
@@ -259,15 +221,94 @@ class SimulatedDevice(Transport):
             self._frame_open = True
 
     def close(self):
-        """Stop simulating and finish the VCD file, if one is written."""
+        """Stop simulating (and finish a waveform file, if one is written)."""
         if not self._closed:
             self._closed = True
-            self._waveform.close()
+            self._stop()
 
     def _check_open(self):
         if self._closed:
-            raise ValueError(f"{self.name} is closed; make a new SimulatedDevice to simulate "
-                             f"again")
+            raise ValueError(f"{self.name} is closed; make a new {type(self).__name__} to "
+                             f"simulate again")
+
+
+class SimulatedDevice(ByteStreamDevice):
+    """Simulate ``component`` in the Amaranth simulator and exchange its wire bytes as a
+    transport (see :class:`ByteStreamDevice`).
+
+    Close the device (or use it in a ``with`` block) to finish its VCD file.
+
+    The simulator runs about 10,000 cycles per second while bytes move (a testbench sets and
+    samples the streams every cycle) and a few times more while the component works silently
+    (the testbench sleeps), far less for large designs (the accelerator top: 600 to 900 cycles
+    a second on a 2-core AMD EPYC, measured): a response that takes a million cycles takes
+    minutes to hours to simulate, whatever ``timeout`` says. Give a
+    :class:`~gatework.host.client.Client` a timeout that covers the wall-clock time of the
+    simulation, or use the compiled engine (:class:`~.verilated.VerilatedDevice`).
+
+    Parameters
+    ----------
+    component : wiring.Component
+        With members ``i: In(stream.Signature(8))`` and ``o: Out(stream.Signature(8))``;
+        clocked by the ``sync`` domain.
+    name : str
+        Also names the VCD file (a restarted device's is ``NAME-restart-N``).
+    clock_hz, idle_cycles, cycle_limit :
+        As :class:`ByteStreamDevice`'s; ``clock_hz`` is also the waveform's time axis.
+    """
+
+    engine = "amaranth"
+
+    def __init__(self, component, *, name="sim", clock_hz=12e6, idle_cycles=1024,
+                 cycle_limit=10_000_000):
+        if not isinstance(component, wiring.Component):
+            raise TypeError(f"a SimulatedDevice simulates a wiring.Component with byte streams "
+                            f"i and o, not {component!r}")
+        _check_byte_stream(component, "i", wiring.In)
+        _check_byte_stream(component, "o", wiring.Out)
+        self._component = component
+        # Whole, even femtoseconds (the simulator's unit; it halves the period), a quarter more
+        # so that converting back to femtoseconds cannot round down: edges then fall on whole
+        # periods exactly, and sleeps (below) can end half way between them.
+        self._period_fs = 2 * max(1, round(1e15 / clock_hz / 2)) if clock_hz > 0 else 2
+        self._waveform = contextlib.ExitStack()
+        super().__init__(name=name, clock_hz=clock_hz, idle_cycles=idle_cycles,
+                         cycle_limit=cycle_limit)
+
+    def _start(self):
+        """Build a fresh simulation of the component, at its reset state, with empty buffers."""
+        self._input = collections.deque()
+        # What the current read() asked for, and the flag by which the testbench stops it.
+        self._stop_at = 0
+        self._wanted = 0
+        self._quiet = 0
+        self._stopped = False
+
+        m = Module()
+        m.submodules.device = self._component
+        # Counts rising edges, so that the testbench knows how long it slept.
+        self._edge_count = Signal(64, name="cycles")
+        m.d.sync += self._edge_count.eq(self._edge_count + 1)
+        self._simulator = Simulator(m)
+        # The first edge one period in, as every later edge is one period after the one before:
+        # a sleep from the start ends between edges too.
+        period = (self._period_fs + 0.25) / 1e15
+        self._simulator.add_clock(period, phase=period)
+        self._simulator.add_testbench(self._testbench)
+        name = self.name if not self._restarts else f"{self.name}-restart-{self._restarts}"
+        path = _vcd_path(name)
+        if path is not None:
+            self._waveform.enter_context(self._simulator.write_vcd(str(path)))
+
+    def _queue(self, data):
+        self._input.extend(data)
+
+    @property
+    def _queued(self):
+        return len(self._input)
+
+    def _stop(self):
+        self._waveform.close()
 
     def _simulate(self, budget, max_bytes):
         self._stop_at = self.cycles + budget
@@ -343,8 +384,13 @@ class SimulatedDevice(Transport):
             self._quiet = 0 if input_moved or output_valid else self._quiet + 1
 
 
-def simulated_accelerator(config=None, *, max_payload=MAX_PAYLOAD, name="sim"):
-    """The accelerator top's RTL, simulated, as a transport (and a :meth:`~SimulatedDevice.feed`
+#: The engines ``simulated_accelerator`` can simulate with; ``"auto"``: the fastest here.
+ENGINES = ("auto", "verilator", "amaranth")
+
+
+def simulated_accelerator(config=None, *, max_payload=MAX_PAYLOAD, name="sim", engine="auto",
+                          **options):
+    """The accelerator top's RTL, simulated, as a transport (and a :meth:`~ByteStreamDevice.feed`
     device).
 
     The receive buffer is as large as the protocol's length field allows: in simulation it
@@ -352,9 +398,32 @@ def simulated_accelerator(config=None, *, max_payload=MAX_PAYLOAD, name="sim"):
     read is bounded by its own timeout, so there is no limit on the cycles of a session. INFO
     says that the device is simulated, so that a host's client waits as long as a simulation
     takes.
+
+    Parameters
+    ----------
+    engine : str
+        ``"verilator"``: the top's Verilog compiled (:class:`~.verilated.VerilatedDevice`;
+        raises :class:`~.verilated.VerilatorMissing` where Verilator is not installed);
+        ``"amaranth"``: the Amaranth simulator (:class:`SimulatedDevice`); ``"auto"``: the
+        compiled one where Verilator is installed, else Amaranth's. The device's ``engine``
+        says which simulates it.
+    options :
+        For the device (:class:`ByteStreamDevice`): ``idle_cycles``, ``cycle_limit`` (by
+        default ``None``: each read is bounded by its own timeout), ``clock_hz``.
     """
     from ..golden.config import BuildConfig
     from ..hdl.top import AcceleratorTop
-    return SimulatedDevice(AcceleratorTop(config or BuildConfig(), max_payload=max_payload,
-                                          simulated=True),
-                           name=name, cycle_limit=None)
+    from .verilated import VerilatedDevice, verilator_available
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, ENGINES))}, not "
+                         f"{engine!r}")
+    config = config or BuildConfig()
+
+    def top():
+        return AcceleratorTop(config, max_payload=max_payload, simulated=True)
+
+    options = {"cycle_limit": None, **options}
+    if engine == "verilator" or (engine == "auto" and verilator_available()):
+        key = f"AcceleratorTop({config!r}, max_payload={max_payload}, simulated=True)"
+        return VerilatedDevice(top, name=name, key=key, **options)
+    return SimulatedDevice(top(), name=name, **options)

@@ -577,3 +577,131 @@ def torch_report(records):
                      f"| {row['max_error']:.1e} | {'-' if on is None else f'{on:.1e}'} | "
                      f"{'-' if off is None else f'{off:.1e}'} |")
     return "\n".join(lines) + "\n"
+
+
+# The boards whose named builds `gatework bench sim` simulates, and how long the Amaranth
+# simulator is given on each (it would take hours over the whole session on the ULX3S's).
+SIM_BOARDS = ("icebreaker", "ulx3s-85f")
+SIM_AMARANTH_SECONDS = 60
+# Cycles a read may simulate: both engines are driven by the same reads.
+_SIM_CHUNK = 20_000
+
+
+def simulation_session(config, rng, cycles=200_000):
+    """Wire bytes of a LOAD and RUNs at the build's largest sizes (one layer, forward, every
+    sequence of the longest length), and the number of frames: as many RUNs as take about
+    ``cycles`` in all (at least one)."""
+    from ...golden.gru import GRUDirectionWeights
+    from ...golden.messages import (LoadRequest, RunRequest, encode_load_request,
+                                    encode_request, encode_run_request)
+    from ...golden.protocol import Command
+
+    inputs, hidden = config.max_input_size, config.max_hidden_size
+    batch, steps = config.max_batch, config.max_steps
+
+    def codes(*shape):
+        return rng.integers(-0x1000, 0x1000, shape)
+    cell = GRUDirectionWeights(codes(3 * hidden, inputs), codes(3 * hidden, hidden),
+                               codes(3 * hidden), codes(3 * hidden))
+    run = RunRequest(codes(batch * steps, inputs), np.full(batch, steps), 1, hidden, steps,
+                     "forward")
+    run_frame = encode_request(Command.RUN, 2, encode_run_request(run))
+    # A byte a cycle in and two out, and the engine's passes (see docs/cycles.md).
+    run_cycles = (len(run_frame) + 4 * batch * steps * hidden +
+                  steps * batch * 3 * hidden * (inputs + hidden) // config.lanes)
+    repeats = max(1, cycles // run_cycles)
+    load = encode_request(Command.LOAD, 1, encode_load_request(LoadRequest(0, 0, cell)))
+    return load + run_frame * repeats, 1 + repeats
+
+
+def _drive(device, wire, frames, seconds=None):
+    """Write ``wire`` and read until ``frames`` responses have come or ``seconds`` have gone;
+    return the answer, the cycles simulated and the wall-clock seconds."""
+    device.write(wire)
+    answer = bytearray()
+    start = time.perf_counter()
+    while answer.count(0) < frames:
+        if seconds is not None and time.perf_counter() - start > seconds:
+            break
+        answer += device.read(1 << 20, _SIM_CHUNK / device.clock_hz)
+    return bytes(answer), device.cycles, time.perf_counter() - start
+
+
+def measure_simulation(boards=SIM_BOARDS, amaranth_seconds=SIM_AMARANTH_SECONDS, seed=0,
+                       progress=_progress):
+    """Cycles per second of each simulation engine on each board's named build of the
+    accelerator top, driven with the same session (:func:`simulation_session`).
+
+    The compiled engine runs the whole session, whose answer must equal the protocol model's;
+    the Amaranth simulator runs for ``amaranth_seconds``, and what it answered by then must be
+    the start of the compiled engine's answer. Building the compiled model is timed apart
+    (zero when it came from the cache).
+    """
+    from ...boards.targets import BOARDS
+    from ...golden.device_model import DeviceModel
+    from ...sim.device import simulated_accelerator
+
+    records = []
+    for name in boards:
+        build = BOARDS[name].default
+        config = build.config
+        wire, frames = simulation_session(config, np.random.default_rng(seed))
+        expected = DeviceModel(config, max_payload=build.max_payload).feed(wire)
+        answers = {}
+        for engine in ("verilator", "amaranth"):
+            progress(f"{name}: the accelerator top on the {engine} engine...")
+            start = time.perf_counter()
+            device = simulated_accelerator(config, max_payload=build.max_payload, name=name,
+                                           engine=engine, idle_cycles=1 << 30)
+            made = time.perf_counter() - start
+            with device:
+                answer, cycles, seconds = _drive(
+                    device, wire, frames, amaranth_seconds if engine == "amaranth" else None)
+            answers[engine] = answer
+            records.append({
+                "board": name, "engine": engine, "lanes": config.lanes,
+                "input_size": config.max_input_size, "hidden_size": config.max_hidden_size,
+                "batch": config.max_batch, "steps": config.max_steps,
+                "wire_bytes": len(wire), "cycles": cycles, "seconds": seconds,
+                "cycles_per_second": cycles / seconds, "setup_seconds": made,
+                "complete": answer.count(0) == frames,
+                "bit_exact": (answer == expected if engine == "verilator" else
+                              expected.startswith(answer)),
+            })
+            progress(f"  {cycles} cycles in {seconds:.1f} s: {cycles / seconds:,.0f} cycles/s")
+        compiled, amaranth = (record for record in records[-2:])
+        compiled["speedup"] = compiled["cycles_per_second"] / amaranth["cycles_per_second"]
+    return records
+
+
+def simulation_report(records):
+    """Markdown of :func:`measure_simulation`'s records."""
+    lines = [
+        "# Simulation speed: the accelerator top on both engines",
+        "",
+        "Written by `gatework bench sim`. Each board's named build of the accelerator top "
+        "(`simulated=True`, the receive buffer of the named build) is driven with one LOAD and "
+        "RUNs at the build's largest sizes (one layer, forward, every sequence full "
+        "length; as many RUNs as make about 200,000 cycles), through the same reads on both engines: Verilator's compiled model "
+        "(`device=\"sim:verilator\"`) runs the whole session, whose answer must equal the "
+        "protocol model's byte for byte; the Amaranth simulator (`device=\"sim:amaranth\"`) "
+        f"runs for {SIM_AMARANTH_SECONDS} s, and what it answered by then must be the start "
+        "of the same answer. Set-up is the time to make the device: elaborating (Amaranth) "
+        "or compiling the model with Verilator (0 s once it is cached).",
+        "",
+        f"Machine: {machine_description()}.",
+        "",
+        "| board | top | engine | cycles | seconds | cycles/s | compiled / Amaranth | set-up "
+        "| answer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        top = (f"{r['lanes']} lanes, D = H = {r['input_size']}, batch {r['batch']}, "
+               f"T = {r['steps']}")
+        answer = ("whole, identical to the model" if r["complete"] and r["bit_exact"] else
+                  "partial, the start of the model's" if r["bit_exact"] else "DIFFERENT")
+        speedup = f"{r['speedup']:.0f}x" if "speedup" in r else ""
+        lines.append(f"| {r['board']} | {top} | {r['engine']} | {r['cycles']:,} | "
+                     f"{r['seconds']:.1f} | {r['cycles_per_second']:,.0f} | {speedup} | "
+                     f"{r['setup_seconds']:.0f} s | {answer} |")
+    return "\n".join(lines) + "\n"

@@ -42,7 +42,8 @@ def demo(args):
         devices.append("torch")
     except RuntimeError as error:
         print(f"(torch backend skipped: {error})")
-    devices.append(resolve_device("sim"))
+    simulation = resolve_device("sim")
+    devices.append(simulation)
     print(f"GRU input_size={args.input_size} hidden_size={args.hidden_size} "
           f"num_layers={args.num_layers} bidirectional={args.bidirectional}, batch {batch}, "
           f"lengths {lengths.tolist()}, PyTorch-style random weights (seed {args.seed})\n")
@@ -50,13 +51,14 @@ def demo(args):
     for device in devices:
         gru = GRU(args.input_size, args.hidden_size, args.num_layers,
                   bidirectional=args.bidirectional, device=device, seed=args.seed)
-        if gru.device == "sim":
+        if gru.device == "sim:amaranth":
             # Measured at the default sizes: 55 to 75 s on one core of the project's 2-core
             # test machine. The time grows with the clock cycles, so with steps, batch and
             # the model's sizes; the summary below prints the time it took.
             print(f"simulating the accelerator's RTL in the Amaranth simulator, clock cycle by "
                   f"clock cycle: loading this GRU's weights and running the {batch} sequences "
-                  f"(about a minute at the default sizes, longer for larger ones)...",
+                  f"(about a minute at the default sizes, longer for larger ones; install "
+                  f"Verilator for the compiled engine, a fraction of a second)...",
                   file=sys.stderr, flush=True)
         start = time.perf_counter()
         output, h_n = gru(x, lengths=lengths)
@@ -67,19 +69,23 @@ def demo(args):
     for name, (output, h_n, seconds) in results.items():
         error = np.abs(output - reference)
         kind = {"golden": "fixed point, bit-exact", "numpy": "float64",
-                "sim": "fixed point, RTL simulated"}.get(name, "float32")
+                simulation.name: "fixed point, RTL simulated"}.get(name, "float32")
         print(f"{name:<12} {kind:<28} {seconds * 1e3:7.1f}ms {error.max():20.2e} "
               f"{error.mean():9.2e}  {np.array2string(h_n[0, 0, :3], precision=5)}")
-    simulated, golden = results["sim"], results["golden"]
+    simulated, golden = results[simulation.name], results["golden"]
     same = np.array_equal(simulated[0], golden[0]) and np.array_equal(simulated[1], golden[1])
-    print(f"\nsim: the accelerator top's RTL in the Amaranth simulator, driven with the "
-          f"protocol's frames (LOAD, RUN) like a board: {devices[-1].client.transport.cycles} "
-          f"clock cycles in {results['sim'][2]:.0f} s; outputs and final states "
-          f"{'identical to' if same else 'DIFFERENT from'} golden.")
+    print(f"\n{simulation.name}: the accelerator top's RTL {_ENGINE_WORDS[simulation.name]}, "
+          f"driven with the protocol's frames (LOAD, RUN) like a board: "
+          f"{simulation.client.transport.cycles} clock cycles in {simulated[2]:.2f} s; outputs "
+          f"and final states {'identical to' if same else 'DIFFERENT from'} golden.")
     print("The golden model is the specification the gateware must match bit for bit; "
           "its distance from float64 is the cost of 16-bit fixed point.")
     _demo_simulated_glu(rng)
     return 0
+
+
+_ENGINE_WORDS = {"sim:amaranth": "in the Amaranth simulator",
+                 "sim:verilator": "compiled by Verilator"}
 
 
 def _demo_simulated_glu(rng):
@@ -95,8 +101,9 @@ def _demo_simulated_glu(rng):
     golden = GLU(device="golden")(x)
     reference = GLU(device="numpy")(x)
     same = "identical to" if np.array_equal(simulated, golden) else "DIFFERENT from"
-    print(f"\nGLU of 4 vectors of 16 values on device='sim' (the accelerator top's RTL in the "
-          f"Amaranth simulator, fed protocol frames): {same} golden; max |out - float64| "
+    print(f"\nGLU of 4 vectors of 16 values on device='sim' ({backend.name}: the accelerator "
+          f"top's RTL {_ENGINE_WORDS[backend.name]}, fed protocol frames): {same} golden; max "
+          f"|out - float64| "
           f"{np.abs(simulated - reference).max():.2e}; {backend.client.transport.cycles} "
           f"cycles simulated in {seconds:.1f} s (INFO and GLU frames).")
 
@@ -263,6 +270,23 @@ def bench_cycles(args):
     for r in failures:
         print(f"below the bound or not bit-exact: {r}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def bench_sim(args):
+    """Cycles per second of both simulation engines on each board's accelerator top."""
+    import json
+    from . import bench
+
+    records = bench.measure_simulation(args.boards, amaranth_seconds=args.amaranth_seconds)
+    if args.json:
+        _write(json.dumps(records, indent=1) + "\n", args.json)
+    _write(bench.simulation_report(records), args.out)
+    failures = [r for r in records if not r["bit_exact"] or
+                (r["engine"] == "verilator" and not r["complete"])]
+    slow = [r for r in records if r.get("speedup", 100) < 100]
+    for r in failures + slow:
+        print(f"not bit-exact, incomplete or under 100x: {r}", file=sys.stderr)
+    return 1 if failures or slow else 0
 
 
 def bench_torch(args):
@@ -454,7 +478,7 @@ def build(args):
     base = board.small if args.small else board.default
     changes = {name: getattr(args, name) for name in _CONFIG_FIELDS + ("bidirectional", "glu",
                                                                         "max_payload",
-                                                                        "clock_mhz")
+                                                                        "clock_mhz", "seed")
                if getattr(args, name, None) is not None}
     plan = base.replace(**changes)
 
@@ -506,6 +530,8 @@ def _add_build_parser(commands):
     p.add_argument("--payload-max", dest="max_payload", type=int, metavar="BYTES",
                    help="largest request payload the device buffers")
     p.add_argument("--clock-mhz", type=float, metavar="F", help="clock the PLL makes")
+    p.add_argument("--seed", type=int, metavar="INT",
+                   help="nextpnr's placement seed (default: the board's named build's)")
     p.add_argument("--root", default="build", help="relative build folder (default: build)")
     p.add_argument("--timeout", type=float, default=60, metavar="MINUTES",
                    help="stop the tools and fail after this long (default: 60; 0: no limit)")
@@ -605,6 +631,14 @@ def main(argv=None):
     p.add_argument("--json", help="also write the records as JSON here")
     p.add_argument("--quick", action="store_true", help="the smallest size only")
     p.set_defaults(run=bench_torch)
+    p = benches.add_parser("sim", help="cycles per second of both simulation engines")
+    p.add_argument("--out", default="docs/simulation.md", help="Markdown output ('-': stdout)")
+    p.add_argument("--json", default="docs/simulation.json", help="the records as JSON")
+    p.add_argument("--boards", nargs="+", default=["icebreaker", "ulx3s-85f"],
+                   help="the boards whose named tops to simulate")
+    p.add_argument("--amaranth-seconds", type=float, default=60,
+                   help="how long the Amaranth simulator runs on each top (default: 60)")
+    p.set_defaults(run=bench_sim)
     p = benches.add_parser("blocks", help="synthesise each gateware block; cells per chip")
     p.add_argument("--out", default="docs/gateware.md", help="Markdown output ('-': stdout)")
     p.set_defaults(run=bench_blocks)

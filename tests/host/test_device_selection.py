@@ -71,14 +71,14 @@ def test_sim_runs_glu_on_the_rtl_bit_exact_with_golden(rng, fresh_log):
     from gatework.host import GLU
     x = rng.standard_normal((3, 8))
     simulated = GLU(device="sim")
-    assert simulated.device == "sim"
+    assert simulated.device in ("sim:verilator", "sim:amaranth")
     assert np.array_equal(simulated(x), GLU(device="golden")(x))
 
 
 def test_sim_runs_a_gru_on_the_rtl_bit_exact_with_golden(rng, fresh_log):
     x = rng.standard_normal((2, 1, 2))
     simulated = GRU(2, 3, device="sim", seed=0)
-    assert simulated.device == "sim"
+    assert simulated.device in ("sim:verilator", "sim:amaranth")
     output, h_n = simulated(x)
     expected_output, expected_h_n = GRU(2, 3, device="golden", seed=0)(x)
     assert np.array_equal(output, expected_output)
