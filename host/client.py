@@ -148,6 +148,8 @@ class Client:
                              f"None, not {simulation_rate!r}")
         self.transport = transport
         self.timeout = float(timeout)
+        # Cycles a second a simulated device in this process was measured at (see _Progress).
+        self._cycles_per_second = None
         self.retries = retries
         self.simulation_rate = simulation_rate
         self._sequence = 0
@@ -289,13 +291,19 @@ class Client:
         wire_bytes = 1 + len(frame) + max_encoded_length(RESPONSE_OVERHEAD + response_length) + 1
         waited = self.wait_seconds(wire_bytes, run)
         deadline = time.monotonic() + waited
+        progress = _Progress(self, name, wire_bytes, run, waited)
         # A zero first ends any partial frame the device holds (docs/protocol.md, Framing).
         self._send(b"\x00" + frame, name)
+        with progress:
+            return self._await(name, command, sequence, deadline, waited, progress)
+
+    def _await(self, name, command, sequence, deadline, waited, progress):
         fence = None
         reported = []
         damaged = []
         unrelated = 0
         while True:
+            progress.update()
             # Past the deadline, one last look at what has arrived, then give up.
             remaining = deadline - time.monotonic()
             for encoded in self._reader.feed(self.transport.read(65536, max(remaining, 0.0))):
@@ -418,3 +426,58 @@ class Client:
         if payload:
             raise ProtocolError(f"an OK response to {name} carries {len(payload)} payload "
                                 f"bytes; it carries none: the device breaks the protocol")
+
+
+class _Progress:
+    """How far a simulated device in this process has come with a request: a progress bar of
+    its clock cycles against :func:`estimated_cycles` once the request has taken a few
+    seconds, and a warning before it starts when the device's speed, measured over the
+    client's earlier requests, will not finish it within the wait."""
+
+    #: Seconds before a bar is shown.
+    DELAY = 2.0
+
+    def __init__(self, client, name, wire_bytes, run, waited):
+        transport = client.transport
+        self._bar = None
+        self._transport = transport if (client._simulated and
+                                         hasattr(transport, "cycles")) else None
+        if self._transport is None:
+            return
+        self._name = name
+        self._start = transport.cycles
+        self._started = time.monotonic()
+        self._estimate = estimated_cycles(client._info.config, wire_bytes, run)
+        self._client = client
+        rate = client._cycles_per_second
+        if rate and self._estimate / rate > waited:
+            logger.warning("%s on %s may take about %.0f s (about %d cycles at the %.0f cycles "
+                           "a second measured so far), beyond its wait of %.0f s; give the "
+                           "client a larger timeout", name, transport.name,
+                           self._estimate / rate, self._estimate, rate, waited)
+
+    def update(self):
+        if self._transport is None:
+            return
+        if self._bar is None:
+            if time.monotonic() - self._started < self.DELAY:
+                return
+            from tqdm import tqdm
+            self._bar = tqdm(total=self._estimate, unit=" cycles", unit_scale=True,
+                             desc=f"{self._name} on {self._transport.name} (estimated total)",
+                             leave=False)
+        done = min(self._transport.cycles - self._start, self._estimate)
+        self._bar.update(done - self._bar.n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._bar is not None:
+            self._bar.close()
+        if self._transport is not None:
+            # The device's speed, from a request long enough to tell it.
+            seconds = time.monotonic() - self._started
+            if seconds > 0.1:
+                self._client._cycles_per_second = (
+                    (self._transport.cycles - self._start) / seconds)

@@ -388,6 +388,11 @@ class VerilatedDevice(ByteStreamDevice):
         self._queued_bytes = queued
         self._output += self._receive(size)
 
+    def __del__(self):
+        # A device dropped without close(): its model stops with it.
+        if getattr(self, "_process", None) is not None:
+            self._stop()
+
     def _stop(self):
         process, self._process = self._process, None
         if process is None:

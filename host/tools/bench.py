@@ -239,6 +239,11 @@ class DigitsResult:
     epochs: int
     saturated: int
     disagreements: int
+    #: With a device: its name, seconds for the whole test set, and whether its final states
+    #: (and so its predictions) were identical to golden's.
+    device: str = None
+    device_seconds: float = None
+    device_identical: bool = None
 
     @property
     def drop_points(self):
@@ -246,13 +251,15 @@ class DigitsResult:
 
 
 def train_digits(hidden_size=32, epochs=40, seed=0, formats=DEFAULT_FORMATS,
-                 progress=_progress):
+                 progress=_progress, device=None):
     """Train a GRU classifier on scikit-learn's digits, then test it in float and fixed point.
 
     Each 8x8 image is 8 steps of 8 features (pixel rows scaled to [0, 1]). A one-layer GRU
     reads it and a linear layer classifies its last state. Training is float PyTorch on the
     CPU; the test set then runs through the float reference and the bit-exact golden model
-    (the classifier head stays in float64 for both, so only the GRU differs).
+    (the classifier head stays in float64 for both, so only the GRU differs). With a
+    ``device`` (``"sim"``, ``"fpga:URL"``), the test set also runs through it, in requests
+    the device takes, and its final states must equal golden's bit for bit.
     """
     import torch
     from sklearn.datasets import load_digits
@@ -297,17 +304,35 @@ def train_digits(hidden_size=32, epochs=40, seed=0, formats=DEFAULT_FORMATS,
     def predict(h):
         return np.argmax(h[-1] @ head_w.T + head_b, axis=1)
     float_predictions, fixed_predictions = predict(h_float), predict(h_fixed)
-    return DigitsResult(float(np.mean(float_predictions == y_test)),
-                        float(np.mean(fixed_predictions == y_test)), train_seconds,
-                        len(y_test), hidden_size, epochs, counter.total,
-                        int(np.count_nonzero(float_predictions != fixed_predictions)))
+    result = DigitsResult(float(np.mean(float_predictions == y_test)),
+                          float(np.mean(fixed_predictions == y_test)), train_seconds,
+                          len(y_test), hidden_size, epochs, counter.total,
+                          int(np.count_nonzero(float_predictions != fixed_predictions)))
+    if device is not None:
+        from ..modules import GRU
+        model = GRU.from_torch(gru, device=device, formats=formats)
+        progress(f"  the {len(y_test)} test images through {model.device}...")
+        start = time.perf_counter()
+        # The module is batch-first, as the torch GRU it came from: (N, T, D).
+        _, h_device = model(x_test)
+        result.device_seconds = time.perf_counter() - start
+        result.device = model.device
+        result.device_identical = bool(np.array_equal(h_device, h_fixed) and np.array_equal(
+            predict(h_device), fixed_predictions))
+    return result
 
 
 def digits_report(result, formats=DEFAULT_FORMATS):
-    return (f"| GRU(8, {result.hidden_size}) + linear, {result.epochs} epochs "
-            f"({result.train_seconds:.0f} s on the CPU) | {100 * result.float_accuracy:.2f} % | "
-            f"{100 * result.fixed_accuracy:.2f} % | {0.0 - result.drop_points:+.2f} points "
-            f"| {result.test_samples} | {result.disagreements} | {result.saturated} |")
+    row = (f"| GRU(8, {result.hidden_size}) + linear, {result.epochs} epochs "
+           f"({result.train_seconds:.0f} s on the CPU) | {100 * result.float_accuracy:.2f} % | "
+           f"{100 * result.fixed_accuracy:.2f} % | {0.0 - result.drop_points:+.2f} points "
+           f"| {result.test_samples} | {result.disagreements} | {result.saturated} |")
+    if result.device is not None:
+        same = ("identical to golden's" if result.device_identical else
+                "DIFFERENT from golden's")
+        row += (f"\n\nOn `{result.device}`: the {result.test_samples} test images in "
+                f"{result.device_seconds:.1f} s; final states and predictions {same}.")
+    return row
 
 
 # (input_size, hidden_size, lanes, batch[, lane_width]): the engine's cycle sweep. D = H = 64
@@ -682,7 +707,8 @@ def simulation_report(records):
         "Written by `gatework bench sim`. Each board's named build of the accelerator top "
         "(`simulated=True`, the receive buffer of the named build) is driven with one LOAD and "
         "RUNs at the build's largest sizes (one layer, forward, every sequence full "
-        "length; as many RUNs as make about 200,000 cycles), through the same reads on both engines: Verilator's compiled model "
+        "length; as many RUNs as make about 200,000 cycles), through the same reads on both "
+        "engines: Verilator's compiled model "
         "(`device=\"sim:verilator\"`) runs the whole session, whose answer must equal the "
         "protocol model's byte for byte; the Amaranth simulator (`device=\"sim:amaranth\"`) "
         f"runs for {SIM_AMARANTH_SECONDS} s, and what it answered by then must be the start "

@@ -195,9 +195,9 @@ def sim_server(args):
     # Ctrl-C stops the server even where it was started with SIGINT ignored (a shell starts
     # background jobs so, and Python then installs no handler of its own).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    device = simulated_accelerator()
+    device = simulated_accelerator(engine=args.engine)
     with serve_tcp(device, port=args.port) as port:
-        print(f"serving the accelerator's RTL in the Amaranth simulator on "
+        print(f"serving the accelerator's RTL {_ENGINE_WORDS['sim:' + device.engine]} on "
               f"socket://127.0.0.1:{port}: use device='fpga:socket://127.0.0.1:{port}'; "
               f"Ctrl-C stops", flush=True)
         try:
@@ -242,7 +242,7 @@ def bench_digits(args):
     from . import bench
 
     print("training a GRU classifier on scikit-learn's digits...", file=sys.stderr)
-    result = bench.train_digits(seed=args.seed, epochs=args.epochs)
+    result = bench.train_digits(seed=args.seed, epochs=args.epochs, device=args.device)
     row = bench.digits_report(result)
     header = ("| model | float test accuracy | fixed-point test accuracy | change | "
               "test images | predictions that differ | saturated values |\n"
@@ -251,6 +251,11 @@ def bench_digits(args):
     print(f"float {100 * result.float_accuracy:.2f} %, fixed point "
           f"{100 * result.fixed_accuracy:.2f} %, drop {result.drop_points:.2f} points "
           f"(bound 0.5)")
+    if result.device is not None:
+        print(f"{result.device}: {result.test_samples} images in {result.device_seconds:.1f} s, "
+              f"{'identical to' if result.device_identical else 'DIFFERENT from'} golden")
+        if not result.device_identical:
+            return 1
     return 0 if result.drop_points <= 0.5 else 1
 
 
@@ -573,6 +578,9 @@ def main(argv=None):
     p = commands.add_parser("sim-server",
                             help="serve the simulated accelerator on 127.0.0.1 over TCP")
     p.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    p.add_argument("--engine", choices=("auto", "verilator", "amaranth"), default="auto",
+                   help="the simulator: Verilator's compiled model, the Amaranth simulator, "
+                        "or (auto) the compiled one where Verilator is installed")
     p.set_defaults(run=sim_server)
 
     p = commands.add_parser("run", help="run a saved GRU (ONNX file or torch state dict)")
@@ -621,6 +629,8 @@ def main(argv=None):
     p.add_argument("--out", default="docs/digits.md", help="Markdown output ('-': stdout)")
     p.add_argument("--epochs", type=int, default=40, help="training epochs (default: 40)")
     p.add_argument("--seed", type=int, default=0, help="seed of the training")
+    p.add_argument("--device", help="also run the test set here (sim, fpga:URL) and demand "
+                                    "golden's answers bit for bit")
     p.set_defaults(run=bench_digits)
     p = benches.add_parser("cycles", help="GRU engine cycles per step against the ideal")
     p.add_argument("--json", help="also write the records as JSON here")

@@ -86,11 +86,11 @@ def test_the_served_simulation_is_bit_exact_with_golden(rng):
 
 
 @contextlib.contextmanager
-def sim_server():
+def sim_server(engine="auto"):
     """``gatework sim-server`` as a user starts it; yields the process and the device URL. A
     server still running at the end is interrupted, as Ctrl-C would, and must exit cleanly."""
-    with subprocess.Popen([sys.executable, "-m", "gatework.host.tools.cli", "sim-server"],
-                          stdout=subprocess.PIPE, text=True) as server:
+    with subprocess.Popen([sys.executable, "-m", "gatework.host.tools.cli", "sim-server",
+                           "--engine", engine], stdout=subprocess.PIPE, text=True) as server:
         try:
             port = server.stdout.readline().split("socket://127.0.0.1:")[1].split(":")[0]
             yield server, f"fpga:socket://127.0.0.1:{port}"
@@ -123,7 +123,8 @@ def test_sim_server_runs_gru_and_glu_bit_exact_with_golden():
 
 def test_a_server_killed_mid_run_fails_the_client_at_once():
     outcome, started = {}, []
-    with sim_server() as (server, url):
+    # The Amaranth simulator, so that the RUN is still computing when the server is killed.
+    with sim_server("amaranth") as (server, url):
         backend = FpgaBackend(url[len("fpga:"):])
         request = backend.client.request
 
@@ -165,7 +166,8 @@ def test_a_server_killed_mid_run_fails_the_client_at_once():
 
 
 def test_a_host_that_hangs_up_mid_run_leaves_the_server_to_the_next(seed, caplog):
-    device = simulated_accelerator()
+    # The Amaranth simulator, whose RUN computes for a minute.
+    device = simulated_accelerator(engine="amaranth")
     x = np.random.default_rng(seed).standard_normal((3, 2, 3))
     with serve_tcp(device) as port:
         with socket.create_connection(("127.0.0.1", port)) as abandoned:
@@ -190,7 +192,7 @@ def test_a_host_that_hangs_up_mid_run_leaves_the_server_to_the_next(seed, caplog
 
 
 def test_stopping_the_server_does_not_wait_for_the_request_it_computes(seed):
-    device = simulated_accelerator()
+    device = simulated_accelerator(engine="amaranth")
     with serve_tcp(device) as port:
         host = socket.create_connection(("127.0.0.1", port))
         host.sendall(long_request(seed))

@@ -138,3 +138,29 @@ def test_a_closed_device_stops_its_model_and_a_restart_starts_a_fresh_one():
     assert process.poll() is not None
     with pytest.raises(ValueError, match="closed"):
         device.write(info)
+
+
+def test_a_long_request_shows_progress_and_a_hopeless_one_is_warned_of(rng, monkeypatch, capsys,
+                                                                        caplog):
+    from gatework.host import GRU
+    from gatework.host import client as client_module
+    from gatework.host.fpga import FpgaBackend
+
+    device = simulated_accelerator(CONFIG, max_payload=MAX_PAYLOAD, engine="amaranth")
+    # A bar from the first moment, and a device measured at ten cycles a second: every
+    # request's estimate then takes longer than its 60 s wait.
+    monkeypatch.setattr(client_module._Progress, "DELAY", 0.0)
+    backend = FpgaBackend(device, timeout=60)
+    backend.client._cycles_per_second = 10.0
+    x = rng.standard_normal((3, 2, 2))
+    with caplog.at_level("WARNING", logger="gatework"):
+        output, h_n = GRU(2, 3, device=backend, seed=1)(x)
+    expected, expected_h_n = GRU(2, 3, device="golden", seed=1)(x)
+    assert np.array_equal(output, expected) and np.array_equal(h_n, expected_h_n)
+    assert "cycles" in capsys.readouterr().err
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("LOAD on sim may take about") and "beyond its wait of 60 s"
+               in message for message in warnings), warnings
+    # The LOAD and the RUN measured the device's own speed meanwhile.
+    assert backend.client._cycles_per_second > 10.0
+    device.close()
