@@ -49,9 +49,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/gatework bench accuracy
 	$(VENV)/bin/gatework bench golden
-	$(VENV)/bin/gatework bench digits
+	$(VENV)/bin/gatework bench digits --device sim
 	$(VENV)/bin/gatework bench cycles --json docs/cycles.json
 	$(VENV)/bin/gatework bench blocks
+	$(VENV)/bin/gatework bench sim
+	$(VENV)/bin/gatework verify icebreaker
 	$(VENV)/bin/gatework bench
 
 clean:
