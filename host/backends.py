@@ -35,7 +35,7 @@ from .backend import Backend, SaturationWarning, warn_saturation
 
 
 __all__ = ["SaturationWarning", "Backend", "GoldenBackend", "NumpyBackend", "TorchBackend",
-           "resolve_device", "DEVICE_NAMES"]
+           "resolve_device", "sim_backend", "DEVICE_NAMES"]
 
 
 logger = logging.getLogger("gatework")
@@ -267,19 +267,98 @@ def _fpga_backend(requested):
 
 
 def _sim_backend(device):
+    return sim_backend(engine=device.partition(":")[2] or "auto")
+
+
+def sim_backend(engine="auto", workers=1):
+    """The accelerator top's RTL, simulated, behind the board's own client: what
+    ``device="sim"`` (``"sim:verilator"``, ``"sim:amaranth"``) runs on.
+
+    Parameters
+    ----------
+    engine : str
+        ``"verilator"``, ``"amaranth"`` or ``"auto"`` (see
+        :func:`gatework.sim.device.simulated_accelerator`).
+    workers : int
+        Simulators to share a GRU call's batch: with more than one, the sequences are split
+        into that many shards of consecutive sequences, each run by a simulator of its own in
+        a worker process (started on first use, with the engine asked for), and the results
+        are put back in order: the same numbers as one simulator gives, each sequence being
+        computed alone. Pass the backend as ``device=``; ``close()`` stops the workers. The
+        workers are spawned, so a script that uses them must start its work under
+        ``if __name__ == "__main__":``, as Python's ``multiprocessing`` asks.
+    """
     from ..sim.device import simulated_accelerator
+    from .client import check_fits
     from .fpga import FpgaBackend
+
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers must be a positive int, not {workers!r}")
 
     class SimBackend(FpgaBackend):
         """The accelerator top's RTL, simulated, behind the board's own client."""
 
-    engine = device.partition(":")[2] or "auto"
+        def gru(self, weights, formats, x, h0, lengths):
+            batch = x.shape[1]
+            if workers == 1 or batch < 2:
+                return super().gru(weights, formats, x, h0, lengths)
+            # What the board's own call checks and warns of first, here once for every shard.
+            self._check_formats(formats)
+            steps = x.shape[0] if lengths is None else int(np.max(lengths))
+            check_fits(self.info.config, num_layers=weights.num_layers,
+                       direction=weights.direction, input_size=weights.input_size,
+                       hidden_size=weights.hidden_size, steps=steps)
+            self._quantize(weights, formats)
+            counter = SaturationCounter()
+            formats.data.quantize(x, counter, "inputs")
+            if h0 is not None:
+                formats.data.quantize(h0, counter, "h0 values")
+            warn_saturation(counter, "this call")
+            shards = np.array_split(np.arange(batch), min(workers, batch))
+            futures = [self._workers().submit(
+                _simulated_gru, engine, weights, formats, x[:, shard],
+                None if h0 is None else h0[:, shard],
+                None if lengths is None else np.asarray(lengths)[shard]) for shard in shards]
+            results = [future.result() for future in futures]
+            return (np.concatenate([output for output, _ in results], axis=1),
+                    np.concatenate([h_n for _, h_n in results], axis=1))
+
+        def _workers(self):
+            if self._pool is None:
+                import concurrent.futures
+                import multiprocessing
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    workers, mp_context=multiprocessing.get_context("spawn"))
+            return self._pool
+
+        def close(self):
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
+            super().close()
+
     # Simulated time runs far slower than a board: its INFO says it is a simulation, and the
     # client then waits for each answer as long as its work takes to simulate.
     simulation = simulated_accelerator(engine=engine)
     backend = SimBackend(simulation)
+    backend._pool = None
     backend.name = f"sim:{simulation.engine}"
     return backend
+
+
+#: A worker process's own simulated backend, by engine (see sim_backend).
+_WORKER_BACKENDS = {}
+
+
+def _simulated_gru(engine, weights, formats, x, h0, lengths):
+    """A shard of a GRU call, in a worker process, on its own simulator."""
+    import warnings
+    if engine not in _WORKER_BACKENDS:
+        _WORKER_BACKENDS[engine] = sim_backend(engine)
+    with warnings.catch_warnings():
+        # The caller's process has warned of them, for the whole batch.
+        warnings.simplefilter("ignore", SaturationWarning)
+        return _WORKER_BACKENDS[engine].gru(weights, formats, x, h0, lengths)
 
 
 def resolve_device(device):
