@@ -28,8 +28,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
-__all__ = ["BankedMemory", "NO_RW_CHECK", "SinglePortMemory", "SPRAM_DEPTH", "read_data",
-           "uses_spram"]
+__all__ = ["BankedMemory", "NO_RW_CHECK", "SinglePortMemory", "SPRAM_DEPTH", "held_read",
+           "read_data", "uses_spram"]
 
 
 SPRAM_DEPTH = 16384
@@ -56,6 +56,19 @@ def read_data(m, read, write, *, platform):
     with m.If(read.en):
         m.d.sync += collided.eq(write.en.any() & (write.addr == read.addr))
     return Mux(collided, ~read.data, read.data)
+
+
+def held_read(m, enable, data, *, registered):
+    """``data``, a synchronous read port's (or :func:`read_data`'s), for a port read with
+    ``enable``: as it is, held by the port until the next read; or, ``registered``, through a
+    register taken at each ``enable``, so that a read takes two cycles and no RAM's output
+    meets logic before a flip-flop."""
+    if not registered:
+        return data
+    registered = Signal.like(data)
+    with m.If(enable):
+        m.d.sync += registered.eq(data)
+    return registered
 
 
 def uses_spram(platform):

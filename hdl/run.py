@@ -26,7 +26,7 @@ from ..golden.protocol import MAX_PAYLOAD, RUN_HEADER, Status
 from .arith import SequentialMultiplier
 from .gru_layouts import (LoadRegion, command_layout, load_layout, output_layout,
                           status_layout)
-from .memory import NO_RW_CHECK, BankedMemory, read_data
+from .memory import NO_RW_CHECK, BankedMemory, held_read, read_data
 from .protocol import layout
 from .request import ANSWER, RequestReader, answer
 from .transposer import SequenceLayout
@@ -631,12 +631,8 @@ class RunMemories(wiring.Component):
             m.d.comb += _write(write, getattr(self, f"{name}_write"))
             m.d.comb += [read.addr.eq(getattr(self, f"{name}_address")),
                          read.en.eq(self.read_en)]
-            data = read_data(m, read, write, platform=platform)
-            if self._two_cycle_reads:
-                registered = Signal.like(data)
-                with m.If(self.read_en):
-                    m.d.sync += registered.eq(data)
-                data = registered
+            data = held_read(m, self.read_en, read_data(m, read, write, platform=platform),
+                             registered=self._two_cycle_reads)
             m.d.comb += getattr(self, f"{name}_data").eq(data)
         return m
 

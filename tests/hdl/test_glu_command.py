@@ -28,6 +28,8 @@ from gatework.hdl.request import RequestReader
 from gatework.hdl.share import share
 from gatework.sim.streams import get, put
 
+from command_harness import header_states
+
 
 CONFIG = BuildConfig(lanes=2, max_input_size=4, max_hidden_size=3, max_batch=2, max_steps=3,
                      max_layers=2, bidirectional=True)
@@ -76,16 +78,7 @@ class GluHarness(wiring.Component):
         end = self.words.valid & self.words.ready & (sent == response_words - 1)
         m.d.comb += command.end.eq(end)
         with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.idle.eq(1)
-                with m.If(self.begin):
-                    m.d.comb += [request.begin.eq(1), request.length.eq(self.length)]
-                    m.next = "FIELDS"
-            with m.State("FIELDS"):
-                m.d.comb += [request.to_fields.eq(1), own_request.take.eq(1)]
-                with m.If(request.taken & (request.field == GLU_HEADER.size - 1)):
-                    m.d.comb += command.start.eq(1)
-                    m.next = "COMMAND"
+            header_states(m, self, request, own_request, command, GLU_HEADER)
             with m.State("COMMAND"):
                 with m.If(command.done):
                     m.d.sync += [response_words.eq(command.length >> 1), sent.eq(0),
@@ -96,10 +89,6 @@ class GluHarness(wiring.Component):
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "RESPOND"
-            with m.State("DRAIN"):
-                m.d.comb += own_request.take.eq(request.remaining != 0)
-                with m.If(request.remaining == 0):
-                    m.next = "IDLE"
             with m.State("RESPOND"):
                 # The response's header is sent.
                 m.d.comb += command.respond.eq(1)

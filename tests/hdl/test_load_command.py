@@ -30,6 +30,8 @@ from gatework.hdl.share import share
 from gatework.hdl.slots import WeightSlots
 from gatework.sim.streams import put, to_python
 
+from command_harness import header_states
+
 
 CONFIG = BuildConfig(lanes=2, max_input_size=4, max_hidden_size=3, max_batch=2, max_steps=3,
                      max_layers=2, bidirectional=True)
@@ -87,26 +89,13 @@ class LoadHarness(wiring.Component):
             m.d.sync += self.full.eq(1)
 
         with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.idle.eq(1)
-                with m.If(self.begin):
-                    m.d.comb += [request.begin.eq(1), request.length.eq(self.length)]
-                    m.next = "FIELDS"
-            with m.State("FIELDS"):
-                m.d.comb += [request.to_fields.eq(1), own_request.take.eq(1)]
-                with m.If(request.taken & (request.field == LOAD_HEADER.size - 1)):
-                    m.d.comb += command.start.eq(1)
-                    m.next = "COMMAND"
+            header_states(m, self, request, own_request, command, LOAD_HEADER)
             with m.State("COMMAND"):
                 with m.If(command.done):
                     with m.If(command.drain):
                         m.next = "DRAIN"
                     with m.Else():
                         m.next = "IDLE"
-            with m.State("DRAIN"):
-                m.d.comb += own_request.take.eq(request.remaining != 0)
-                with m.If(request.remaining == 0):
-                    m.next = "IDLE"
         return m
 
 

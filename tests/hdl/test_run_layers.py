@@ -3,7 +3,7 @@ read from its bank (backward in a reverse run), ``h0`` offered from its slot, ou
 to the other bank and final states to ``h_n``, ``engine_owns`` and ``done``."""
 
 import pytest
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, signed
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
@@ -11,6 +11,7 @@ from gatework.golden.config import BuildConfig
 from gatework.golden.protocol import RUN_HEADER, RunFlag
 from gatework.hdl.gru_layouts import LoadRegion
 from gatework.hdl.run import BufferLayout, LayerSequencer
+from gatework.hdl.memory import held_read
 from gatework.hdl.share import share
 from gatework.hdl.walk import WalkReader, WalkUser
 from gatework.sim.streams import to_python
@@ -21,16 +22,10 @@ CONFIG = BuildConfig(lanes=2, max_input_size=6, max_hidden_size=3, max_batch=2, 
 
 
 def read_port(m, memory, address, enable, two_cycle_reads):
-    """A read port of ``memory`` whose data, like RunMemories', is held until the next read,
-    through a register more with ``two_cycle_reads``."""
+    """A read port of ``memory`` read as RunMemories reads its own (:func:`held_read`)."""
     port = memory.read_port()
     m.d.comb += [port.addr.eq(address), port.en.eq(enable)]
-    if not two_cycle_reads:
-        return port.data
-    registered = Signal.like(port.data)
-    with m.If(enable):
-        m.d.sync += registered.eq(port.data)
-    return registered
+    return held_read(m, enable, port.data, registered=two_cycle_reads)
 
 
 def run_layers(config, header, lengths, buffer_init, h0_init, rng, two_cycle_reads, stall):

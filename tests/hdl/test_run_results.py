@@ -19,6 +19,7 @@ from gatework.golden.transposer import unpack
 from gatework.hdl.glu import GLUUnit
 from gatework.hdl.response import ResponseWriter
 from gatework.hdl.run import BufferLayout, RunResults
+from gatework.hdl.memory import held_read
 from gatework.hdl.share import share
 from gatework.hdl.walk import WalkReader, WalkUser
 
@@ -28,16 +29,10 @@ CONFIG = BuildConfig(lanes=2, max_input_size=6, max_hidden_size=3, max_batch=3, 
 
 
 def read_port(m, memory, address, enable, two_cycle_reads):
-    """A read port of ``memory`` whose data, like RunMemories', is held until the next read,
-    through a register more with ``two_cycle_reads``."""
+    """A read port of ``memory`` read as RunMemories reads its own (:func:`held_read`)."""
     port = memory.read_port()
     m.d.comb += [port.addr.eq(address), port.en.eq(enable)]
-    if not two_cycle_reads:
-        return port.data
-    registered = Signal.like(port.data)
-    with m.If(enable):
-        m.d.sync += registered.eq(port.data)
-    return registered
+    return held_read(m, enable, port.data, registered=two_cycle_reads)
 
 
 def send_results(config, runs, buffer_init, h_n_init, rng, two_cycle_reads, stall):
