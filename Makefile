@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(VENV)/bin/gatework bench accuracy
 	$(VENV)/bin/gatework bench golden
 	$(VENV)/bin/gatework bench digits --device sim
+	$(VENV)/bin/gatework bench vowels --device sim
 	$(VENV)/bin/gatework bench cycles --json docs/cycles.json
 	$(VENV)/bin/gatework bench blocks
 	$(VENV)/bin/gatework bench sim

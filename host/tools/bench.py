@@ -1,4 +1,5 @@
-"""Benchmarks behind ``gatework bench``: fixed-point accuracy, golden speed, the digits task.
+"""Benchmarks behind ``gatework bench``: fixed-point accuracy, golden speed, the digits and
+Japanese vowels tasks.
 
 Each benchmark returns plain data (for tests and JSON) and can render it as Markdown; the
 command line writes that Markdown into ``docs/`` so that every number in the documentation
@@ -21,7 +22,8 @@ from ..modules import _random_weights
 
 
 __all__ = ["pytorch_initialised_gru", "measure_accuracy", "accuracy_report", "measure_speed",
-           "speed_report", "train_digits", "digits_report", "ACCURACY_SIZES",
+           "speed_report", "train_digits", "train_vowels", "load_vowels",
+           "classifier_report", "ClassifierResult", "ACCURACY_SIZES",
            "ACCURACY_FORMATS"]
 
 
@@ -230,7 +232,8 @@ def speed_report(timings, input_size=64, hidden_size=64, batch=64, steps=100):
 
 
 @dataclass
-class DigitsResult:
+class ClassifierResult:
+    """A GRU classifier trained in float and tested in float and fixed point."""
     float_accuracy: float
     fixed_accuracy: float
     train_seconds: float
@@ -239,6 +242,9 @@ class DigitsResult:
     epochs: int
     saturated: int
     disagreements: int
+    input_size: int = 8
+    #: What a test sample is, for the report ("images", "utterances").
+    samples: str = "images"
     #: With a device: its name, seconds for the whole test set, and whether its final states
     #: (and so its predictions) were identical to golden's.
     device: str = None
@@ -248,6 +254,72 @@ class DigitsResult:
     @property
     def drop_points(self):
         return 100 * (self.float_accuracy - self.fixed_accuracy)
+
+
+
+def _train_classifier(gru, head, inputs, lengths, labels, epochs, seed, progress):
+    """Train ``gru`` (batch-first) and ``head`` on its last state, Adam, batches of 64;
+    ``inputs`` padded ``(N, T, D)`` with ``lengths`` (or None: all of length T). Seconds."""
+    import torch
+    optimiser = torch.optim.Adam(list(gru.parameters()) + list(head.parameters()), lr=1e-2)
+    generator = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(inputs), generator=generator)
+        for batch in order.split(64):
+            optimiser.zero_grad()
+            x = inputs[batch]
+            if lengths is not None:
+                x = torch.nn.utils.rnn.pack_padded_sequence(x, lengths[batch], batch_first=True,
+                                                            enforce_sorted=False)
+            _, h_n = gru(x)
+            loss = torch.nn.functional.cross_entropy(head(h_n[-1]), labels[batch])
+            loss.backward()
+            optimiser.step()
+        if (epoch + 1) % 10 == 0:
+            progress(f"  epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}")
+    return time.perf_counter() - start
+
+
+def _test_classifier(gru, head, x_test, lengths, y_test, *, formats, train_seconds, epochs,
+                     samples, device, progress):
+    """Test a trained classifier on ``x_test`` (batch-first ``(N, T, D)``, zero-padded past
+    ``lengths``, or None) through the float reference and the bit-exact golden model (the
+    head in float64 for both, so only the GRU differs), and with a ``device`` through it too:
+    its final states must be golden's bit for bit."""
+    from ...golden.importers import gru_weights_from_torch
+
+    weights = gru_weights_from_torch(gru)
+    head_w = head.weight.detach().double().numpy()
+    head_b = head.bias.detach().double().numpy()
+    x = x_test.transpose(1, 0, 2)
+    _, h_float = gru_float(weights, x, lengths=lengths)
+    counter = SaturationCounter()
+    _, h_codes = gru_fixed(quantize_gru(weights, formats, counter),
+                           formats.data.quantize(x, counter, "inputs"), lengths=lengths,
+                           counter=counter)
+    h_fixed = formats.data.to_float(h_codes)
+
+    def predict(h):
+        return np.argmax(h[-1] @ head_w.T + head_b, axis=1)
+    float_predictions, fixed_predictions = predict(h_float), predict(h_fixed)
+    result = ClassifierResult(float(np.mean(float_predictions == y_test)),
+                              float(np.mean(fixed_predictions == y_test)), train_seconds,
+                              len(y_test), gru.hidden_size, epochs, counter.total,
+                              int(np.count_nonzero(float_predictions != fixed_predictions)),
+                              input_size=gru.input_size, samples=samples)
+    if device is not None:
+        from ..modules import GRU
+        model = GRU.from_torch(gru, device=device, formats=formats)
+        progress(f"  the {len(y_test)} test {samples} through {model.device}...")
+        start = time.perf_counter()
+        # The module is batch-first, as the torch GRU it came from: (N, T, D).
+        _, h_device = model(x_test, lengths=lengths)
+        result.device_seconds = time.perf_counter() - start
+        result.device = model.device
+        result.device_identical = bool(np.array_equal(h_device, h_fixed) and np.array_equal(
+            predict(h_device), fixed_predictions))
+    return result
 
 
 def train_digits(hidden_size=32, epochs=40, seed=0, formats=DEFAULT_FORMATS,
@@ -265,8 +337,6 @@ def train_digits(hidden_size=32, epochs=40, seed=0, formats=DEFAULT_FORMATS,
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from ...golden.importers import gru_weights_from_torch
-
     digits = load_digits()
     images = digits.images.astype(np.float64) / 16.0
     x_train, x_test, y_train, y_test = train_test_split(
@@ -274,65 +344,65 @@ def train_digits(hidden_size=32, epochs=40, seed=0, formats=DEFAULT_FORMATS,
     torch.manual_seed(seed)
     gru = torch.nn.GRU(8, hidden_size, batch_first=True)
     head = torch.nn.Linear(hidden_size, 10)
-    optimiser = torch.optim.Adam(list(gru.parameters()) + list(head.parameters()), lr=1e-2)
-    inputs = torch.as_tensor(x_train, dtype=torch.float32)
-    labels = torch.as_tensor(y_train)
-    generator = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        order = torch.randperm(len(inputs), generator=generator)
-        for batch in order.split(64):
-            optimiser.zero_grad()
-            _, h_n = gru(inputs[batch])
-            loss = torch.nn.functional.cross_entropy(head(h_n[-1]), labels[batch])
-            loss.backward()
-            optimiser.step()
-        if (epoch + 1) % 10 == 0:
-            progress(f"  epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}")
-    train_seconds = time.perf_counter() - start
-
-    weights = gru_weights_from_torch(gru)
-    head_w = head.weight.detach().double().numpy()
-    head_b = head.bias.detach().double().numpy()
-    x = x_test.transpose(1, 0, 2)
-    _, h_float = gru_float(weights, x)
-    counter = SaturationCounter()
-    _, h_codes = gru_fixed(quantize_gru(weights, formats, counter),
-                           formats.data.quantize(x, counter, "inputs"), counter=counter)
-    h_fixed = formats.data.to_float(h_codes)
-
-    def predict(h):
-        return np.argmax(h[-1] @ head_w.T + head_b, axis=1)
-    float_predictions, fixed_predictions = predict(h_float), predict(h_fixed)
-    result = DigitsResult(float(np.mean(float_predictions == y_test)),
-                          float(np.mean(fixed_predictions == y_test)), train_seconds,
-                          len(y_test), hidden_size, epochs, counter.total,
-                          int(np.count_nonzero(float_predictions != fixed_predictions)))
-    if device is not None:
-        from ..modules import GRU
-        model = GRU.from_torch(gru, device=device, formats=formats)
-        progress(f"  the {len(y_test)} test images through {model.device}...")
-        start = time.perf_counter()
-        # The module is batch-first, as the torch GRU it came from: (N, T, D).
-        _, h_device = model(x_test)
-        result.device_seconds = time.perf_counter() - start
-        result.device = model.device
-        result.device_identical = bool(np.array_equal(h_device, h_fixed) and np.array_equal(
-            predict(h_device), fixed_predictions))
-    return result
+    train_seconds = _train_classifier(gru, head, torch.as_tensor(x_train, dtype=torch.float32),
+                                      None, torch.as_tensor(y_train), epochs, seed, progress)
+    return _test_classifier(gru, head, x_test, None, y_test, formats=formats,
+                            train_seconds=train_seconds, epochs=epochs, samples="images",
+                            device=device, progress=progress)
 
 
-def digits_report(result, formats=DEFAULT_FORMATS):
-    row = (f"| GRU(8, {result.hidden_size}) + linear, {result.epochs} epochs "
+def load_vowels(split):
+    """The Japanese vowels data set (UCI; Kudo, Toyama and Shimbo, 1999) as sktime ships it:
+    utterances of /ae/ by nine speakers, each 7 to 29 frames of 12 LPC cepstrum coefficients.
+    Returns the utterances zero-padded batch-first ``(N, T, 12)``, their lengths and the
+    speakers (0 to 8)."""
+    try:
+        from sktime.datasets import load_japanese_vowels
+    except ImportError as error:
+        raise RuntimeError("the Japanese vowels data set comes with sktime: pip install "
+                           "sktime (or the test extra)") from error
+    frames, speakers = load_japanese_vowels(split=split, return_X_y=True, return_type="df-list")
+    lengths = np.array([len(utterance) for utterance in frames])
+    padded = np.zeros((len(frames), lengths.max(), frames[0].shape[1]))
+    for n, utterance in enumerate(frames):
+        padded[n, :len(utterance)] = utterance.to_numpy(dtype=np.float64)
+    return padded, lengths, np.array([int(speaker) - 1 for speaker in speakers])
+
+
+def train_vowels(hidden_size=32, epochs=60, seed=0, formats=DEFAULT_FORMATS,
+                 progress=_progress, device=None):
+    """Train a GRU speaker classifier on the Japanese vowels (:func:`load_vowels`), ragged
+    utterances of 7 to 29 frames, and test it in float and fixed point as
+    :func:`train_digits` does, each utterance at its own length (``lengths``), through a
+    ``device`` too where one is given: its final states must equal golden's bit for bit."""
+    import torch
+
+    x_train, train_lengths, y_train = load_vowels("train")
+    x_test, test_lengths, y_test = load_vowels("test")
+    torch.manual_seed(seed)
+    gru = torch.nn.GRU(x_train.shape[2], hidden_size, batch_first=True)
+    head = torch.nn.Linear(hidden_size, int(y_train.max()) + 1)
+    train_seconds = _train_classifier(gru, head, torch.as_tensor(x_train, dtype=torch.float32),
+                                      torch.as_tensor(train_lengths),
+                                      torch.as_tensor(y_train), epochs, seed, progress)
+    return _test_classifier(gru, head, x_test, test_lengths, y_test, formats=formats,
+                            train_seconds=train_seconds, epochs=epochs, samples="utterances",
+                            device=device, progress=progress)
+
+
+def classifier_report(result):
+    """A Markdown table row of a :class:`ClassifierResult`, and a line on its device run."""
+    row = (f"| GRU({result.input_size}, {result.hidden_size}) + linear, {result.epochs} epochs "
            f"({result.train_seconds:.0f} s on the CPU) | {100 * result.float_accuracy:.2f} % | "
            f"{100 * result.fixed_accuracy:.2f} % | {0.0 - result.drop_points:+.2f} points "
            f"| {result.test_samples} | {result.disagreements} | {result.saturated} |")
     if result.device is not None:
         same = ("identical to golden's" if result.device_identical else
                 "DIFFERENT from golden's")
-        row += (f"\n\nOn `{result.device}`: the {result.test_samples} test images in "
+        row += (f"\n\nOn `{result.device}`: the {result.test_samples} test {result.samples} in "
                 f"{result.device_seconds:.1f} s; final states and predictions {same}.")
     return row
+
 
 
 # (input_size, hidden_size, lanes, batch[, lane_width]): the engine's cycle sweep. D = H = 64

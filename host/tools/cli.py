@@ -239,20 +239,31 @@ def bench_golden(args):
 
 
 def bench_digits(args):
+    return _bench_classifier(args, "digits", "scikit-learn's digits", "images")
+
+
+def bench_vowels(args):
+    return _bench_classifier(args, "vowels", "the Japanese vowels (ragged, 7 to 29 frames)",
+                             "utterances")
+
+
+def _bench_classifier(args, task, data, samples):
     from . import bench
 
-    print("training a GRU classifier on scikit-learn's digits...", file=sys.stderr)
-    result = bench.train_digits(seed=args.seed, epochs=args.epochs, device=args.device)
-    row = bench.digits_report(result)
-    header = ("| model | float test accuracy | fixed-point test accuracy | change | "
-              "test images | predictions that differ | saturated values |\n"
+    print(f"training a GRU classifier on {data}...", file=sys.stderr)
+    train = bench.train_digits if task == "digits" else bench.train_vowels
+    result = train(seed=args.seed, epochs=args.epochs, device=args.device)
+    row = bench.classifier_report(result)
+    header = (f"| model | float test accuracy | fixed-point test accuracy | change | "
+              f"test {samples} | predictions that differ | saturated values |\n"
               "|---|---|---|---|---|---|---|\n")
     _write(header + row + "\n", args.out)
     print(f"float {100 * result.float_accuracy:.2f} %, fixed point "
           f"{100 * result.fixed_accuracy:.2f} %, drop {result.drop_points:.2f} points "
           f"(bound 0.5)")
     if result.device is not None:
-        print(f"{result.device}: {result.test_samples} images in {result.device_seconds:.1f} s, "
+        print(f"{result.device}: {result.test_samples} {samples} in "
+              f"{result.device_seconds:.1f} s, "
               f"{'identical to' if result.device_identical else 'DIFFERENT from'} golden")
         if not result.device_identical:
             return 1
@@ -654,6 +665,15 @@ def main(argv=None):
     p.add_argument("--device", help="also run the test set there and demand golden's final "
                                     "states bit for bit; " + _DEVICE_HELP)
     p.set_defaults(run=bench_digits)
+    p = benches.add_parser("vowels", help="train on the Japanese vowels, ragged utterances of "
+                                          "7 to 29 frames (sktime ships them); float vs fixed")
+    p.add_argument("--out", default="docs/vowels.md", help="Markdown output ('-': stdout)")
+    p.add_argument("--epochs", type=int, default=60, help="training epochs (default: 60)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the training")
+    p.add_argument("--device", help="also run the test set there, each utterance at its own "
+                                    "length, and demand golden's final states bit for bit; "
+                                    + _DEVICE_HELP)
+    p.set_defaults(run=bench_vowels)
     p = benches.add_parser("cycles", help="GRU engine cycles per step against the ideal")
     p.add_argument("--json", help="also write the records as JSON here")
     p.add_argument("--out", default="docs/cycles.md", help="Markdown output ('-': stdout)")

@@ -283,7 +283,8 @@ def test_every_option_has_help_and_the_device_lists_are_complete(monkeypatch):
     assert missing == []
     devices = {where: action.help for where, action in every_action(parsers[0])
                if "--device" in action.option_strings}
-    assert set(devices) == {"gatework run", "gatework info", "gatework bench digits"}
+    assert set(devices) == {"gatework run", "gatework info", "gatework bench digits",
+                            "gatework bench vowels"}
     for text in devices.values():
         for name in DEVICE_NAMES + ("fpga:URL",):
             assert f"{name}," in text or f"{name} " in text, (name, text)
