@@ -55,6 +55,8 @@ bench: $(STAMP)
 	$(VENV)/bin/gatework bench blocks
 	$(VENV)/bin/gatework bench sim
 	$(VENV)/bin/gatework verify icebreaker
+	$(VENV)/bin/gatework verify icebreaker --routed
+	$(VENV)/bin/gatework verify ulx3s-85f
 	$(VENV)/bin/gatework bench
 
 clean:

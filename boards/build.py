@@ -25,6 +25,7 @@ from dataclasses import asdict
 
 from ..golden.formats import FORMAT_NAMES
 from ..hdl.fanout import KEEP_REPLICAS
+from .routed import ROUTED_NETLIST
 from .synthesis import mark_read_write_collisions, yowasp_tool
 from .targets import BOARDS, BoardTop
 
@@ -304,7 +305,9 @@ def build_plan(board, build):
         top, name="top", emit_src=False, **board.build_options,
         nextpnr_opts="--report nextpnr-report.json --detailed-timing-report "
                      "--timing-allow-fail" +
-                     ("" if build.seed is None else f" --seed {build.seed}"),
+                     ("" if build.seed is None else f" --seed {build.seed}") +
+                     # The placed and routed netlist, for `gatework verify --routed`.
+                     (f" --write {ROUTED_NETLIST}" if board.family == "ice40" else ""),
         # Register copies stay copies (gatework.hdl.fanout).
         script_after_read=KEEP_REPLICAS)
     plan.files["top.il"] = mark_read_write_collisions(plan.files["top.il"])

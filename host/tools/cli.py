@@ -529,6 +529,15 @@ def verify(args):
     def progress(line):
         print(line, file=sys.stderr, flush=True)
 
+    if args.routed:
+        from .verify import verify_routed
+        result = verify_routed(board, build, progress=progress)
+        model = "equal to" if result["as_model"] else "DIFFERENT from"
+        print(f"{board.name} ({'small' if args.small else 'named'} build): the placed and "
+              f"routed netlist's {result['frames']} answers (INFO, LOAD, RUN, GLU), through "
+              f"its UART pins, are {model} the protocol model's, after {result['cycles']} "
+              f"cycles (Verilator {result['compile_seconds']:.0f} s; build {result['folder']})")
+        return 0 if result["as_model"] else 1
     result = verify_netlist(board, build, rtl_engine=args.rtl_engine, progress=progress)
     same = "identical to" if result["identical"] else "DIFFERENT from"
     model = "equal to" if result["as_model"] else "DIFFERENT from"
@@ -709,9 +718,13 @@ def main(argv=None):
     from ...boards.targets import BOARDS
     p.add_argument("board", choices=sorted(BOARDS), help="the board whose build to check")
     p.add_argument("--small", action="store_true", help="the board's small test build")
-    p.add_argument("--rtl-engine", choices=["amaranth", "verilator"], default="amaranth",
-                   help="what simulates the RTL beside the netlist (default: %(default)s, "
-                        "which needs no compile)")
+    p.add_argument("--routed", action="store_true",
+                   help="instead, the placed and routed netlist of the board build (iCE40; "
+                        "built if not in the build cache), the whole chip through its UART "
+                        "pins, against the protocol model")
+    p.add_argument("--rtl-engine", choices=["amaranth", "verilator"], default="verilator",
+                   help="what simulates the RTL beside the netlist (default: %(default)s; "
+                        "amaranth needs no compile, the faster for a small build)")
     p.set_defaults(run=verify)
 
     args = parser.parse_args(argv)
