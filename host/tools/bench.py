@@ -404,7 +404,6 @@ def classifier_report(result):
     return row
 
 
-
 # (input_size, hidden_size, lanes, batch[, lane_width]): the engine's cycle sweep. D = H = 64
 # at the lane counts the boards use (8 on the iCEBreaker, 64 on the ULX3S, two terms a cycle
 # there), batch 1 and more.

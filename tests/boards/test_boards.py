@@ -19,6 +19,8 @@ from gatework.boards.build import (build_board, build_plan, late_endpoints, prog
 from gatework.boards.clocks import ecp5_pll, ice40_pll
 from gatework.boards.targets import BOARDS
 from gatework.host.tools.cli import main
+from gatework.host.tools.verify import verify_routed
+from gatework.sim.verilated import verilator_available
 
 
 def _yowasp(tool, *args, cwd=None):
@@ -116,7 +118,8 @@ def test_summary_says_when_timing_fails():
 @pytest.mark.parametrize("name", sorted(BOARDS))
 def test_small_build_meets_timing_and_is_cached(name, tmp_path, monkeypatch, capsys):
     """A real build: bitstream, nextpnr's report at the top level, timing met, then the
-    cache answers an unchanged design without building."""
+    cache answers an unchanged design without building; for an iCE40, its placed and routed
+    netlist simulated (gatework verify --routed)."""
     monkeypatch.chdir(tmp_path)
     assert main(["build", name, "--small"]) == 0
     out = capsys.readouterr().out
@@ -143,6 +146,14 @@ def test_small_build_meets_timing_and_is_cached(name, tmp_path, monkeypatch, cap
     captured = capsys.readouterr()
     assert "from the cache" in captured.err
     assert str(folder) in captured.out
+
+    if board.family == "ice40" and verilator_available():
+        # What the bitstream holds: the placed and routed netlist from the same run, the
+        # whole chip through its UART pins, answers as the protocol model.
+        routed = verify_routed(name)
+        print(routed)
+        assert routed["folder"] == str(folder)
+        assert routed["quiet_after_power_on"] and routed["as_model"]
 
 
 def test_build_progress_names_each_stage(tmp_path):
