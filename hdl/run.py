@@ -52,6 +52,18 @@ class BufferLayout:
         self.bank_words = config.max_steps * self.step_stride
         self.state_words = config.max_batch * config.max_hidden_size
         self.sequences = SequenceLayout(self.features, self.step_stride)
+        #: The width of a walk's addresses: the layer buffer's two banks, or every weight
+        #: set's slot of ``h0`` or ``h_n``.
+        self.address_bits = max(2 * self.bank_words,
+                                config.weight_sets * self.state_words).bit_length()
+        # The counts a walk's loops take: sizes, steps and weight sets (and a request's words,
+        # see count_range).
+        self._largest_count = max(config.max_batch, config.max_hidden_size,
+                                  config.max_input_size, config.max_steps, config.weight_sets)
+
+    def count_range(self, max_payload=0):
+        """The range of a walk's counts, for requests of up to ``max_payload`` bytes."""
+        return range(max(max_payload // 2, self._largest_count) + 1)
 
 
 def _ports(config, walk, address_bits):

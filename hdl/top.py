@@ -177,14 +177,11 @@ class AcceleratorTop(wiring.Component):
         # The RUN's memories, and the walk its components read and write them along.
         two_cycle_reads = self._register_slices
         layout = BufferLayout(config)
-        address_bits = max(2 * layout.bank_words,
-                           config.weight_sets * layout.state_words).bit_length()
+        address_bits = layout.address_bits
         m.submodules.memories = memories = RunMemories(config, address_bits=address_bits,
                                                        two_cycle_reads=two_cycle_reads)
         # A good frame carries at most max_payload bytes, so no walk passes its words.
-        count_range = range(max(max_payload // 2, config.max_batch, config.max_hidden_size,
-                                config.max_input_size, config.max_steps,
-                                config.weight_sets) + 1)
+        count_range = layout.count_range(max_payload)
         m.submodules.walk = walk = WalkReader(count_range, address_bits,
                                               range(layout.state_words),
                                               two_cycle_reads=two_cycle_reads)

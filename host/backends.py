@@ -289,7 +289,6 @@ def sim_backend(engine="auto", workers=1):
         ``if __name__ == "__main__":``, as Python's ``multiprocessing`` asks.
     """
     from ..sim.device import simulated_accelerator
-    from .client import check_fits
     from .fpga import FpgaBackend
 
     if not (isinstance(workers, int) and workers >= 1):
@@ -298,22 +297,16 @@ def sim_backend(engine="auto", workers=1):
     class SimBackend(FpgaBackend):
         """The accelerator top's RTL, simulated, behind the board's own client."""
 
+        #: The worker processes, once started.
+        _pool = None
+
         def gru(self, weights, formats, x, h0, lengths):
             batch = x.shape[1]
             if workers == 1 or batch < 2:
                 return super().gru(weights, formats, x, h0, lengths)
             # What the board's own call checks and warns of first, here once for every shard.
-            self._check_formats(formats)
-            steps = x.shape[0] if lengths is None else int(np.max(lengths))
-            check_fits(self.info.config, num_layers=weights.num_layers,
-                       direction=weights.direction, input_size=weights.input_size,
-                       hidden_size=weights.hidden_size, steps=steps)
-            self._quantize(weights, formats)
-            counter = SaturationCounter()
-            formats.data.quantize(x, counter, "inputs")
-            if h0 is not None:
-                formats.data.quantize(h0, counter, "h0 values")
-            warn_saturation(counter, "this call")
+            self._checked_lengths(weights, formats, x, lengths)
+            self._codes(weights, formats, x, h0)
             shards = np.array_split(np.arange(batch), min(workers, batch))
             futures = [self._workers().submit(
                 _simulated_gru, engine, weights, formats, x[:, shard],
@@ -341,7 +334,6 @@ def sim_backend(engine="auto", workers=1):
     # client then waits for each answer as long as its work takes to simulate.
     simulation = simulated_accelerator(engine=engine)
     backend = SimBackend(simulation)
-    backend._pool = None
     backend.name = f"sim:{simulation.engine}"
     return backend
 

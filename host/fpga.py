@@ -116,18 +116,9 @@ class FpgaBackend(Backend):
 
     def gru(self, weights, formats, x, h0, lengths):
         steps, batch, _ = x.shape
-        lengths = (np.full(batch, steps, dtype=np.int64) if lengths is None
-                   else np.asarray(lengths, dtype=np.int64))
-        self._check_formats(formats)
-        check_fits(self.info.config, num_layers=weights.num_layers,
-                   direction=weights.direction, input_size=weights.input_size,
-                   hidden_size=weights.hidden_size, steps=int(lengths.max()))
+        lengths = self._checked_lengths(weights, formats, x, lengths)
         chunks = self._plan(weights, lengths, h0 is not None)
-        qweights = self._quantize(weights, formats)
-        counter = SaturationCounter()
-        x_codes = formats.data.quantize(x, counter, "inputs")
-        h0_codes = None if h0 is None else formats.data.quantize(h0, counter, "h0 values")
-        warn_saturation(counter, "this call")
+        qweights, x_codes, h0_codes = self._codes(weights, formats, x, h0)
         directions, hidden = weights.num_directions, weights.hidden_size
         output = np.zeros((steps, batch, directions * hidden), dtype=np.int64)
         h_n = np.zeros((weights.num_layers * directions, batch, hidden), dtype=np.int64)
@@ -140,6 +131,27 @@ class FpgaBackend(Backend):
             output[:part_lengths.max(), part] = transposer.pack(response.outputs, part_lengths)
             h_n[:, part] = response.h_n
         return formats.data.to_float(output), formats.data.to_float(h_n)
+
+    def _checked_lengths(self, weights, formats, x, lengths):
+        """The call's lengths (all ``T`` when None), once its formats and sizes are checked
+        against the device's."""
+        steps, batch, _ = x.shape
+        lengths = (np.full(batch, steps, dtype=np.int64) if lengths is None
+                   else np.asarray(lengths, dtype=np.int64))
+        self._check_formats(formats)
+        check_fits(self.info.config, num_layers=weights.num_layers,
+                   direction=weights.direction, input_size=weights.input_size,
+                   hidden_size=weights.hidden_size, steps=int(lengths.max()))
+        return lengths
+
+    def _codes(self, weights, formats, x, h0):
+        """The weights', inputs' and ``h0``'s codes, warning of the values they saturate."""
+        qweights = self._quantize(weights, formats)
+        counter = SaturationCounter()
+        x_codes = formats.data.quantize(x, counter, "inputs")
+        h0_codes = None if h0 is None else formats.data.quantize(h0, counter, "h0 values")
+        warn_saturation(counter, "this call")
+        return qweights, x_codes, h0_codes
 
     def _check_formats(self, formats):
         device_formats = self.info.config.formats

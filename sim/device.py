@@ -38,6 +38,16 @@ from .streams import SimulationTimeout, _vcd_path
 __all__ = ["ENGINES", "ByteStreamDevice", "SimulatedDevice", "simulated_accelerator"]
 
 
+def _checked_component(component, engine):
+    """``component``, once checked to be a component with byte streams ``i`` and ``o``."""
+    if not isinstance(component, wiring.Component):
+        raise TypeError(f"a {engine} simulates a wiring.Component with byte streams i and o, "
+                        f"not {component!r}")
+    _check_byte_stream(component, "i", wiring.In)
+    _check_byte_stream(component, "o", wiring.Out)
+    return component
+
+
 def _check_byte_stream(component, name, flow):
     members = component.signature.members
     member = members[name] if name in members else None
@@ -261,16 +271,7 @@ class SimulatedDevice(ByteStreamDevice):
 
     def __init__(self, component, *, name="sim", clock_hz=12e6, idle_cycles=1024,
                  cycle_limit=10_000_000):
-        if not isinstance(component, wiring.Component):
-            raise TypeError(f"a SimulatedDevice simulates a wiring.Component with byte streams "
-                            f"i and o, not {component!r}")
-        _check_byte_stream(component, "i", wiring.In)
-        _check_byte_stream(component, "o", wiring.Out)
-        self._component = component
-        # Whole, even femtoseconds (the simulator's unit; it halves the period), a quarter more
-        # so that converting back to femtoseconds cannot round down: edges then fall on whole
-        # periods exactly, and sleeps (below) can end half way between them.
-        self._period_fs = 2 * max(1, round(1e15 / clock_hz / 2)) if clock_hz > 0 else 2
+        self._component = _checked_component(component, "SimulatedDevice")
         self._waveform = contextlib.ExitStack()
         super().__init__(name=name, clock_hz=clock_hz, idle_cycles=idle_cycles,
                          cycle_limit=cycle_limit)
@@ -284,6 +285,10 @@ class SimulatedDevice(ByteStreamDevice):
         self._quiet = 0
         self._stopped = False
 
+        # Whole, even femtoseconds (the simulator's unit; it halves the period), a quarter more
+        # so that converting back to femtoseconds cannot round down: edges then fall on whole
+        # periods exactly, and sleeps (below) can end half way between them.
+        self._period_fs = 2 * max(1, round(1e15 / self.clock_hz / 2))
         m = Module()
         m.submodules.device = self._component
         # Counts rising edges, so that the testbench knows how long it slept.

@@ -32,7 +32,7 @@ import time
 
 from amaranth.lib import wiring
 
-from .device import ByteStreamDevice, _check_byte_stream
+from .device import ByteStreamDevice, _checked_component
 
 
 __all__ = ["VerilatedDevice", "VerilatorMissing", "compile_model", "verilator_available"]
@@ -189,15 +189,6 @@ def verilator_available():
             and (shutil.which("g++") is not None or shutil.which("clang++") is not None))
 
 
-def _checked(component):
-    if not isinstance(component, wiring.Component):
-        raise TypeError(f"a VerilatedDevice simulates a wiring.Component with byte streams i "
-                        f"and o, not {component!r}")
-    _check_byte_stream(component, "i", wiring.In)
-    _check_byte_stream(component, "o", wiring.Out)
-    return component
-
-
 def _version(command, environment):
     result = subprocess.run([*command, "--version"], capture_output=True, text=True,
                             env=environment, check=False)
@@ -263,11 +254,13 @@ def compile_model(design, *, key=None, library=(), name="top", progress=True):
     library = [pathlib.Path(path).resolve() for path in library]
     if isinstance(design, str):
         verilog = _wrapped(design)
-        identity = verilog + "".join(
-            path.read_text() for folder in sorted({path.parent for path in library})
-            for path in sorted(folder.glob("*.v*")))
+        # The library files, and the include files beside them that they may read.
+        includes = {path for folder in {path.parent for path in library}
+                    for path in folder.glob("*.vh")}
+        identity = verilog + "".join(path.read_text()
+                                     for path in sorted({*library, *includes}))
     elif isinstance(design, wiring.Component):
-        verilog = _wrapped(convert(_checked(design)))
+        verilog = _wrapped(convert(_checked_component(design, "VerilatedDevice")))
         identity = verilog
     elif callable(design) and isinstance(key, str):
         verilog = None
@@ -283,7 +276,7 @@ def compile_model(design, *, key=None, library=(), name="top", progress=True):
     if program.exists():
         return program
     if verilog is None:
-        verilog = _wrapped(convert(_checked(design())))
+        verilog = _wrapped(convert(_checked_component(design(), "VerilatedDevice")))
     folder.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     if progress:

@@ -1,13 +1,13 @@
 // Simulation models of the two ECP5 cells that Yosys' own library (share/ecp5/cells_sim.v)
 // leaves without behaviour: DP16KD, of which it has the parameters only, and MULT18X18D, of
 // which it has a black box. Each models the modes Yosys' synth_ecp5 uses, and only those;
-// gatework.boards.synthesis.unmodelled_modes refuses a netlist that sets any other.
+// gatework.boards.synthesis.unmodelled_modes refuses a netlist that uses any other.
 // Used with Yosys' common_sim.vh and ccu2c_sim.vh in place of its cells_sim.v.
 
 // DP16KD: a true dual-port 18-Kbit block RAM, as share/lattice/brams_map_16kd.v and
 // brams_16kd.txt use it with ports 18 or 9 bits wide: no output register (REGMODE NOREG),
-// chip select decode 0b000, an 18-bit port's writes enabled by halves on AD[1:0], read data
-// reset to zero.
+// chip select decode 0b000, an 18-bit port's writes enabled by halves on AD[1:0], the read
+// registers starting at zero and their resets (RSTA, RSTB) tied low.
 module DP16KD (
     input DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0,
     input ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0,
@@ -271,9 +271,7 @@ module DP16KD (
     wire collision_b = (write_low_a | write_high_a) & (low_b <= high_a) & (low_a <= high_b);
 
     always @(posedge clock_a) begin
-        if (RSTA)
-            read_a <= 18'b0;
-        else if (active_a) begin
+        if (active_a) begin
             if (!WEA)
                 read_a <= collision_a ? ~old_a : old_a;
             else if (WRITEMODE_A == "WRITETHROUGH")
@@ -289,9 +287,7 @@ module DP16KD (
     assign {DOA17, DOA16, DOA15, DOA14, DOA13, DOA12, DOA11, DOA10, DOA9, DOA8, DOA7, DOA6, DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = read_a;
 
     always @(posedge clock_b) begin
-        if (RSTB)
-            read_b <= 18'b0;
-        else if (active_b) begin
+        if (active_b) begin
             if (!WEB)
                 read_b <= collision_b ? ~old_b : old_b;
             else if (WRITEMODE_B == "WRITETHROUGH")
@@ -353,140 +349,79 @@ module MULT18X18D (
     parameter MULT_BYPASS = "DISABLED";
     parameter RESETMODE = "SYNC";
 
-    wire [17:0] inputa_in = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
-    reg [17:0] inputa_register = 18'b0;
-    wire inputa_clock = REG_INPUTA_CLK == "CLK0" ? CLK0 : REG_INPUTA_CLK == "CLK1" ? CLK1 :
-                          REG_INPUTA_CLK == "CLK2" ? CLK2 : CLK3;
-    wire inputa_enable = REG_INPUTA_CE == "CE0" ? CE0 : REG_INPUTA_CE == "CE1" ? CE1 :
-                           REG_INPUTA_CE == "CE2" ? CE2 : CE3;
-    wire inputa_reset = REG_INPUTA_RST == "RST0" ? RST0 : REG_INPUTA_RST == "RST1" ? RST1 :
-                          REG_INPUTA_RST == "RST2" ? RST2 : RST3;
-    generate
-        if (RESETMODE == "ASYNC") begin
-            always @(posedge inputa_clock, posedge inputa_reset)
-                if (inputa_reset)
-                    inputa_register <= 18'b0;
-                else if (inputa_enable)
-                    inputa_register <= inputa_in;
-        end else begin
-            always @(posedge inputa_clock)
-                if (inputa_reset)
-                    inputa_register <= 18'b0;
-                else if (inputa_enable)
-                    inputa_register <= inputa_in;
-        end
-    endgenerate
-    wire [17:0] inputa_out = REG_INPUTA_CLK == "NONE" ? inputa_in : inputa_register;
-
-    wire [17:0] inputb_in = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
-    reg [17:0] inputb_register = 18'b0;
-    wire inputb_clock = REG_INPUTB_CLK == "CLK0" ? CLK0 : REG_INPUTB_CLK == "CLK1" ? CLK1 :
-                          REG_INPUTB_CLK == "CLK2" ? CLK2 : CLK3;
-    wire inputb_enable = REG_INPUTB_CE == "CE0" ? CE0 : REG_INPUTB_CE == "CE1" ? CE1 :
-                           REG_INPUTB_CE == "CE2" ? CE2 : CE3;
-    wire inputb_reset = REG_INPUTB_RST == "RST0" ? RST0 : REG_INPUTB_RST == "RST1" ? RST1 :
-                          REG_INPUTB_RST == "RST2" ? RST2 : RST3;
-    generate
-        if (RESETMODE == "ASYNC") begin
-            always @(posedge inputb_clock, posedge inputb_reset)
-                if (inputb_reset)
-                    inputb_register <= 18'b0;
-                else if (inputb_enable)
-                    inputb_register <= inputb_in;
-        end else begin
-            always @(posedge inputb_clock)
-                if (inputb_reset)
-                    inputb_register <= 18'b0;
-                else if (inputb_enable)
-                    inputb_register <= inputb_in;
-        end
-    endgenerate
-    wire [17:0] inputb_out = REG_INPUTB_CLK == "NONE" ? inputb_in : inputb_register;
-
-    wire [17:0] inputc_in = {C17, C16, C15, C14, C13, C12, C11, C10, C9, C8, C7, C6, C5, C4, C3, C2, C1, C0};
-    reg [17:0] inputc_register = 18'b0;
-    wire inputc_clock = REG_INPUTC_CLK == "CLK0" ? CLK0 : REG_INPUTC_CLK == "CLK1" ? CLK1 :
-                          REG_INPUTC_CLK == "CLK2" ? CLK2 : CLK3;
-    wire inputc_enable = REG_INPUTC_CE == "CE0" ? CE0 : REG_INPUTC_CE == "CE1" ? CE1 :
-                           REG_INPUTC_CE == "CE2" ? CE2 : CE3;
-    wire inputc_reset = REG_INPUTC_RST == "RST0" ? RST0 : REG_INPUTC_RST == "RST1" ? RST1 :
-                          REG_INPUTC_RST == "RST2" ? RST2 : RST3;
-    generate
-        if (RESETMODE == "ASYNC") begin
-            always @(posedge inputc_clock, posedge inputc_reset)
-                if (inputc_reset)
-                    inputc_register <= 18'b0;
-                else if (inputc_enable)
-                    inputc_register <= inputc_in;
-        end else begin
-            always @(posedge inputc_clock)
-                if (inputc_reset)
-                    inputc_register <= 18'b0;
-                else if (inputc_enable)
-                    inputc_register <= inputc_in;
-        end
-    endgenerate
-    wire [17:0] inputc_out = REG_INPUTC_CLK == "NONE" ? inputc_in : inputc_register;
+    wire [3:0] clocks = {CLK3, CLK2, CLK1, CLK0};
+    wire [3:0] enables = {CE3, CE2, CE1, CE0};
+    wire [3:0] resets = {RST3, RST2, RST1, RST0};
+    wire [17:0] inputa;
+    GATEWORK_DSP_REGISTER #(.WIDTH(18), .CLK(REG_INPUTA_CLK), .CE(REG_INPUTA_CE),
+                            .RST(REG_INPUTA_RST), .RESETMODE(RESETMODE))
+        inputa_register (.clocks(clocks), .enables(enables), .resets(resets),
+                          .d({A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0}), .q(inputa));
+    wire [17:0] inputb;
+    GATEWORK_DSP_REGISTER #(.WIDTH(18), .CLK(REG_INPUTB_CLK), .CE(REG_INPUTB_CE),
+                            .RST(REG_INPUTB_RST), .RESETMODE(RESETMODE))
+        inputb_register (.clocks(clocks), .enables(enables), .resets(resets),
+                          .d({B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0}), .q(inputb));
+    wire [17:0] inputc;
+    GATEWORK_DSP_REGISTER #(.WIDTH(18), .CLK(REG_INPUTC_CLK), .CE(REG_INPUTC_CE),
+                            .RST(REG_INPUTC_RST), .RESETMODE(RESETMODE))
+        inputc_register (.clocks(clocks), .enables(enables), .resets(resets),
+                          .d({C17, C16, C15, C14, C13, C12, C11, C10, C9, C8, C7, C6, C5, C4, C3, C2, C1, C0}), .q(inputc));
 
     // Each operand is widened to the product's 36 bits as its SIGNED input says.
-    wire [35:0] product = {{18{SIGNEDA & inputa_out[17]}}, inputa_out}
-                        * {{18{SIGNEDB & inputb_out[17]}}, inputb_out};
+    wire [35:0] product = {{18{SIGNEDA & inputa[17]}}, inputa}
+                        * {{18{SIGNEDB & inputb[17]}}, inputb};
+    wire [35:0] pipeline;
+    GATEWORK_DSP_REGISTER #(.WIDTH(36), .CLK(REG_PIPELINE_CLK), .CE(REG_PIPELINE_CE),
+                            .RST(REG_PIPELINE_RST), .RESETMODE(RESETMODE))
+        pipeline_register (.clocks(clocks), .enables(enables), .resets(resets),
+                          .d(product), .q(pipeline));
+    wire [35:0] result;
+    GATEWORK_DSP_REGISTER #(.WIDTH(36), .CLK(REG_OUTPUT_CLK), .CE(REG_OUTPUT_CE),
+                            .RST(REG_OUTPUT_RST), .RESETMODE(RESETMODE))
+        output_register (.clocks(clocks), .enables(enables), .resets(resets),
+                          .d(pipeline), .q(result));
 
-    wire [35:0] pipeline_in = product;
-    reg [35:0] pipeline_register = 36'b0;
-    wire pipeline_clock = REG_PIPELINE_CLK == "CLK0" ? CLK0 : REG_PIPELINE_CLK == "CLK1" ? CLK1 :
-                          REG_PIPELINE_CLK == "CLK2" ? CLK2 : CLK3;
-    wire pipeline_enable = REG_PIPELINE_CE == "CE0" ? CE0 : REG_PIPELINE_CE == "CE1" ? CE1 :
-                           REG_PIPELINE_CE == "CE2" ? CE2 : CE3;
-    wire pipeline_reset = REG_PIPELINE_RST == "RST0" ? RST0 : REG_PIPELINE_RST == "RST1" ? RST1 :
-                          REG_PIPELINE_RST == "RST2" ? RST2 : RST3;
-    generate
-        if (RESETMODE == "ASYNC") begin
-            always @(posedge pipeline_clock, posedge pipeline_reset)
-                if (pipeline_reset)
-                    pipeline_register <= 36'b0;
-                else if (pipeline_enable)
-                    pipeline_register <= pipeline_in;
-        end else begin
-            always @(posedge pipeline_clock)
-                if (pipeline_reset)
-                    pipeline_register <= 36'b0;
-                else if (pipeline_enable)
-                    pipeline_register <= pipeline_in;
-        end
-    endgenerate
-    wire [35:0] pipeline_out = REG_PIPELINE_CLK == "NONE" ? pipeline_in : pipeline_register;
-
-    wire [35:0] output_in = pipeline_out;
-    reg [35:0] output_register = 36'b0;
-    wire output_clock = REG_OUTPUT_CLK == "CLK0" ? CLK0 : REG_OUTPUT_CLK == "CLK1" ? CLK1 :
-                          REG_OUTPUT_CLK == "CLK2" ? CLK2 : CLK3;
-    wire output_enable = REG_OUTPUT_CE == "CE0" ? CE0 : REG_OUTPUT_CE == "CE1" ? CE1 :
-                           REG_OUTPUT_CE == "CE2" ? CE2 : CE3;
-    wire output_reset = REG_OUTPUT_RST == "RST0" ? RST0 : REG_OUTPUT_RST == "RST1" ? RST1 :
-                          REG_OUTPUT_RST == "RST2" ? RST2 : RST3;
-    generate
-        if (RESETMODE == "ASYNC") begin
-            always @(posedge output_clock, posedge output_reset)
-                if (output_reset)
-                    output_register <= 36'b0;
-                else if (output_enable)
-                    output_register <= output_in;
-        end else begin
-            always @(posedge output_clock)
-                if (output_reset)
-                    output_register <= 36'b0;
-                else if (output_enable)
-                    output_register <= output_in;
-        end
-    endgenerate
-    wire [35:0] output_out = REG_OUTPUT_CLK == "NONE" ? output_in : output_register;
-
-    assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = output_out;
+    assign {P35, P34, P33, P32, P31, P30, P29, P28, P27, P26, P25, P24, P23, P22, P21, P20, P19, P18, P17, P16, P15, P14, P13, P12, P11, P10, P9, P8, P7, P6, P5, P4, P3, P2, P1, P0} = result;
     assign SIGNEDP = SIGNEDA ^ SIGNEDB;
-    assign {ROA17, ROA16, ROA15, ROA14, ROA13, ROA12, ROA11, ROA10, ROA9, ROA8, ROA7, ROA6, ROA5, ROA4, ROA3, ROA2, ROA1, ROA0} = inputa_out;
-    assign {ROB17, ROB16, ROB15, ROB14, ROB13, ROB12, ROB11, ROB10, ROB9, ROB8, ROB7, ROB6, ROB5, ROB4, ROB3, ROB2, ROB1, ROB0} = inputb_out;
-    assign {ROC17, ROC16, ROC15, ROC14, ROC13, ROC12, ROC11, ROC10, ROC9, ROC8, ROC7, ROC6, ROC5, ROC4, ROC3, ROC2, ROC1, ROC0} = inputc_out;
+    assign {ROA17, ROA16, ROA15, ROA14, ROA13, ROA12, ROA11, ROA10, ROA9, ROA8, ROA7, ROA6, ROA5, ROA4, ROA3, ROA2, ROA1, ROA0} = inputa;
+    assign {ROB17, ROB16, ROB15, ROB14, ROB13, ROB12, ROB11, ROB10, ROB9, ROB8, ROB7, ROB6, ROB5, ROB4, ROB3, ROB2, ROB1, ROB0} = inputb;
+    assign {ROC17, ROC16, ROC15, ROC14, ROC13, ROC12, ROC11, ROC10, ROC9, ROC8, ROC7, ROC6, ROC5, ROC4, ROC3, ROC2, ROC1, ROC0} = inputc;
     assign {SROA17, SROA16, SROA15, SROA14, SROA13, SROA12, SROA11, SROA10, SROA9, SROA8, SROA7, SROA6, SROA5, SROA4, SROA3, SROA2, SROA1, SROA0} = 18'b0;
     assign {SROB17, SROB16, SROB15, SROB14, SROB13, SROB12, SROB11, SROB10, SROB9, SROB8, SROB7, SROB6, SROB5, SROB4, SROB3, SROB2, SROB1, SROB0} = 18'b0;
+endmodule
+
+// One register of MULT18X18D: its clock, clock enable and reset are the ones of CLK0-3, CE0-3
+// and RST0-3 that its parameters name ("CLK0", "CE1", ...); with CLK "NONE" it is a wire.
+module GATEWORK_DSP_REGISTER #(
+    parameter WIDTH = 18,
+    parameter CLK = "NONE",
+    parameter CE = "CE0",
+    parameter RST = "RST0",
+    parameter RESETMODE = "SYNC"
+) (
+    input [3:0] clocks, enables, resets,
+    input [WIDTH - 1:0] d,
+    output [WIDTH - 1:0] q
+);
+    wire clock = clocks[CLK == "CLK1" ? 1 : CLK == "CLK2" ? 2 : CLK == "CLK3" ? 3 : 0];
+    wire enable = enables[CE == "CE1" ? 1 : CE == "CE2" ? 2 : CE == "CE3" ? 3 : 0];
+    wire reset = resets[RST == "RST1" ? 1 : RST == "RST2" ? 2 : RST == "RST3" ? 3 : 0];
+    reg [WIDTH - 1:0] register = {WIDTH{1'b0}};
+    generate
+        if (RESETMODE == "ASYNC") begin
+            always @(posedge clock, posedge reset)
+                if (reset)
+                    register <= {WIDTH{1'b0}};
+                else if (enable)
+                    register <= d;
+        end else begin
+            always @(posedge clock)
+                if (reset)
+                    register <= {WIDTH{1'b0}};
+                else if (enable)
+                    register <= d;
+        end
+    endgenerate
+    assign q = CLK == "NONE" ? d : register;
 endmodule

@@ -689,6 +689,7 @@ def simulation_session(config, rng, cycles=200_000):
     from ...golden.messages import (LoadRequest, RunRequest, encode_load_request,
                                     encode_request, encode_run_request)
     from ...golden.protocol import Command
+    from ..client import estimated_cycles
 
     inputs, hidden = config.max_input_size, config.max_hidden_size
     batch, steps = config.max_batch, config.max_steps
@@ -700,9 +701,8 @@ def simulation_session(config, rng, cycles=200_000):
     run = RunRequest(codes(batch * steps, inputs), np.full(batch, steps), 1, hidden, steps,
                      "forward")
     run_frame = encode_request(Command.RUN, 2, encode_run_request(run))
-    # A byte a cycle in and two out, and the engine's passes (see docs/cycles.md).
-    run_cycles = (len(run_frame) + 4 * batch * steps * hidden +
-                  steps * batch * 3 * hidden * (inputs + hidden) // config.lanes)
+    # The client's estimate of a RUN: its bytes each way and the engine's passes.
+    run_cycles = estimated_cycles(config, len(run_frame) + 2 * batch * steps * hidden, run)
     repeats = max(1, cycles // run_cycles)
     load = encode_request(Command.LOAD, 1, encode_load_request(LoadRequest(0, 0, cell)))
     return load + run_frame * repeats, 1 + repeats

@@ -239,30 +239,31 @@ def bench_golden(args):
 
 
 def bench_digits(args):
-    return _bench_classifier(args, "digits", "scikit-learn's digits", "images")
+    from . import bench
+    return _bench_classifier(args, bench.train_digits, "scikit-learn's digits")
 
 
 def bench_vowels(args):
-    return _bench_classifier(args, "vowels", "the Japanese vowels (ragged, 7 to 29 frames)",
-                             "utterances")
+    from . import bench
+    return _bench_classifier(args, bench.train_vowels,
+                             "the Japanese vowels (ragged, 7 to 29 frames)")
 
 
-def _bench_classifier(args, task, data, samples):
+def _bench_classifier(args, train, data):
     from . import bench
 
     print(f"training a GRU classifier on {data}...", file=sys.stderr)
-    train = bench.train_digits if task == "digits" else bench.train_vowels
     result = train(seed=args.seed, epochs=args.epochs, device=args.device)
     row = bench.classifier_report(result)
     header = (f"| model | float test accuracy | fixed-point test accuracy | change | "
-              f"test {samples} | predictions that differ | saturated values |\n"
+              f"test {result.samples} | predictions that differ | saturated values |\n"
               "|---|---|---|---|---|---|---|\n")
     _write(header + row + "\n", args.out)
     print(f"float {100 * result.float_accuracy:.2f} %, fixed point "
           f"{100 * result.fixed_accuracy:.2f} %, drop {result.drop_points:.2f} points "
           f"(bound 0.5)")
     if result.device is not None:
-        print(f"{result.device}: {result.test_samples} {samples} in "
+        print(f"{result.device}: {result.test_samples} {result.samples} in "
               f"{result.device_seconds:.1f} s, "
               f"{'identical to' if result.device_identical else 'DIFFERENT from'} golden")
         if not result.device_identical:

@@ -29,8 +29,6 @@ from the clock pin (:file:`boards/cells/ice40.v`), and the timing of the routes,
 nextpnr's timing analysis covers.
 """
 
-import pathlib
-import re
 import time
 
 import numpy as np
@@ -41,7 +39,8 @@ from amaranth.lib.wiring import In, Out
 
 from ...boards.build import build_board
 from ...boards.routed import ROUTED_NETLIST, routed_cell_library, routed_verilog
-from ...boards.synthesis import cell_library, synthesized_verilog
+from ...boards.synthesis import (cell_library, cells_without_models, synthesized_verilog,
+                                 unmodelled_modes)
 from ...boards.targets import BOARDS
 from ...golden.device_model import DeviceModel
 from ...golden.gru import GRUDirectionWeights
@@ -55,7 +54,7 @@ from ...sim.verilog import convert
 from ...sim.verilated import VerilatedDevice
 
 
-__all__ = ["unmodelled_modes", "verification_session", "verify_netlist", "verify_routed"]
+__all__ = ["verification_session", "verify_netlist", "verify_routed"]
 
 
 def verification_session(config, max_payload, rng):
@@ -88,6 +87,12 @@ def verification_session(config, max_payload, rng):
     return b"".join(frames), len(frames)
 
 
+def _resolve(board, build, progress):
+    """A board by name or itself, its small build by default, and a progress callable."""
+    board = BOARDS[board] if isinstance(board, str) else board
+    return board, board.small if build is None else build, progress or (lambda line: None)
+
+
 def verify_netlist(board, build=None, *, seed=0, rtl_engine="verilator", progress=None):
     """Simulate the synthesised netlist of ``board``'s ``build`` (default: the board's small
     build) beside its RTL, on :func:`verification_session`.
@@ -96,32 +101,28 @@ def verify_netlist(board, build=None, *, seed=0, rtl_engine="verilator", progres
     ``"amaranth"`` (no compile: the faster for a session of a few thousand cycles, such as a
     small build's; a named ULX3S build's takes 312,442).
 
-    Returns a dict: the board, the cells of the netlist's Verilog, seconds to synthesise and
-    to compile, the cycles each took, and ``identical`` (netlist and RTL gave the same bytes
+    Returns a dict: the board, the size of the netlist's Verilog, seconds to synthesise and
+    to compile the netlist, the cycles each took, and ``identical`` (netlist and RTL gave the same bytes
     after the same cycles) and ``as_model`` (those bytes are the protocol model's).
     """
-    progress = progress or (lambda line: None)
-    if isinstance(board, str):
-        board = BOARDS[board]
-    build = board.small if build is None else build
+    board, build, progress = _resolve(board, build, progress)
     if rtl_engine not in ("amaranth", "verilator"):
         raise ValueError(f"rtl_engine must be 'amaranth' or 'verilator', not {rtl_engine!r}")
+    clock_hz = board.clock_hz(build.clock_mhz)
 
     def top():
-        return AcceleratorTop(build.config, build.max_payload,
-                              board.clock_hz(build.clock_mhz),
+        return AcceleratorTop(build.config, build.max_payload, clock_hz,
                               register_slices=board.register_slices)
 
     wire, frames = verification_session(build.config, build.max_payload,
                                         np.random.default_rng(seed))
-    expected = DeviceModel(build.config, build.max_payload,
-                           board.clock_hz(build.clock_mhz)).feed(wire)
+    expected = DeviceModel(build.config, build.max_payload, clock_hz).feed(wire)
     progress(f"{board.name}: synthesising the accelerator top ({board.family})...")
     start = time.perf_counter()
     netlist = synthesized_verilog(top(), board.family)
     synthesis_seconds = time.perf_counter() - start
     library = cell_library(board.family)
-    missing = _cells_without_models(netlist, library)
+    missing = cells_without_models(netlist, library)
     if missing:
         raise NotImplementedError(
             f"{board.name}: the {board.family} netlist uses cells that the simulation library "
@@ -196,10 +197,7 @@ def verify_routed(board, build=None, *, seed=0, progress=None):
     Returns a dict: the board, the build's folder, seconds to prepare and to compile, the
     cycles the session took, and ``as_model`` (every answer is the protocol model's).
     """
-    progress = progress or (lambda line: None)
-    if isinstance(board, str):
-        board = BOARDS[board]
-    build = board.small if build is None else build
+    board, build, progress = _resolve(board, build, progress)
     if board.family != "ice40":
         raise NotImplementedError(
             f"{board.name}: the routed design is read back for iCE40 boards only (nextpnr's "
@@ -248,47 +246,3 @@ def verify_routed(board, build=None, *, seed=0, progress=None):
         "cycles": device.cycles,
         "as_model": quiet == b"" and len(same) == frames and all(same),
     }
-
-
-#: What our models of ECP5 cells (``boards/cells/ecp5.v``) cover, by cell and parameter: the
-#: values they model. A netlist that gives a cell another value is refused.
-MODELLED_MODES = {
-    "DP16KD": {"DATA_WIDTH_A": ("32'd9", "32'd18"), "DATA_WIDTH_B": ("32'd9", "32'd18"),
-               "REGMODE_A": ('"NOREG"',), "REGMODE_B": ('"NOREG"',),
-               "CSDECODE_A": ('"0b000"',), "CSDECODE_B": ('"0b000"',)},
-    "MULT18X18D": {"MULT_BYPASS": ('"DISABLED"',), "CAS_MATCH_REG": ('"FALSE"',),
-                   "SOURCEB_MODE": ('"B_SHIFT"',)},
-}
-
-
-def unmodelled_modes(netlist):
-    """The cells of ``netlist`` (Verilog from Yosys' ``write_verilog``) that set a parameter
-    of :data:`MODELLED_MODES` to a value their model does not cover, each as
-    ``"CELL instance: PARAMETER = value"``."""
-    found = []
-    for match in re.finditer(r"^  (\w+) #\(\n(.*?)^  \) (\S+) +\(", netlist, re.S | re.M):
-        cell, parameters, instance = match.groups()
-        modes = MODELLED_MODES.get(cell)
-        if modes is None:
-            continue
-        given = dict(re.findall(r"\.(\w+)\(([^)]*)\)", parameters))
-        found += [f"{cell} {instance}: {name} = {given[name]}"
-                  for name, values in modes.items() if given.get(name, values[0]) not in values]
-    return found
-
-
-def _cells_without_models(netlist, library):
-    """The cells ``netlist`` instantiates that no file of ``library``, nor any file those
-    include, defines."""
-    used = set(re.findall(r"^  ([A-Za-z_]\w*) (?:#\(|\\?\S+ +\()", netlist, re.M))
-    defined = set()
-    pending, seen = [pathlib.Path(path) for path in library], set()
-    while pending:
-        path = pending.pop()
-        if path in seen or not path.exists():
-            continue
-        seen.add(path)
-        text = path.read_text()
-        defined.update(re.findall(r"^\s*module\s+(\w+)", text, re.M))
-        pending += [path.parent / name for name in re.findall(r'`include "([^"]+)"', text)]
-    return sorted(used - defined - {"top"})

@@ -10,13 +10,12 @@ model's. Cells or cell modes that no model covers are refused, naming them.
 import numpy as np
 import pytest
 
-from gatework.boards.synthesis import cell_library
+from gatework.boards.synthesis import cell_library, cells_without_models, unmodelled_modes
 from gatework.boards.targets import BOARDS
 from gatework.golden.device_model import DeviceModel
 from gatework.golden.messages import FrameReader, decode_response
 from gatework.golden.protocol import Status
-from gatework.host.tools.verify import (_cells_without_models, unmodelled_modes,
-                                        verification_session, verify_netlist)
+from gatework.host.tools.verify import verification_session, verify_netlist
 from gatework.sim.verilated import verilator_available
 
 
@@ -58,20 +57,23 @@ _RAM = """  DP16KD #(
     .REGMODE_B("{regmode}")
   ) \\ring.0.0  (
     .ADA0(1'h0),
+    .RSTA({reset})
   );
 """
 
 
 def test_cell_modes_without_a_model_are_refused_by_name():
-    assert unmodelled_modes(_RAM.format(width=18, regmode="NOREG")) == []
-    assert unmodelled_modes(_RAM.format(width=9, regmode="NOREG")) == []
-    assert unmodelled_modes(_RAM.format(width=4, regmode="OUTREG")) == [
-        "DP16KD \\ring.0.0: DATA_WIDTH_A = 32'd4", 'DP16KD \\ring.0.0: REGMODE_B = "OUTREG"']
+    tied = "1'h0"
+    assert unmodelled_modes(_RAM.format(width=18, regmode="NOREG", reset=tied)) == []
+    assert unmodelled_modes(_RAM.format(width=9, regmode="NOREG", reset=tied)) == []
+    assert unmodelled_modes(_RAM.format(width=4, regmode="OUTREG", reset="\\rst ")) == [
+        "DP16KD \\ring.0.0: DATA_WIDTH_A = 32'd4", 'DP16KD \\ring.0.0: REGMODE_B = "OUTREG"',
+        "DP16KD \\ring.0.0: RSTA = \\rst "]
 
 
 def test_cells_without_a_model_are_named():
-    netlist = _RAM.format(width=18, regmode="NOREG") + "  EHXPLLL \\pll  (\n  );\n"
+    netlist = _RAM.format(width=18, regmode="NOREG", reset="1'h0") + "  EHXPLLL \\pll  (\n  );\n"
     # Yosys' ECP5 library has a DP16KD of parameters only; ours, with behaviour, replaces it.
-    assert _cells_without_models(netlist, cell_library("ecp5")) == ["EHXPLLL"]
+    assert cells_without_models(netlist, cell_library("ecp5")) == ["EHXPLLL"]
     assert "cells_sim.v" not in [path.name for path in cell_library("ecp5")]
-    assert _cells_without_models(netlist, cell_library("ice40")) == ["DP16KD", "EHXPLLL"]
+    assert cells_without_models(netlist, cell_library("ice40")) == ["DP16KD", "EHXPLLL"]

@@ -6,6 +6,29 @@ the command started on the last of them, and whatever a refused request still ca
 and dropped.
 """
 
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from gatework.hdl.link import BYTE_LAYOUT
+from gatework.hdl.request import RequestReader
+from gatework.hdl.share import share
+
+
+def harness_members(max_payload, **members):
+    """A harness's members: a request's bytes, its start and length as the top's link gives
+    them, ``members``, and ``idle``."""
+    return {"payload": In(stream.Signature(BYTE_LAYOUT)), "begin": In(1),
+            "length": In(range(max_payload + 1)), **members, "idle": Out(1)}
+
+
+def shared_request(m, harness, request, command, max_payload):
+    """Feed the harness's bytes to ``request`` and share it with ``command``, as the top
+    does; return the harness's own port of it."""
+    wiring.connect(m, wiring.flipped(harness.payload), request.payload)
+    own_request = RequestReader.words_signature(max_payload).create()
+    share(m, request, own_request, command.request)
+    return own_request
+
 
 def header_states(m, harness, request, own_request, command, header):
     """The harness's ``IDLE``, ``FIELDS`` and ``DRAIN`` states.

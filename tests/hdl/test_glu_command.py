@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 from amaranth.sim import Simulator
 
 from gatework.golden.config import BuildConfig
@@ -23,12 +23,11 @@ from gatework.golden.protocol import GLU_HEADER, Status
 from gatework.hdl.arith import SequentialMultiplier
 from gatework.hdl.glu import GLUUnit
 from gatework.hdl.glu_command import GluCommand
-from gatework.hdl.link import BYTE_LAYOUT
 from gatework.hdl.request import RequestReader
 from gatework.hdl.share import share
 from gatework.sim.streams import get, put
 
-from command_harness import header_states
+from command_harness import harness_members, header_states, shared_request
 
 
 CONFIG = BuildConfig(lanes=2, max_input_size=4, max_hidden_size=3, max_batch=2, max_steps=3,
@@ -47,22 +46,14 @@ class GluHarness(wiring.Component):
         self.sizes = SequentialMultiplier(SIZES_WIDTH)
         self.command = GluCommand(config, MAX_PAYLOAD, sizes_width=SIZES_WIDTH)
         self.glu = GLUUnit(config.formats, max_channels=config.max_hidden_size)
-        super().__init__({
-            "payload": In(stream.Signature(BYTE_LAYOUT)),
-            "begin": In(1),
-            "length": In(range(MAX_PAYLOAD + 1)),
-            "words": Out(stream.Signature(16)),
-            "idle": Out(1),
-        })
+        super().__init__(harness_members(MAX_PAYLOAD, words=Out(stream.Signature(16))))
 
     def elaborate(self, platform):
         m = Module()
         request, sizes, command, glu = self.request, self.sizes, self.command, self.glu
         m.submodules.request, m.submodules.sizes = request, sizes
         m.submodules.command, m.submodules.glu = command, glu
-        wiring.connect(m, wiring.flipped(self.payload), request.payload)
-        own_request = RequestReader.words_signature(MAX_PAYLOAD).create()
-        share(m, request, own_request, command.request)
+        own_request = shared_request(m, self, request, command, MAX_PAYLOAD)
         share(m, sizes, command.sizes)
         send = Signal()
         share(m, SimpleNamespace(glu_input=glu.i, glu_output=glu.o, words=self.words,

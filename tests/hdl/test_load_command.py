@@ -12,7 +12,7 @@ import random
 
 import pytest
 from amaranth.hdl import Module, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -23,14 +23,13 @@ from gatework.golden.messages import LoadRequest, encode_load_request
 from gatework.golden.protocol import LOAD_HEADER, Status
 from gatework.hdl.arith import SequentialMultiplier
 from gatework.hdl.gru import LoadRegion, engine_load_words
-from gatework.hdl.link import BYTE_LAYOUT
 from gatework.hdl.load_command import LoadCommand
 from gatework.hdl.request import RequestReader
 from gatework.hdl.share import share
 from gatework.hdl.slots import WeightSlots
 from gatework.sim.streams import put, to_python
 
-from command_harness import header_states
+from command_harness import harness_members, header_states, shared_request
 
 
 CONFIG = BuildConfig(lanes=2, max_input_size=4, max_hidden_size=3, max_batch=2, max_steps=3,
@@ -58,14 +57,7 @@ class LoadHarness(wiring.Component):
                          depth=1 << H0_ADDRESS_BITS, init=[UNWRITTEN] * (1 << H0_ADDRESS_BITS))
         self.command = LoadCommand(config, MAX_PAYLOAD, sizes_width=SIZES_WIDTH,
                                    h0_address_bits=H0_ADDRESS_BITS)
-        super().__init__({
-            "payload": In(stream.Signature(BYTE_LAYOUT)),
-            "begin": In(1),
-            "length": In(range(MAX_PAYLOAD + 1)),
-            "empty": In(1),
-            "full": Out(1),
-            "idle": Out(1),
-        })
+        super().__init__(harness_members(MAX_PAYLOAD, empty=In(1), full=Out(1)))
 
     def elaborate(self, platform):
         m = Module()
@@ -73,9 +65,7 @@ class LoadHarness(wiring.Component):
         m.submodules.request, m.submodules.sizes = request, sizes
         m.submodules.slots, m.submodules.command = slots, command
         m.submodules.h0 = self.h0
-        wiring.connect(m, wiring.flipped(self.payload), request.payload)
-        own_request = RequestReader.words_signature(MAX_PAYLOAD).create()
-        share(m, request, own_request, command.request)
+        own_request = shared_request(m, self, request, command, MAX_PAYLOAD)
         share(m, sizes, command.sizes)
         share(m, slots, command.slots)
         share(m, self.h0.write_port(), command.h0)

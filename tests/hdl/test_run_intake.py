@@ -37,11 +37,8 @@ class Harness:
     def __init__(self, config, max_payload=MAX_PAYLOAD):
         self.config = config
         self.layout = layout = BufferLayout(config)
-        address_bits = max(2 * layout.bank_words,
-                           config.weight_sets * layout.state_words).bit_length()
-        count_range = range(max(max_payload // 2, config.max_batch, config.max_hidden_size,
-                                config.max_input_size, config.max_steps,
-                                config.weight_sets) + 1)
+        address_bits = layout.address_bits
+        count_range = layout.count_range(max_payload)
         sizes_width = max(17, address_bits)
         m = self.m = Module()
         m.submodules.request = self.request = request = RequestReader(max_payload)

@@ -31,10 +31,8 @@ def read_port(m, memory, address, enable, two_cycle_reads):
 def run_layers(config, header, lengths, buffer_init, h0_init, rng, two_cycle_reads, stall):
     """Simulate the sequencer with a fake engine; return what crossed its ports, by run."""
     layout = BufferLayout(config)
-    address_bits = max(2 * layout.bank_words,
-                       config.weight_sets * layout.state_words).bit_length()
-    count_range = range(max(config.max_batch, config.max_hidden_size, config.max_input_size,
-                            config.max_steps, config.weight_sets) + 1)
+    address_bits = layout.address_bits
+    count_range = layout.count_range()
     word = signed(config.formats.data.total_bits)
     m = Module()
     m.submodules.walk = walk = WalkReader(count_range, address_bits, range(layout.state_words),

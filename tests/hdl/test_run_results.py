@@ -39,10 +39,8 @@ def send_results(config, runs, buffer_init, h_n_init, rng, two_cycle_reads, stal
     """Simulate RunResults for each ``(header, lengths, output_bytes, response_length)`` in
     turn; return the bytes of each response and the bytes offered after its end."""
     layout = BufferLayout(config)
-    address_bits = max(2 * layout.bank_words,
-                       config.weight_sets * layout.state_words).bit_length()
-    count_range = range(max(config.max_batch, config.max_hidden_size, config.max_input_size,
-                            config.max_steps, config.weight_sets) + 1)
+    address_bits = layout.address_bits
+    count_range = layout.count_range()
     word = signed(config.formats.data.total_bits)
     m = Module()
     m.submodules.walk = walk = WalkReader(count_range, address_bits, range(layout.state_words),
